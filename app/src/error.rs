@@ -1,0 +1,61 @@
+//! The one error type every server function returns.
+use leptos::prelude::{FromServerFnError, ServerFnErrorErr};
+use leptos::server_fn::codec::JsonEncoding;
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong in a server function, as the browser sees it. Internal details are logged on
+/// the server and never sent.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// No session.
+    #[error("You are not signed in.")]
+    Unauthenticated,
+    /// The role may not do this.
+    #[error("Your role may not do this.")]
+    Forbidden,
+    /// No such thing.
+    #[error("{0} was not found.")]
+    NotFound(String),
+    /// Someone else changed it first, or it already exists.
+    #[error("Conflict: {0}")]
+    Conflict(String),
+    /// The input breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database is away.
+    #[error("The database is unavailable right now; try again in a moment.")]
+    Unavailable,
+    /// A bug or an unexpected failure (details in the server log).
+    #[error("Something went wrong on the server.")]
+    Internal,
+    /// Transport or encoding failure of the server function itself.
+    #[error("{0}")]
+    ServerFn(ServerFnErrorErr),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::ServerFn(value)
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<store::Error> for AppError {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::NotFound(what) => AppError::NotFound(what),
+            store::Error::Conflict(what) => AppError::Conflict(what),
+            store::Error::Invalid(what) => AppError::Invalid(what),
+            store::Error::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
+                AppError::Unavailable
+            }
+            other => {
+                tracing::error!(error = ?other, "store error");
+                AppError::Internal
+            }
+        }
+    }
+}

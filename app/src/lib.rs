@@ -1,0 +1,103 @@
+//! Rollgate's web app: the routes, the pages and the server functions they call.
+//!
+//! Server functions are thin: read the request context, check the role, call `store`/`flags`,
+//! map the error. Everything that touches the database lives behind `#[cfg(feature = "ssr")]`
+//! inside `store`; the browser build only sees the types.
+
+pub mod error;
+pub mod tenants;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Redirect, Route, Router, Routes, A},
+    path, SsrMode,
+};
+
+pub use error::AppError;
+
+/// What every server function gets from the server through the Leptos context.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct ServerContext {
+    /// The database pool.
+    pub pool: store::PgPool,
+}
+
+/// The server context, or an internal error when the server forgot to provide it.
+#[cfg(feature = "ssr")]
+pub fn server_context() -> Result<ServerContext, AppError> {
+    use_context::<ServerContext>().ok_or(AppError::Internal)
+}
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The app: navigation and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Runs only in the browser: marks the document as hydrated so tests and styles can tell.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/rollgate.css" />
+        <Link rel="icon" href="/favicon.svg" />
+        <Meta name="description" content="Rollgate: the rollout control plane for tenant-scoped feature flags." />
+        <Title formatter=|text| format!("{text} · Rollgate") />
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">
+                    <span class="brand-mark" aria-hidden="true">"◐"</span>
+                    " Rollgate"
+                </a>
+                <nav class="nav" aria-label="Main">
+                    <A href="/tenants">"Tenants"</A>
+                </nav>
+            </header>
+            <main id="main">
+                <Routes fallback=|| view! { <NotFound /> }>
+                    <Route path=path!("") view=|| view! { <Redirect path="/tenants" /> } />
+                    <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <Title text="Not found" />
+        <section class="empty">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address. " <a href="/tenants">"Go to the tenants"</a> "."</p>
+        </section>
+    }
+}

@@ -1,0 +1,429 @@
+//! The tenant list: search, filters, sort and server-side paging.
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    hooks::{use_navigate, use_query_map},
+    NavigateOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+
+/// The flag whose bucket the list shows next to every tenant.
+pub const SHOWN_FLAG: &str = "multi_workspace_enabled";
+
+/// Rows per page of the tenant list.
+pub const PER_PAGE: u32 = 25;
+
+/// Plans a tenant can have.
+pub const PLANS: &[&str] = &["free", "starter", "pro", "enterprise"];
+
+/// Regions the demo data and the filter know.
+pub const REGIONS: &[&str] = &[
+    "eu-west",
+    "eu-central",
+    "us-east",
+    "us-west",
+    "ap-southeast",
+    "sa-east",
+];
+
+/// A tenant as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    pub plan: String,
+    /// Region.
+    pub region: String,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// One page of the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantPage {
+    /// Rows.
+    pub items: Vec<TenantView>,
+    /// Matches over all pages.
+    pub total: i64,
+    /// 1-based page.
+    pub page: u32,
+    /// Rows per page.
+    pub per_page: u32,
+}
+
+impl TenantPage {
+    /// Number of pages (at least 1).
+    pub fn pages(&self) -> u32 {
+        let per = i64::from(self.per_page.max(1));
+        u32::try_from((self.total + per - 1) / per)
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+}
+
+/// What the list asks for; also the URL query string of the page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantFilter {
+    /// Search in name and id.
+    pub q: String,
+    /// Plan filter, empty for all.
+    pub plan: String,
+    /// Region filter, empty for all.
+    pub region: String,
+    /// `name`, `newest`, `plan` or `region`.
+    pub sort: String,
+    /// 1-based page.
+    pub page: u32,
+}
+
+impl TenantFilter {
+    /// The `/tenants?…` URL for this filter.
+    pub fn href(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("q", self.q.as_str()),
+            ("plan", self.plan.as_str()),
+            ("region", self.region.as_str()),
+            ("sort", self.sort.as_str()),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", encode(v)));
+            }
+        }
+        if self.page > 1 {
+            parts.push(format!("page={}", self.page));
+        }
+        if parts.is_empty() {
+            "/tenants".to_string()
+        } else {
+            format!("/tenants?{}", parts.join("&"))
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Lists live tenants matching the filter, a page at a time.
+#[server(prefix = "/rpc")]
+pub async fn list_tenants(filter: TenantFilter) -> Result<TenantPage, AppError> {
+    use store::tenants::{TenantQuery, TenantSort};
+    let ctx = crate::server_context()?;
+    let sort = match filter.sort.as_str() {
+        "" | "name" => TenantSort::Name,
+        "newest" => TenantSort::Newest,
+        "plan" => TenantSort::Plan,
+        "region" => TenantSort::Region,
+        other => return Err(AppError::Invalid(format!("unknown sort order {other:?}"))),
+    };
+    let page = store::tenants::list(
+        &ctx.pool,
+        &TenantQuery {
+            search: Some(filter.q),
+            plan: Some(filter.plan),
+            region: Some(filter.region),
+            sort,
+            page: filter.page.max(1),
+            per_page: PER_PAGE,
+        },
+    )
+    .await?;
+    Ok(TenantPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|t| TenantView {
+                id: t.id,
+                name: t.name,
+                plan: t.plan,
+                region: t.region,
+                tags: t.tags,
+            })
+            .collect(),
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+    })
+}
+
+/// `/tenants`: the searchable, filterable, paginated list.
+#[component]
+pub fn TenantsPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = Memo::new(move |_| {
+        query.with(|q| TenantFilter {
+            q: q.get("q").unwrap_or_default(),
+            plan: q.get("plan").unwrap_or_default(),
+            region: q.get("region").unwrap_or_default(),
+            sort: q.get("sort").unwrap_or_default(),
+            page: q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
+        })
+    });
+    let tenants = Resource::new(move || filter.get(), list_tenants);
+    let navigate = use_navigate();
+    let go = move |f: TenantFilter| {
+        navigate(
+            &f.href(),
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        )
+    };
+    let on_search = {
+        let go = go.clone();
+        move |ev: leptos::ev::Event| {
+            let mut f = filter.get_untracked();
+            f.q = event_target_value(&ev);
+            f.page = 1;
+            go(f);
+        }
+    };
+    let on_plan = {
+        let go = go.clone();
+        move |ev: leptos::ev::Event| {
+            let mut f = filter.get_untracked();
+            f.plan = event_target_value(&ev);
+            f.page = 1;
+            go(f);
+        }
+    };
+    let on_region = {
+        let go = go.clone();
+        move |ev: leptos::ev::Event| {
+            let mut f = filter.get_untracked();
+            f.region = event_target_value(&ev);
+            f.page = 1;
+            go(f);
+        }
+    };
+    let on_sort = move |ev: leptos::ev::Event| {
+        let mut f = filter.get_untracked();
+        f.sort = event_target_value(&ev);
+        f.page = 1;
+        go(f);
+    };
+
+    view! {
+        <Title text="Tenants" />
+        <section class="page">
+            <div class="page-head">
+                <h1>"Tenants"</h1>
+                <p class="muted">
+                    "Every live tenant of the SaaS. The bucket is the tenant's sticky position (1–100) for "
+                    <code>{SHOWN_FLAG}</code> ": a tenant is in a p% rollout when its bucket ≤ p."
+                </p>
+            </div>
+            // A plain GET form: without JavaScript it reloads the page with the query; once
+            // hydrated, typing updates the list in place.
+            <form class="filters" method="get" action="/tenants" role="search">
+                <label class="field grow">
+                    <span>"Search"</span>
+                    <input
+                        type="search"
+                        name="q"
+                        placeholder="Name or id"
+                        autocomplete="off"
+                        data-testid="tenant-search"
+                        prop:value=move || filter.get().q
+                        on:input=on_search
+                    />
+                </label>
+                <label class="field">
+                    <span>"Plan"</span>
+                    <select name="plan" data-testid="plan-filter" on:change=on_plan>
+                        <option value="" selected=move || filter.get().plan.is_empty()>"All plans"</option>
+                        {PLANS
+                            .iter()
+                            .map(|p| {
+                                let p = *p;
+                                view! { <option value=p selected=move || filter.get().plan == p>{p}</option> }
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Region"</span>
+                    <select name="region" data-testid="region-filter" on:change=on_region>
+                        <option value="" selected=move || filter.get().region.is_empty()>"All regions"</option>
+                        {REGIONS
+                            .iter()
+                            .map(|r| {
+                                let r = *r;
+                                view! { <option value=r selected=move || filter.get().region == r>{r}</option> }
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Sort"</span>
+                    <select name="sort" data-testid="sort" on:change=on_sort>
+                        {[("name", "Name"), ("newest", "Newest"), ("plan", "Plan"), ("region", "Region")]
+                            .into_iter()
+                            .map(|(v, label)| {
+                                view! {
+                                    <option
+                                        value=v
+                                        selected=move || {
+                                            let s = filter.get().sort;
+                                            s == v || (s.is_empty() && v == "name")
+                                        }
+                                    >
+                                        {label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+                <noscript>
+                    <button type="submit" class="btn">"Apply"</button>
+                </noscript>
+            </form>
+            <Transition fallback=|| view! { <p class="loading">"Loading tenants…"</p> }>
+                {move || Suspend::new(async move {
+                    match tenants.await {
+                        Ok(page) => view! { <TenantTable page filter=filter.get_untracked() /> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
+    if page.items.is_empty() {
+        return view! {
+            <div class="empty" data-testid="tenant-empty">
+                <p>"No tenant matches these filters."</p>
+                <a href="/tenants">"Clear the filters"</a>
+            </div>
+        }
+        .into_any();
+    }
+    let first = (page.page.saturating_sub(1)) * page.per_page + 1;
+    let last = first + u32::try_from(page.items.len()).unwrap_or(0) - 1;
+    let pages = page.pages();
+    let prev = (page.page > 1).then(|| {
+        TenantFilter {
+            page: page.page - 1,
+            ..filter.clone()
+        }
+        .href()
+    });
+    let next = (page.page < pages).then(|| {
+        TenantFilter {
+            page: page.page + 1,
+            ..filter.clone()
+        }
+        .href()
+    });
+    view! {
+        <p class="count" data-testid="tenant-count">
+            {format!("Showing {first}–{last} of {} tenants", page.total)}
+        </p>
+        <div class="table-wrap">
+            <table class="table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Id"</th>
+                        <th scope="col">"Plan"</th>
+                        <th scope="col">"Region"</th>
+                        <th scope="col">"Tags"</th>
+                        <th scope="col" class="num" title=format!("bucket({SHOWN_FLAG}, id)")>"Bucket"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {page
+                        .items
+                        .into_iter()
+                        .map(|t| {
+                            let bucket = flags::bucket(SHOWN_FLAG, &t.id);
+                            view! {
+                                <tr data-testid="tenant-row">
+                                    <td class="name">{t.name}</td>
+                                    <td><code>{t.id}</code></td>
+                                    <td><span class=format!("pill plan-{}", t.plan)>{t.plan.clone()}</span></td>
+                                    <td>{t.region}</td>
+                                    <td>{t.tags.join(", ")}</td>
+                                    <td class="num">{bucket}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <nav class="pager" aria-label="Pages">
+            {match prev {
+                Some(href) => view! { <a class="btn" href=href rel="prev" data-testid="prev-page">"← Previous"</a> }.into_any(),
+                None => view! { <span class="btn disabled" aria-disabled="true">"← Previous"</span> }.into_any(),
+            }}
+            <span class="muted">{format!("Page {} of {pages}", page.page)}</span>
+            {match next {
+                Some(href) => view! { <a class="btn" href=href rel="next" data-testid="next-page">"Next →"</a> }.into_any(),
+                None => view! { <span class="btn disabled" aria-disabled="true">"Next →"</span> }.into_any(),
+            }}
+        </nav>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn href_encodes_and_skips_defaults() {
+        let f = TenantFilter {
+            q: "a&b c".into(),
+            page: 1,
+            ..Default::default()
+        };
+        assert_eq!(f.href(), "/tenants?q=a%26b%20c");
+        let f = TenantFilter {
+            plan: "pro".into(),
+            page: 3,
+            ..Default::default()
+        };
+        assert_eq!(f.href(), "/tenants?plan=pro&page=3");
+        assert_eq!(TenantFilter::default().href(), "/tenants");
+    }
+
+    #[test]
+    fn pages_round_up() {
+        let p = TenantPage {
+            items: vec![],
+            total: 51,
+            page: 1,
+            per_page: 25,
+        };
+        assert_eq!(p.pages(), 3);
+        let p = TenantPage {
+            items: vec![],
+            total: 0,
+            page: 1,
+            per_page: 25,
+        };
+        assert_eq!(p.pages(), 1);
+    }
+}

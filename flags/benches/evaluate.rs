@@ -1,0 +1,138 @@
+//! `cargo bench -p flags --bench evaluate`
+//!
+//! * `evaluate/rollgate`: one decision on a snapshot of 1,000 flags, each with a materialised 50%
+//!   rollout over 1,000 tenants plus a pilot list.
+//! * `evaluate/yggdrasil`: the equivalent Unleash feature evaluated by `unleash-yggdrasil` 0.21.7 —
+//!   flexibleRollout 50% with stickiness on a `tenantId` property and a `tenantId IN [...]`
+//!   constraint — in the same run.
+//! * `cohort/100k`: the 50% cohort of 100,000 tenants.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use flags::{cohort, FlagState, Percentage, Snapshot, Target, Tenant};
+use unleash_yggdrasil::{Context, EngineState, UpdateMessage};
+
+const FLAGS: usize = 1_000;
+const TENANTS: usize = 1_000;
+
+fn tenant_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("tenant-{i:06}")).collect()
+}
+
+fn rollgate_snapshot(ids: &[String]) -> Snapshot {
+    let tenants: Vec<Tenant> = ids.iter().map(Tenant::new).collect();
+    let mut snap = Snapshot::new(1);
+    snap.tenants = ids.iter().cloned().collect();
+    for f in 0..FLAGS {
+        let key = format!("flag_{f}");
+        let mut target = Target::percentage(Percentage::new(50).unwrap());
+        target.pilots.insert(ids[f % ids.len()].clone());
+        let state = FlagState::default().materialise(&key, target, &tenants);
+        snap.flags.insert(key, state);
+    }
+    snap
+}
+
+fn yggdrasil_engine(ids: &[String]) -> EngineState {
+    let features: Vec<serde_json::Value> = (0..FLAGS)
+        .map(|f| {
+            serde_json::json!({
+                "name": format!("flag_{f}"),
+                "enabled": true,
+                "strategies": [{
+                    "name": "flexibleRollout",
+                    "parameters": {"rollout": "50", "stickiness": "tenantId", "groupId": format!("flag_{f}")},
+                    "constraints": [{"contextName": "tenantId", "operator": "IN", "values": ids}]
+                }]
+            })
+        })
+        .collect();
+    let engine = EngineState::initial_state(chrono::DateTime::UNIX_EPOCH);
+    let state =
+        serde_json::from_value(serde_json::json!({"version": 2, "features": features})).unwrap();
+    engine.take_state(UpdateMessage::FullResponse(state));
+    engine
+}
+
+fn bench_evaluate(c: &mut Criterion) {
+    let ids = tenant_ids(TENANTS);
+    let snap = rollgate_snapshot(&ids);
+    let engine = yggdrasil_engine(&ids);
+    let keys: Vec<String> = (0..FLAGS).map(|f| format!("flag_{f}")).collect();
+    let contexts: Vec<Context> = ids
+        .iter()
+        .map(|id| Context {
+            properties: Some(HashMap::from([("tenantId".to_string(), id.clone())])),
+            ..Context::default()
+        })
+        .collect();
+    // Both engines must agree before their speed is compared.
+    for (i, id) in ids.iter().enumerate().take(200) {
+        let k = &keys[(i * 7) % FLAGS];
+        let ours = snap.evaluate(k, id).on;
+        let theirs = engine.is_enabled(k, &contexts[i], &None);
+        let pilot = snap.flags[k].target.as_ref().unwrap().pilots.contains(id);
+        assert!(
+            pilot || ours == theirs,
+            "{k} {id}: rollgate {ours}, yggdrasil {theirs}"
+        );
+    }
+
+    let mut g = c.benchmark_group("evaluate");
+    let mut i = 0usize;
+    g.bench_function("rollgate", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7919);
+            let k = &keys[i % FLAGS];
+            let t = &ids[(i / 3) % TENANTS];
+            black_box(snap.evaluate(black_box(k), black_box(t)))
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("yggdrasil", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7919);
+            let k = &keys[i % FLAGS];
+            let ctx = &contexts[(i / 3) % TENANTS];
+            black_box(engine.is_enabled(black_box(k), black_box(ctx), &None))
+        })
+    });
+    g.finish();
+}
+
+fn bench_cohort(c: &mut Criterion) {
+    let tenants: Vec<Tenant> = tenant_ids(100_000).into_iter().map(Tenant::new).collect();
+    let target = Target::percentage(Percentage::new(50).unwrap());
+    let mut g = c.benchmark_group("cohort");
+    g.sample_size(20);
+    g.bench_function("100k_tenants_50pct", |b| {
+        b.iter(|| black_box(cohort("multi_workspace_enabled", &target, black_box(&tenants)).len()))
+    });
+    let before = FlagState::default().materialise(
+        "multi_workspace_enabled",
+        Target::percentage(Percentage::new(10).unwrap()),
+        &tenants,
+    );
+    let after = before.materialise("multi_workspace_enabled", target.clone(), &tenants);
+    g.bench_function("100k_tenants_diff_10_to_50pct", |b| {
+        b.iter(|| {
+            black_box(
+                flags::diff(&before, &after, tenants.iter().map(|t| t.id.as_str()))
+                    .turned_on
+                    .len(),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_evaluate, bench_cohort);
+criterion_main!(benches);

@@ -1,0 +1,138 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{FlagState, Snapshot};
+
+/// Why a flag is ON or OFF for a tenant. The serialised names (`kind`) are stable: the API, the UI
+/// and audit entries show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The global row is enabled.
+    Global,
+    /// The tenant's own row is enabled (set by hand, not by the current target).
+    TenantEnabled,
+    /// The tenant is a pilot of the current target.
+    Pilot,
+    /// The tenant is in the percentage cohort of the current target.
+    Cohort {
+        /// The tenant's bucket, `1..=100`.
+        bucket: u32,
+        /// The target's percentage.
+        percentage: u32,
+    },
+    /// The tenant is excluded (quarantined): OFF whatever else holds.
+    Excluded,
+    /// No such flag: OFF (fail closed).
+    UnknownFlag,
+    /// No such tenant: OFF (fail closed).
+    UnknownTenant,
+    /// Nothing turns it on.
+    Off,
+}
+
+impl Reason {
+    /// The stable snake_case name of the reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Global => "global",
+            Reason::TenantEnabled => "tenant_enabled",
+            Reason::Pilot => "pilot",
+            Reason::Cohort { .. } => "cohort",
+            Reason::Excluded => "excluded",
+            Reason::UnknownFlag => "unknown_flag",
+            Reason::UnknownTenant => "unknown_tenant",
+            Reason::Off => "off",
+        }
+    }
+
+    /// Whether the reason is a failure to find the flag or the tenant.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reason::UnknownFlag | Reason::UnknownTenant)
+    }
+}
+
+/// The answer to "is flag K on for tenant T?" with its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Decision {
+    /// ON or OFF.
+    pub on: bool,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Decision {
+    fn off(reason: Reason) -> Self {
+        Decision { on: false, reason }
+    }
+}
+
+impl FlagState {
+    /// The decision for a tenant already known to exist.
+    ///
+    /// ```
+    /// use flags::{FlagState, Reason};
+    /// let mut state = FlagState::default();
+    /// state.on.insert("acme".to_string());
+    /// let d = state.evaluate("multi_workspace_enabled", "acme");
+    /// assert!(d.on);
+    /// assert_eq!(d.reason, Reason::TenantEnabled);
+    /// assert!(!state.evaluate("multi_workspace_enabled", "globex").on);
+    /// ```
+    pub fn evaluate(&self, flag_key: &str, tenant_id: &str) -> Decision {
+        if self.excluded.contains(tenant_id) {
+            return Decision::off(Reason::Excluded);
+        }
+        if self.enabled {
+            return Decision {
+                on: true,
+                reason: Reason::Global,
+            };
+        }
+        if !self.on.contains(tenant_id) {
+            return Decision::off(Reason::Off);
+        }
+        let reason = match &self.target {
+            Some(t) if t.pilots.contains(tenant_id) => Reason::Pilot,
+            Some(t) if t.percentage.get() > 0 => {
+                let bucket = crate::bucket(flag_key, tenant_id);
+                let percentage = t.percentage.get();
+                if bucket <= percentage {
+                    Reason::Cohort { bucket, percentage }
+                } else {
+                    Reason::TenantEnabled
+                }
+            }
+            _ => Reason::TenantEnabled,
+        };
+        Decision { on: true, reason }
+    }
+}
+
+impl Snapshot {
+    /// Is `flag_key` ON for `tenant_id`, and why. Unknown flags and unknown tenants are OFF
+    /// (fail closed) with [`Reason::UnknownFlag`] / [`Reason::UnknownTenant`].
+    ///
+    /// ```
+    /// use flags::{Reason, Snapshot};
+    /// let snap = Snapshot::from_json(br#"{
+    ///   "format": "rollgate.snapshot/v1", "version": 3,
+    ///   "tenants": ["acme", "globex"],
+    ///   "flags": {"multi_workspace_enabled": {"enabled": false, "on": ["acme"]}}
+    /// }"#)?;
+    /// assert!(snap.evaluate("multi_workspace_enabled", "acme").on);
+    /// assert_eq!(snap.evaluate("multi_workspace_enabled", "globex").reason, Reason::Off);
+    /// assert_eq!(snap.evaluate("multi_workspace_enabled", "initech").reason, Reason::UnknownTenant);
+    /// assert_eq!(snap.evaluate("nope", "acme").reason, Reason::UnknownFlag);
+    /// # Ok::<(), flags::Error>(())
+    /// ```
+    pub fn evaluate(&self, flag_key: &str, tenant_id: &str) -> Decision {
+        let Some(state) = self.flags.get(flag_key) else {
+            return Decision::off(Reason::UnknownFlag);
+        };
+        if !self.tenants.contains(tenant_id) {
+            return Decision::off(Reason::UnknownTenant);
+        }
+        state.evaluate(flag_key, tenant_id)
+    }
+}

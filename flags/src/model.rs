@@ -1,0 +1,199 @@
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A tenant of the SaaS and the attributes rollout constraints can look at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Stable identifier, the stickiness key of every bucket.
+    pub id: String,
+    /// Commercial plan, e.g. `free`, `starter`, `pro`, `enterprise`.
+    #[serde(default)]
+    pub plan: String,
+    /// Hosting region, e.g. `eu-west`.
+    #[serde(default)]
+    pub region: String,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Tenant {
+    /// A tenant with only an id (no plan, region or tags).
+    pub fn new(id: impl Into<String>) -> Self {
+        Tenant {
+            id: id.into(),
+            plan: String::new(),
+            region: String::new(),
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// A whole percentage, `0..=100`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Percentage(u8);
+
+impl Percentage {
+    /// No tenant.
+    pub const ZERO: Percentage = Percentage(0);
+    /// Every tenant.
+    pub const ALL: Percentage = Percentage(100);
+
+    /// Checks the range.
+    ///
+    /// ```
+    /// assert!(flags::Percentage::new(50).is_ok());
+    /// assert!(flags::Percentage::new(101).is_err());
+    /// ```
+    pub fn new(value: u32) -> Result<Self, Error> {
+        u8::try_from(value)
+            .ok()
+            .filter(|v| *v <= 100)
+            .map(Percentage)
+            .ok_or(Error::PercentageOutOfRange(value))
+    }
+
+    /// The value, `0..=100`.
+    pub fn get(self) -> u32 {
+        u32::from(self.0)
+    }
+}
+
+impl TryFrom<u32> for Percentage {
+    type Error = Error;
+    fn try_from(value: u32) -> Result<Self, Error> {
+        Percentage::new(value)
+    }
+}
+
+impl From<Percentage> for u32 {
+    fn from(p: Percentage) -> u32 {
+        p.get()
+    }
+}
+
+/// A tenant attribute a constraint can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    /// [`Tenant::plan`].
+    Plan,
+    /// [`Tenant::region`].
+    Region,
+    /// Any of [`Tenant::tags`].
+    Tag,
+}
+
+/// How a constraint compares the attribute with its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Operator {
+    /// The attribute is one of the values.
+    In,
+    /// The attribute is none of the values.
+    NotIn,
+}
+
+/// `plan IN [pro, enterprise]`, `region NOT_IN [us-gov]`, `tag IN [beta]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    /// What is tested.
+    pub attribute: Attribute,
+    /// How.
+    pub operator: Operator,
+    /// Against what.
+    pub values: Vec<String>,
+}
+
+impl Constraint {
+    /// Whether `tenant` satisfies the constraint.
+    ///
+    /// ```
+    /// use flags::{Attribute, Constraint, Operator, Tenant};
+    /// let c = Constraint { attribute: Attribute::Plan, operator: Operator::In, values: vec!["pro".into()] };
+    /// let mut t = Tenant::new("acme");
+    /// t.plan = "pro".into();
+    /// assert!(c.matches(&t));
+    /// ```
+    pub fn matches(&self, tenant: &Tenant) -> bool {
+        let hit = match self.attribute {
+            Attribute::Plan => self.values.iter().any(|v| v == &tenant.plan),
+            Attribute::Region => self.values.iter().any(|v| v == &tenant.region),
+            Attribute::Tag => tenant.tags.iter().any(|t| self.values.contains(t)),
+        };
+        match self.operator {
+            Operator::In => hit,
+            Operator::NotIn => !hit,
+        }
+    }
+}
+
+/// What a rollout phase aims at: named pilot tenants plus a sticky percentage of the tenants that
+/// satisfy every constraint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Tenants that are in whatever the percentage says (the pilot list).
+    #[serde(default)]
+    pub pilots: BTreeSet<String>,
+    /// Share of eligible tenants, by bucket.
+    #[serde(default)]
+    pub percentage: Percentage,
+    /// All must hold for a tenant to be in the percentage part (pilots bypass them).
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+}
+
+impl Target {
+    /// A plain percentage rollout with no pilots and no constraints.
+    pub fn percentage(percentage: Percentage) -> Self {
+        Target {
+            percentage,
+            ..Target::default()
+        }
+    }
+
+    /// Whether `tenant` is in this target for `flag_key` (pilot, or in the percentage and every
+    /// constraint).
+    pub fn includes(&self, flag_key: &str, tenant: &Tenant) -> bool {
+        self.pilots.contains(&tenant.id) || self.in_percentage(flag_key, tenant)
+    }
+
+    fn in_percentage(&self, flag_key: &str, tenant: &Tenant) -> bool {
+        let pct = self.percentage.get();
+        pct > 0
+            && self.constraints.iter().all(|c| c.matches(tenant))
+            && (pct >= 100 || crate::bucket(flag_key, &tenant.id) <= pct)
+    }
+}
+
+/// The effective state of one flag, exactly as the `feature_flags` table holds it: a global row,
+/// the tenants whose own row is enabled, and the excluded (quarantined) tenants. The rollout
+/// target that produced the tenant rows is kept to explain decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagState {
+    /// The global row (`tenant_id IS NULL`): ON for everyone not excluded.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Tenants whose own row is enabled.
+    #[serde(default)]
+    pub on: HashSet<String>,
+    /// Tenants that are OFF whatever the other rows say.
+    #[serde(default)]
+    pub excluded: HashSet<String>,
+    /// The current rollout target, if the flag is being rolled out by phases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+impl FlagState {
+    /// Whether the flag is ON for a tenant known to exist.
+    pub fn is_on(&self, tenant_id: &str) -> bool {
+        !self.excluded.contains(tenant_id) && (self.enabled || self.on.contains(tenant_id))
+    }
+}

@@ -1,0 +1,199 @@
+# Shared helpers for scripts/run and scripts/test. Source it; do not run it.
+# Every step prints one line, and slow steps print how long they took.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+CARGO_LEPTOS_VERSION=0.3.10
+BINARYEN_VERSION=132
+TOOLS="$ROOT/.data/tools"
+export PATH="$HOME/.cargo/bin:$TOOLS/node_modules/.bin:$PATH"
+# Unix-socket-free, loopback-only private Postgres clusters live here (see pg_start).
+DATA="$ROOT/.data"
+
+_t0=$(date +%s)
+step() { printf '\n==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+# timed "label" cmd args… — runs a command and reports its wall time.
+timed() {
+    local label=$1; shift
+    local t=$(date +%s)
+    step "$label"
+    "$@"
+    note "done in $(( $(date +%s) - t ))s"
+}
+
+elapsed() { echo "$(( $(date +%s) - _t0 ))s"; }
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        step "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        apt_updated=1
+    fi
+    step "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bindir() {
+    local d
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    echo "$d"
+}
+
+# The wasm-bindgen version Cargo.lock resolved: the CLI must be exactly this version.
+locked_wasm_bindgen() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+ensure_rust() {
+    command -v cargo >/dev/null || die "cargo is not installed (Rust toolchain required)"
+    if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+        timed "rustup target add wasm32-unknown-unknown" rustup target add wasm32-unknown-unknown
+    fi
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+    rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+}
+
+ensure_cargo_leptos() {
+    if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+        timed "cargo install cargo-leptos $CARGO_LEPTOS_VERSION (once; ~30 min)" \
+            cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+    fi
+}
+
+ensure_wasm_bindgen() {
+    local want
+    want=$(locked_wasm_bindgen)
+    [ -n "$want" ] || die "could not read the wasm-bindgen version from Cargo.lock"
+    if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$\| $want "; then
+        # --locked fails: one locked dependency of the CLI is not on the registry any more.
+        timed "cargo install wasm-bindgen-cli $want (once; ~3 min)" \
+            cargo install wasm-bindgen-cli --version "$want" --force
+    fi
+}
+
+ensure_node() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        apt_install nodejs npm
+    fi
+}
+
+# wasm-opt for release builds: binaryen from npm (Debian's binaryen 108 breaks the wasm).
+ensure_wasm_opt() {
+    ensure_node
+    if ! "$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
+        mkdir -p "$TOOLS"
+        timed "npm install binaryen@$BINARYEN_VERSION (wasm-opt)" \
+            npm install --prefix "$TOOLS" --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION"
+    fi
+}
+
+ensure_postgres() {
+    if [ -z "$(pg_bindir)" ] || [ ! -x "$(pg_bindir)/initdb" ]; then
+        apt_install postgresql postgresql-contrib
+    fi
+    command -v psql >/dev/null || apt_install postgresql-client
+}
+
+ensure_chromium() {
+    command -v chromium >/dev/null || apt_install chromium
+}
+
+ensure_e2e_deps() {
+    ensure_node
+    local stamp="$ROOT/end2end/node_modules/.rollgate-stamp"
+    if [ ! -f "$stamp" ] || [ "$ROOT/end2end/package-lock.json" -nt "$stamp" ]; then
+        timed "npm ci (end2end)" npm ci --prefix "$ROOT/end2end" --no-audit --no-fund --silent
+        touch "$stamp"
+    fi
+}
+
+# pg_start NAME PORT — starts (or reuses) a private cluster and exports PG_URL_BASE.
+# The cluster listens on 127.0.0.1 only, without Unix sockets, with trust auth for local use.
+# Its data lives in .data/NAME when the postgres user can reach the checkout, otherwise in a
+# folder under /var/tmp that .data/NAME points to.
+PG_STARTED=()
+pg_start() {
+    local name=$1 port=$2 bindir dir
+    bindir=$(pg_bindir)
+    mkdir -p "$DATA"
+    dir="$DATA/$name"
+    if [ ! -e "$dir" ]; then
+        if runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+            mkdir -p "$dir"
+        else
+            local alt
+            alt=$(mktemp -d "/var/tmp/rollgate-$name.XXXXXX")
+            ln -s "$alt" "$dir"
+        fi
+    fi
+    dir=$(readlink -f "$dir")
+    chown postgres:postgres "$dir"
+    chmod 700 "$dir"
+    if [ ! -f "$dir/PG_VERSION" ]; then
+        timed "initdb private Postgres ($name)" \
+            runuser -u postgres -- "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --no-locale >/dev/null
+    fi
+    if runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+        note "Postgres ($name) already running on 127.0.0.1:$port"
+    else
+        step "start private Postgres ($name) on 127.0.0.1:$port"
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
+            -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c shared_preload_libraries=pg_stat_statements -c fsync=off" \
+            start >/dev/null || { tail -n 20 "$dir/server.log" >&2; die "Postgres ($name) did not start"; }
+        PG_STARTED+=("$dir")
+    fi
+    PG_URL_BASE="postgres://postgres@127.0.0.1:$port"
+    export PG_URL_BASE
+}
+
+pg_stop_started() {
+    local bindir dir
+    bindir=$(pg_bindir)
+    for dir in "${PG_STARTED[@]:-}"; do
+        [ -n "$dir" ] || continue
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
+    done
+    PG_STARTED=()
+}
+
+# pg_ctl_cluster NAME start|stop — used by the outage checks.
+pg_ctl_cluster() {
+    local dir bindir port
+    dir=$(readlink -f "$DATA/$1"); bindir=$(pg_bindir); port=$3
+    if [ "$2" = stop ]; then
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    else
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
+            -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c shared_preload_libraries=pg_stat_statements -c fsync=off" \
+            start >/dev/null
+    fi
+}
+
+# create_db URL_BASE NAME [fresh] — creates the database (dropping it first when "fresh").
+create_db() {
+    local base=$1 name=$2 fresh=${3:-}
+    if [ "$fresh" = fresh ]; then
+        psql "$base/postgres" -qAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
+    fi
+    if [ "$(psql "$base/postgres" -qAt -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]; then
+        psql "$base/postgres" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$name\"" >/dev/null
+    fi
+}
+
+# wait_http URL SECONDS [STATUS] — polls until the URL answers (with STATUS, default 200).
+wait_http() {
+    local url=$1 secs=$2 want=${3:-200} i code
+    for ((i = 0; i < secs * 4; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)
+        [ "$code" = "$want" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}

@@ -1,0 +1,214 @@
+//! Demo data for `scripts/run`: realistic tenants with plans, regions and tags. Idempotent.
+use crate::{Error, PgPool};
+
+const FIRST: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Gringotts",
+    "Oceanic",
+    "Massive",
+    "Dunder",
+    "Monarch",
+    "Aperture",
+    "Blue Sun",
+    "Nakatomi",
+    "Pendant",
+    "Prestige",
+    "Sterling",
+    "Virtucon",
+    "Zorg",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Adatum",
+    "Woodgrove",
+    "Lucerne",
+    "Proseware",
+    "Wingtip",
+    "Fourth Coffee",
+    "Alpine",
+    "Bellows",
+    "Cobalt",
+    "Driftwood",
+    "Evergreen",
+    "Foxglove",
+    "Granite",
+    "Harbor",
+    "Ironbark",
+    "Juniper",
+    "Kestrel",
+    "Lakeside",
+    "Meridian",
+    "Nimbus",
+    "Orchard",
+    "Pinnacle",
+    "Quarry",
+    "Redwood",
+    "Summit",
+    "Tidewater",
+    "Upland",
+    "Vantage",
+    "Willow",
+    "Yellowstone",
+];
+
+const SECOND: &[&str] = &[
+    "Logistics",
+    "Health",
+    "Labs",
+    "Foods",
+    "Legal",
+    "Realty",
+    "Capital",
+    "Studios",
+    "Motors",
+    "Energy",
+    "Dental",
+    "Analytics",
+    "Insurance",
+    "Outfitters",
+    "Consulting",
+];
+
+const PLANS: &[&str] = &["free", "starter", "starter", "pro", "pro", "enterprise"];
+const REGIONS: &[&str] = &[
+    "eu-west",
+    "eu-central",
+    "us-east",
+    "us-west",
+    "ap-southeast",
+    "sa-east",
+];
+
+/// A demo tenant: id, name, plan, region, tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoTenant {
+    /// Slug of the name, unique.
+    pub id: String,
+    /// Company name.
+    pub name: String,
+    /// Plan.
+    pub plan: &'static str,
+    /// Region.
+    pub region: &'static str,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+fn slug(name: &str, n: usize) -> String {
+    let base: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if n == 0 {
+        base
+    } else {
+        format!("{base}-{n}")
+    }
+}
+
+/// The `n`-th demo tenant. Names repeat with a numeric suffix after the first 900.
+pub fn demo_tenant(n: usize) -> DemoTenant {
+    let pairs = FIRST.len() * SECOND.len();
+    let k = n % pairs;
+    // Walk the pairs with a stride co-prime to their count so neighbours differ in both words.
+    let idx = (k * 7919) % pairs;
+    let first = FIRST.get(idx / SECOND.len()).copied().unwrap_or("Acme");
+    let second = SECOND.get(idx % SECOND.len()).copied().unwrap_or("Labs");
+    let round = n / pairs;
+    let name = if round == 0 {
+        format!("{first} {second}")
+    } else {
+        format!("{first} {second} {}", round + 1)
+    };
+    let h = n.wrapping_mul(2_654_435_761) >> 7;
+    let mut tags = Vec::new();
+    if h % 5 == 0 {
+        tags.push("beta".to_string());
+    }
+    if h % 11 == 0 {
+        tags.push("strategic".to_string());
+    }
+    DemoTenant {
+        id: slug(&format!("{first} {second}"), round),
+        name,
+        plan: PLANS.get(h % PLANS.len()).copied().unwrap_or("starter"),
+        region: REGIONS
+            .get((h / 7) % REGIONS.len())
+            .copied()
+            .unwrap_or("eu-west"),
+        tags,
+    }
+}
+
+/// Inserts the first `count` demo tenants that are missing. Returns how many were inserted.
+pub async fn seed_tenants(pool: &PgPool, count: usize) -> Result<u64, Error> {
+    let mut inserted = 0;
+    let mut start = 0;
+    while start < count {
+        let end = (start + 5_000).min(count);
+        let batch: Vec<DemoTenant> = (start..end).map(demo_tenant).collect();
+        let ids: Vec<&str> = batch.iter().map(|t| t.id.as_str()).collect();
+        let names: Vec<&str> = batch.iter().map(|t| t.name.as_str()).collect();
+        let plans: Vec<&str> = batch.iter().map(|t| t.plan).collect();
+        let regions: Vec<&str> = batch.iter().map(|t| t.region).collect();
+        let tags: Vec<String> = batch.iter().map(|t| t.tags.join(",")).collect();
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT set_config('rollgate.actor', 'demo-seed', true), set_config('rollgate.source', 'cli', true)")
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query(
+            "INSERT INTO tenants (id, name, plan, region, tags) \
+             SELECT id, name, plan, region, \
+                    CASE WHEN tags = '' THEN '{}'::text[] ELSE string_to_array(tags, ',') END \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                  AS t(id, name, plan, region, tags) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&names)
+        .bind(&plans)
+        .bind(&regions)
+        .bind(&tags)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        inserted += r.rows_affected();
+        start = end;
+    }
+    Ok(inserted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn demo_ids_are_unique_and_valid() {
+        let ids: HashSet<String> = (0..5_000).map(|n| demo_tenant(n).id).collect();
+        assert_eq!(ids.len(), 5_000);
+        for id in &ids {
+            assert!(id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        }
+    }
+}

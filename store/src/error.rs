@@ -1,0 +1,65 @@
+use thiserror::Error as ThisError;
+
+/// What the store reports. Database details stay in the `Database` variant's source, which callers
+/// log but never show to a client.
+#[derive(Debug, ThisError)]
+#[non_exhaustive]
+pub enum Error {
+    /// No such row.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness rule or an expected version did not hold.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A check constraint or a rule rejected the input.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The database could not be reached or failed.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database error.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => Error::NotFound("row".into()),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Error::Unavailable(e),
+            sqlx::Error::Database(db) => {
+                let constraint = db.constraint().unwrap_or_default().to_string();
+                if db.is_unique_violation() {
+                    Error::Conflict(constraint)
+                } else if db.is_check_violation() || db.is_foreign_key_violation() {
+                    Error::Invalid(constraint)
+                } else {
+                    Error::Database(e)
+                }
+            }
+            _ => Error::Database(e),
+        }
+    }
+}
+
+impl Error {
+    /// A short reason fit for a client: no connection strings, no SQL.
+    pub fn public_reason(&self) -> String {
+        match self {
+            Error::Unavailable(source) => match source {
+                sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+                sqlx::Error::Io(io) => io.kind().to_string(),
+                sqlx::Error::Tls(_) => "TLS handshake failed".into(),
+                _ => "connection failed".into(),
+            },
+            Error::Database(_) => "database error".into(),
+            other => other.to_string(),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Rollgate's Postgres layer. Every SQL statement of the project lives in this crate; callers get
+//! typed rows and a typed [`Error`].
+
+pub mod demo;
+mod error;
+pub mod health;
+pub mod migrations;
+pub mod snapshot;
+pub mod tenants;
+
+use std::time::Duration;
+
+pub use error::Error;
+use sqlx::postgres::PgPoolOptions;
+pub use sqlx::PgPool;
+
+/// The migrations of `../migrations`, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before the request fails.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A pool that connects on first use, so the server starts (and answers health checks with the
+/// reason) while the database is away.
+pub fn connect_lazy(url: &str, config: &PoolConfig) -> Result<PgPool, Error> {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .test_before_acquire(true)
+        .connect_lazy(url)
+        .map_err(Error::from)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
+    MIGRATOR.run(pool).await.map_err(Error::from)
+}

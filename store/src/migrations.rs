@@ -1,0 +1,120 @@
+//! What the running binary knows about migrations versus what the database has applied.
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{Error, PgPool, MIGRATOR};
+
+/// The state of one migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationState {
+    /// Applied with the checksum this binary has.
+    Applied,
+    /// Known to the binary, not applied.
+    Pending,
+    /// Applied, but the file changed since (checksum mismatch).
+    Drifted,
+    /// Applied by a newer binary: unknown to this one.
+    Unknown,
+    /// Started and failed.
+    Failed,
+}
+
+/// One migration as the binary and the database see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationInfo {
+    /// Timestamp version from the file name.
+    pub version: i64,
+    /// Description from the file name.
+    pub description: String,
+    /// When it was applied.
+    pub applied_at: Option<DateTime<Utc>>,
+    /// How long it took, in milliseconds.
+    pub execution_ms: Option<f64>,
+    /// Its state.
+    pub state: MigrationState,
+}
+
+/// Counts for the health endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MigrationCounts {
+    /// Applied with a matching checksum.
+    pub applied: usize,
+    /// Not applied yet (or failed).
+    pub pending: usize,
+    /// Applied with a checksum that no longer matches.
+    pub drifted: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct AppliedRow {
+    version: i64,
+    description: String,
+    installed_on: DateTime<Utc>,
+    success: bool,
+    checksum: Vec<u8>,
+    execution_time: i64,
+}
+
+/// Every migration, known or applied, by version.
+pub async fn status(pool: &PgPool) -> Result<Vec<MigrationInfo>, Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    let applied: Vec<AppliedRow> = if exists {
+        sqlx::query_as(
+            "SELECT version, description, installed_on, success, checksum, execution_time \
+             FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(pool)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<MigrationInfo> = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| {
+            let row = applied.iter().find(|a| a.version == m.version);
+            let state = match row {
+                None => MigrationState::Pending,
+                Some(r) if !r.success => MigrationState::Failed,
+                Some(r) if r.checksum.as_slice() != &*m.checksum => MigrationState::Drifted,
+                Some(_) => MigrationState::Applied,
+            };
+            MigrationInfo {
+                version: m.version,
+                description: m.description.to_string(),
+                applied_at: row.map(|r| r.installed_on),
+                execution_ms: row.map(|r| r.execution_time as f64 / 1_000_000.0),
+                state,
+            }
+        })
+        .collect();
+    for r in &applied {
+        if !out.iter().any(|m| m.version == r.version) {
+            out.push(MigrationInfo {
+                version: r.version,
+                description: r.description.clone(),
+                applied_at: Some(r.installed_on),
+                execution_ms: Some(r.execution_time as f64 / 1_000_000.0),
+                state: MigrationState::Unknown,
+            });
+        }
+    }
+    out.sort_by_key(|m| m.version);
+    Ok(out)
+}
+
+/// Applied / pending / drifted counts.
+pub async fn counts(pool: &PgPool) -> Result<MigrationCounts, Error> {
+    let mut c = MigrationCounts::default();
+    for m in status(pool).await? {
+        match m.state {
+            MigrationState::Applied | MigrationState::Unknown => c.applied += 1,
+            MigrationState::Pending | MigrationState::Failed => c.pending += 1,
+            MigrationState::Drifted => c.drifted += 1,
+        }
+    }
+    Ok(c)
+}

@@ -1,0 +1,69 @@
+//! Reads the whole evaluation state into a [`flags::Snapshot`] in one consistent transaction.
+use std::collections::HashMap;
+
+use flags::{FlagState, Snapshot, Target};
+
+use crate::{Error, PgPool};
+
+/// Loads every live tenant, every flag and every `feature_flags` row at one version.
+pub async fn load(pool: &PgPool) -> Result<Snapshot, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM change_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    let tenants: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE archived_at IS NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+    let defs: Vec<(String, Option<serde_json::Value>)> =
+        sqlx::query_as("SELECT key, target FROM flags")
+            .fetch_all(&mut *tx)
+            .await?;
+    let rows: Vec<(String, Option<String>, bool, bool)> =
+        sqlx::query_as("SELECT key, tenant_id, enabled, excluded FROM feature_flags")
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+
+    let mut flags: HashMap<String, FlagState> = HashMap::with_capacity(defs.len());
+    for (key, target) in defs {
+        let target = match target {
+            Some(v) => match serde_json::from_value::<Target>(v) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(flag = %key, error = %e, "ignoring unreadable rollout target");
+                    None
+                }
+            },
+            None => None,
+        };
+        flags.insert(
+            key,
+            FlagState {
+                target,
+                ..FlagState::default()
+            },
+        );
+    }
+    for (key, tenant, enabled, excluded) in rows {
+        let state = flags.entry(key).or_default();
+        match tenant {
+            None => state.enabled = enabled,
+            Some(t) => {
+                if excluded {
+                    state.excluded.insert(t.clone());
+                }
+                if enabled {
+                    state.on.insert(t);
+                }
+            }
+        }
+    }
+    let mut snapshot = Snapshot::new(u64::try_from(version).unwrap_or_default());
+    snapshot.tenants = tenants.into_iter().collect();
+    snapshot.flags = flags;
+    Ok(snapshot)
+}
