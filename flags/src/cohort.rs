@@ -73,25 +73,46 @@ pub fn diff<'a>(
 }
 
 impl FlagState {
-    /// The state after materialising `target`: the tenant rows become exactly the target's cohort;
-    /// the global row and the exclusions are kept.
+    /// The state after moving from the current target to `target`: tenants the old target selected
+    /// and the new one does not lose their row; tenants the new target selects get one. Rows set by
+    /// hand outside both targets stay as they are. The global row and the exclusions are kept.
+    ///
+    /// The server writes exactly the rows that differ between `self` and the result, and the
+    /// browser previews the same function: both sides compute the same set.
     ///
     /// ```
     /// use flags::{FlagState, Percentage, Target, Tenant};
     /// let tenants: Vec<Tenant> = (0..100).map(|i| Tenant::new(format!("t{i}"))).collect();
-    /// let after = FlagState::default().materialise("f", Target::percentage(Percentage::ALL), &tenants);
-    /// assert_eq!(after.on.len(), 100);
+    /// let all = FlagState::default().materialise("f", Target::percentage(Percentage::ALL), &tenants);
+    /// assert_eq!(all.on.len(), 100);
+    /// let none = all.materialise("f", Target::percentage(Percentage::ZERO), &tenants);
+    /// assert!(none.on.is_empty());
     /// ```
     pub fn materialise(&self, flag_key: &str, target: Target, tenants: &[Tenant]) -> FlagState {
-        let on = cohort(flag_key, &target, tenants)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let new_cohort = cohort(flag_key, &target, tenants);
+        let mut on = self.on.clone();
+        if let Some(old) = &self.target {
+            for id in cohort(flag_key, old, tenants) {
+                if !new_cohort.contains(id) {
+                    on.remove(id);
+                }
+            }
+        }
+        on.extend(new_cohort.into_iter().map(str::to_string));
         FlagState {
             enabled: self.enabled,
             on,
             excluded: self.excluded.clone(),
             target: Some(target),
         }
+    }
+
+    /// Tenant rows to write to go from `self` to `after`: `(enable, disable)`, each sorted.
+    pub fn row_changes(&self, after: &FlagState) -> (Vec<String>, Vec<String>) {
+        let mut enable: Vec<String> = after.on.difference(&self.on).cloned().collect();
+        let mut disable: Vec<String> = self.on.difference(&after.on).cloned().collect();
+        enable.sort_unstable();
+        disable.sort_unstable();
+        (enable, disable)
     }
 }

@@ -7,6 +7,9 @@ pub enum Error {
     /// A percentage outside `0..=100`.
     #[error("percentage must be between 0 and 100, got {0}")]
     PercentageOutOfRange(u32),
+    /// A phase name that is not `off`, `pilot`, `N%` or `100%`.
+    #[error("unknown phase {0:?}: expected off, pilot, N% or 100%")]
+    InvalidPhase(String),
     /// The snapshot bytes are not valid JSON for the snapshot schema.
     #[error("snapshot is not valid: {0}")]
     SnapshotJson(String),

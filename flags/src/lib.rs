@@ -33,6 +33,7 @@ mod cohort;
 mod error;
 mod evaluate;
 mod model;
+mod rollout;
 mod snapshot;
 
 pub use bucket::bucket;
@@ -40,4 +41,5 @@ pub use cohort::{cohort, diff, Diff};
 pub use error::Error;
 pub use evaluate::{Decision, Reason};
 pub use model::{Attribute, Constraint, FlagState, Operator, Percentage, Target, Tenant};
+pub use rollout::{Phase, Rollout, DEFAULT_LADDER};
 pub use snapshot::{Snapshot, SNAPSHOT_FORMAT};

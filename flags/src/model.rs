@@ -44,6 +44,10 @@ impl Percentage {
     pub const ZERO: Percentage = Percentage(0);
     /// Every tenant.
     pub const ALL: Percentage = Percentage(100);
+    /// The seed's first percentage phase.
+    pub const TEN: Percentage = Percentage(10);
+    /// The seed's second percentage phase.
+    pub const FIFTY: Percentage = Percentage(50);
 
     /// Checks the range.
     ///

@@ -141,10 +141,10 @@ pub fn demo_tenant(n: usize) -> DemoTenant {
     };
     let h = n.wrapping_mul(2_654_435_761) >> 7;
     let mut tags = Vec::new();
-    if h % 5 == 0 {
+    if h.is_multiple_of(5) {
         tags.push("beta".to_string());
     }
-    if h % 11 == 0 {
+    if h.is_multiple_of(11) {
         tags.push("strategic".to_string());
     }
     DemoTenant {

@@ -1,15 +1,20 @@
 //! Rollgate's Postgres layer. Every SQL statement of the project lives in this crate; callers get
 //! typed rows and a typed [`Error`].
 
+mod actor;
+pub mod audit;
 pub mod demo;
 mod error;
+pub mod flags;
 pub mod health;
 pub mod migrations;
 pub mod snapshot;
 pub mod tenants;
+pub mod tokens;
 
 use std::time::Duration;
 
+pub use actor::{Actor, Source};
 pub use error::Error;
 use sqlx::postgres::PgPoolOptions;
 pub use sqlx::PgPool;

@@ -1,7 +1,7 @@
 //! Reads the whole evaluation state into a [`flags::Snapshot`] in one consistent transaction.
 use std::collections::HashMap;
 
-use flags::{FlagState, Snapshot, Target};
+use flags::{FlagState, Rollout, Snapshot};
 
 use crate::{Error, PgPool};
 
@@ -19,7 +19,7 @@ pub async fn load(pool: &PgPool) -> Result<Snapshot, Error> {
             .fetch_all(&mut *tx)
             .await?;
     let defs: Vec<(String, Option<serde_json::Value>)> =
-        sqlx::query_as("SELECT key, target FROM flags")
+        sqlx::query_as("SELECT key, rollout FROM flags")
             .fetch_all(&mut *tx)
             .await?;
     let rows: Vec<(String, Option<String>, bool, bool)> =
@@ -29,15 +29,13 @@ pub async fn load(pool: &PgPool) -> Result<Snapshot, Error> {
     tx.commit().await?;
 
     let mut flags: HashMap<String, FlagState> = HashMap::with_capacity(defs.len());
-    for (key, target) in defs {
-        let target = match target {
-            Some(v) => match serde_json::from_value::<Target>(v) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(flag = %key, error = %e, "ignoring unreadable rollout target");
-                    None
-                }
-            },
+    for (key, rollout) in defs {
+        let target = match rollout.map(serde_json::from_value::<Rollout>) {
+            Some(Ok(r)) => Some(r.target()),
+            Some(Err(e)) => {
+                tracing::warn!(flag = %key, error = %e, "ignoring unreadable rollout");
+                None
+            }
             None => None,
         };
         flags.insert(

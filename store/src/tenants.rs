@@ -148,6 +148,178 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<TenantRow, Error> {
     .ok_or_else(|| Error::NotFound(format!("tenant {id:?}")))
 }
 
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// Id (1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    pub plan: String,
+    /// Region.
+    pub region: String,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// Fields to change; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct TenantPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+}
+
+fn invalid_tenant(e: sqlx::Error) -> Error {
+    match Error::from(e) {
+        Error::Invalid(c) => Error::Invalid(match c.as_str() {
+            "tenants_id_format" => "tenant id must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit".into(),
+            "tenants_name_length" => "tenant name must be 1-200 characters".into(),
+            "tenants_plan_known" => "plan must be one of free, starter, pro, enterprise".into(),
+            "tenants_region_format" => "region must be 1-32 characters of a-z 0-9 -".into(),
+            other => other.to_string(),
+        }),
+        Error::Conflict(_) => Error::Conflict("a tenant with this id exists".into()),
+        other => other,
+    }
+}
+
+/// Creates a tenant. During a percentage phase it gets the phase's answer for its bucket: its row
+/// is written for every flag whose current target selects it.
+pub async fn create(
+    pool: &PgPool,
+    actor: &crate::Actor,
+    t: &NewTenant,
+) -> Result<TenantRow, Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let row: TenantRow = sqlx::query_as(
+        "INSERT INTO tenants (id, name, plan, region, tags) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id, name, plan, region, tags, version, created_at",
+    )
+    .bind(&t.id)
+    .bind(t.name.trim())
+    .bind(&t.plan)
+    .bind(&t.region)
+    .bind(&t.tags)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(invalid_tenant)?;
+    let tenant = flags::Tenant {
+        id: t.id.clone(),
+        plan: t.plan.clone(),
+        region: t.region.clone(),
+        tags: t.tags.clone(),
+    };
+    let rollouts: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT key, rollout FROM flags")
+            .fetch_all(&mut *tx)
+            .await?;
+    let keys: Vec<String> = rollouts
+        .into_iter()
+        .filter_map(|(key, r)| {
+            let r: flags::Rollout = serde_json::from_value(r).ok()?;
+            r.target().includes(&key, &tenant).then_some(key)
+        })
+        .collect();
+    if !keys.is_empty() {
+        sqlx::query("INSERT INTO feature_flags (key, tenant_id, enabled) SELECT k, $2, true FROM unnest($1::text[]) AS k")
+            .bind(&keys)
+            .bind(&t.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    actor
+        .audit(
+            &mut tx,
+            "tenant.create",
+            None,
+            Some(&t.id),
+            None,
+            serde_json::to_value(&row).ok(),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Changes a tenant if it is still at `expected_version`.
+pub async fn update(
+    pool: &PgPool,
+    actor: &crate::Actor,
+    id: &str,
+    patch: &TenantPatch,
+    expected_version: Option<i64>,
+) -> Result<TenantRow, Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let before = sqlx::query_as::<_, TenantRow>(
+        "SELECT id, name, plan, region, tags, version, created_at FROM tenants WHERE id = $1 AND archived_at IS NULL FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("tenant {id:?}")))?;
+    if let Some(v) = expected_version {
+        if v != before.version {
+            return Err(Error::Conflict(format!(
+                "tenant {id:?} changed meanwhile: it is at version {}, the edit was made on version {v}",
+                before.version
+            )));
+        }
+    }
+    let row: TenantRow = sqlx::query_as(
+        "UPDATE tenants SET name = coalesce($2, name), plan = coalesce($3, plan), region = coalesce($4, region), \
+         tags = coalesce($5, tags), version = version + 1, updated_at = now() WHERE id = $1 \
+         RETURNING id, name, plan, region, tags, version, created_at",
+    )
+    .bind(id)
+    .bind(patch.name.as_deref().map(str::trim))
+    .bind(&patch.plan)
+    .bind(&patch.region)
+    .bind(&patch.tags)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(invalid_tenant)?;
+    actor
+        .audit(
+            &mut tx,
+            "tenant.update",
+            None,
+            Some(id),
+            serde_json::to_value(&before).ok(),
+            serde_json::to_value(&row).ok(),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Archives a tenant: it disappears from lists and evaluation (fail closed); its rows stay for
+/// the history.
+pub async fn archive(pool: &PgPool, actor: &crate::Actor, id: &str) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let done = sqlx::query("UPDATE tenants SET archived_at = now(), version = version + 1 WHERE id = $1 AND archived_at IS NULL")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("tenant {id:?}")));
+    }
+    actor
+        .audit(&mut tx, "tenant.archive", None, Some(id), None, None)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::like_pattern;

@@ -1,5 +1,5 @@
 //! The store against a real Postgres: each test gets a fresh database from `#[sqlx::test]`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 use sqlx::{postgres::PgListener, PgPool};
 use store::tenants::{TenantQuery, TenantSort};

@@ -39,7 +39,7 @@ pub fn tenants() -> Vec<Tenant> {
             let mut t = Tenant::new(id);
             t.plan = PLANS[(rng.next() % 4) as usize].to_string();
             t.region = REGIONS[(rng.next() % 4) as usize].to_string();
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 t.tags.push("beta".into());
             }
             t
@@ -92,8 +92,10 @@ pub fn snapshot() -> Snapshot {
                 values: vec!["us-gov".into()],
             });
         }
-        let mut base = FlagState::default();
-        base.enabled = i % 7 == 6;
+        let mut base = FlagState {
+            enabled: i % 7 == 6,
+            ..FlagState::default()
+        };
         for _ in 0..3 {
             base.excluded
                 .insert(tenants[(rng.next() % 500) as usize].id.clone());

@@ -1,0 +1,425 @@
+//! Flags and their rollouts. Phase changes are computed by the `flags` crate (the same code the
+//! browser previews with) and written as exactly the tenant rows that differ.
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use flags::{FlagState, Rollout, Tenant};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use crate::{Actor, Error, PgPool};
+
+/// A flag with its rollout and counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlagRow {
+    /// Key.
+    pub key: String,
+    /// What it does.
+    pub description: String,
+    /// Phase, pilots and constraints.
+    pub rollout: Rollout,
+    /// Optimistic-concurrency version (the ETag of the flag).
+    pub version: i64,
+    /// The global row.
+    pub enabled: bool,
+    /// Tenants whose own row is enabled.
+    pub tenants_on: i64,
+    /// Excluded tenants.
+    pub tenants_excluded: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change of the rollout.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a write changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Change {
+    /// The flag's version after the change.
+    pub version: i64,
+    /// Tenants that are now ON and were not.
+    pub turned_on: Vec<String>,
+    /// Tenants that were ON and are not any more.
+    pub turned_off: Vec<String>,
+}
+
+type RawFlag = (
+    String,
+    String,
+    serde_json::Value,
+    i64,
+    Option<bool>,
+    i64,
+    i64,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+const SELECT_FLAGS: &str = "SELECT f.key, f.description, f.rollout, f.version, \
+        (SELECT enabled FROM feature_flags g WHERE g.key = f.key AND g.tenant_id IS NULL), \
+        (SELECT count(*) FROM feature_flags t WHERE t.key = f.key AND t.tenant_id IS NOT NULL AND t.enabled), \
+        (SELECT count(*) FROM feature_flags t WHERE t.key = f.key AND t.excluded), \
+        f.created_at, f.updated_at \
+     FROM flags f";
+
+fn to_row(r: RawFlag) -> Result<FlagRow, Error> {
+    let rollout = serde_json::from_value(r.2)
+        .map_err(|e| Error::Invalid(format!("stored rollout of {:?} is unreadable: {e}", r.0)))?;
+    Ok(FlagRow {
+        key: r.0,
+        description: r.1,
+        rollout,
+        version: r.3,
+        enabled: r.4.unwrap_or(false),
+        tenants_on: r.5,
+        tenants_excluded: r.6,
+        created_at: r.7,
+        updated_at: r.8,
+    })
+}
+
+/// Every flag, by key.
+pub async fn list(pool: &PgPool) -> Result<Vec<FlagRow>, Error> {
+    let rows: Vec<RawFlag> = sqlx::query_as(&format!("{SELECT_FLAGS} ORDER BY f.key"))
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(to_row).collect()
+}
+
+/// One flag.
+pub async fn get(pool: &PgPool, key: &str) -> Result<FlagRow, Error> {
+    let row: Option<RawFlag> = sqlx::query_as(&format!("{SELECT_FLAGS} WHERE f.key = $1"))
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    to_row(row.ok_or_else(|| Error::NotFound(format!("flag {key:?}")))?)
+}
+
+/// Creates a flag, deployed OFF (its global row disabled).
+pub async fn create(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    description: &str,
+) -> Result<FlagRow, Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    sqlx::query("INSERT INTO flags (key, description) VALUES ($1, $2)")
+        .bind(key)
+        .bind(description)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => Error::Conflict(format!("flag {key:?} already exists")),
+            Error::Invalid(_) => Error::Invalid(format!(
+                "flag key {key:?} must be 1-100 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+            )),
+            other => other,
+        })?;
+    sqlx::query("INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ($1, NULL, false)")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    actor
+        .audit(
+            &mut tx,
+            "flag.create",
+            Some(key),
+            None,
+            None,
+            Some(serde_json::json!({ "description": description })),
+        )
+        .await?;
+    tx.commit().await?;
+    get(pool, key).await
+}
+
+async fn lock_flag(conn: &mut PgConnection, key: &str) -> Result<(Rollout, i64), Error> {
+    let row: Option<(serde_json::Value, i64)> =
+        sqlx::query_as("SELECT rollout, version FROM flags WHERE key = $1 FOR UPDATE")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (rollout, version) = row.ok_or_else(|| Error::NotFound(format!("flag {key:?}")))?;
+    let rollout = serde_json::from_value(rollout)
+        .map_err(|e| Error::Invalid(format!("stored rollout of {key:?} is unreadable: {e}")))?;
+    Ok((rollout, version))
+}
+
+/// Live tenants with the attributes constraints look at.
+pub(crate) async fn live_tenants(conn: &mut PgConnection) -> Result<Vec<Tenant>, Error> {
+    let rows: Vec<(String, String, String, Vec<String>)> =
+        sqlx::query_as("SELECT id, plan, region, tags FROM tenants WHERE archived_at IS NULL")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, plan, region, tags)| Tenant {
+            id,
+            plan,
+            region,
+            tags,
+        })
+        .collect())
+}
+
+async fn flag_state(
+    conn: &mut PgConnection,
+    key: &str,
+    rollout: &Rollout,
+) -> Result<FlagState, Error> {
+    let rows: Vec<(Option<String>, bool, bool)> =
+        sqlx::query_as("SELECT tenant_id, enabled, excluded FROM feature_flags WHERE key = $1")
+            .bind(key)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut state = FlagState {
+        target: Some(rollout.target()),
+        ..FlagState::default()
+    };
+    for (tenant, enabled, excluded) in rows {
+        match tenant {
+            None => state.enabled = enabled,
+            Some(t) => {
+                if excluded {
+                    state.excluded.insert(t.clone());
+                }
+                if enabled {
+                    state.on.insert(t);
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+async fn write_rows(
+    conn: &mut PgConnection,
+    key: &str,
+    before: &FlagState,
+    after: &FlagState,
+) -> Result<(), Error> {
+    let (enable, disable) = before.row_changes(after);
+    if !enable.is_empty() {
+        sqlx::query(
+            "INSERT INTO feature_flags (key, tenant_id, enabled) SELECT $1, t, true FROM unnest($2::text[]) AS t \
+             ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique DO UPDATE SET enabled = true",
+        )
+        .bind(key)
+        .bind(&enable)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !disable.is_empty() {
+        sqlx::query(
+            "UPDATE feature_flags SET enabled = false WHERE key = $1 AND tenant_id = ANY($2)",
+        )
+        .bind(key)
+        .bind(&disable)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if before.enabled != after.enabled {
+        sqlx::query(
+            "INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ($1, NULL, $2) \
+             ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique DO UPDATE SET enabled = EXCLUDED.enabled",
+        )
+        .bind(key)
+        .bind(after.enabled)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn check_pilots(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), Error> {
+    if rollout.pilots.is_empty() {
+        return Ok(());
+    }
+    let pilots: Vec<&str> = rollout.pilots.iter().map(String::as_str).collect();
+    let known: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1) AND archived_at IS NULL")
+            .bind(&pilots)
+            .fetch_all(&mut *conn)
+            .await?;
+    let known: HashSet<&str> = known.iter().map(String::as_str).collect();
+    let unknown: Vec<&str> = pilots.into_iter().filter(|p| !known.contains(p)).collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "unknown pilot tenants: {}",
+            unknown.join(", ")
+        )))
+    }
+}
+
+/// Moves the flag to `rollout` inside `conn`'s transaction; returns the states before and after.
+async fn apply_in_tx(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key: &str,
+    rollout: &Rollout,
+    expected_version: Option<i64>,
+) -> Result<(FlagState, FlagState, Vec<Tenant>), Error> {
+    let (old, version) = lock_flag(conn, key).await?;
+    if let Some(expected) = expected_version {
+        if expected != version {
+            return Err(Error::Conflict(format!(
+                "flag {key:?} changed meanwhile: it is at version {version}, the edit was made on version {expected}"
+            )));
+        }
+    }
+    check_pilots(conn, rollout).await?;
+    let tenants = live_tenants(conn).await?;
+    let before = flag_state(conn, key, &old).await?;
+    let mut after = before.materialise(key, rollout.target(), &tenants);
+    if rollout.global() {
+        after.enabled = true;
+    } else if old.global() {
+        after.enabled = false;
+    }
+    write_rows(conn, key, &before, &after).await?;
+    sqlx::query(
+        "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
+    )
+    .bind(key)
+    .bind(serde_json::to_value(rollout).map_err(|e| Error::Invalid(e.to_string()))?)
+    .execute(&mut *conn)
+    .await?;
+    if &old != rollout {
+        actor
+            .audit(
+                conn,
+                "rollout.apply",
+                Some(key),
+                None,
+                serde_json::to_value(&old).ok(),
+                serde_json::to_value(rollout).ok(),
+            )
+            .await?;
+    }
+    Ok((before, after, tenants))
+}
+
+async fn finish(
+    conn: &mut PgConnection,
+    key: &str,
+    before: &FlagState,
+    after: &FlagState,
+    tenants: &[Tenant],
+) -> Result<Change, Error> {
+    let version: i64 = sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?;
+    let d = flags::diff(before, after, tenants.iter().map(|t| t.id.as_str()));
+    Ok(Change {
+        version,
+        turned_on: d.turned_on,
+        turned_off: d.turned_off,
+    })
+}
+
+/// Moves the flag to `rollout` (phase, pilots, constraints) and writes exactly the rows that
+/// differ. With `expected_version`, refuses with [`Error::Conflict`] when someone changed the flag
+/// since that version.
+pub async fn apply_rollout(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    rollout: &Rollout,
+    expected_version: Option<i64>,
+) -> Result<Change, Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let (before, after, tenants) =
+        apply_in_tx(&mut tx, actor, key, rollout, expected_version).await?;
+    let change = finish(&mut tx, key, &before, &after, &tenants).await?;
+    tx.commit().await?;
+    Ok(change)
+}
+
+/// The seed's per-tenant switch: enabling makes the tenant a pilot (and moves an OFF flag to the
+/// pilot phase); disabling removes it from the pilots and turns its row off. `excluded`, when
+/// given, quarantines or releases the tenant.
+pub async fn set_tenant(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    tenant_id: &str,
+    enabled: bool,
+    excluded: Option<bool>,
+) -> Result<Change, Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1 AND archived_at IS NULL")
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if exists.is_none() {
+        return Err(Error::NotFound(format!("tenant {tenant_id:?}")));
+    }
+    let (mut rollout, _) = lock_flag(&mut tx, key).await?;
+    if enabled {
+        rollout.pilots.insert(tenant_id.to_string());
+        if rollout.phase == flags::Phase::Off {
+            rollout.phase = flags::Phase::Pilot;
+        }
+    } else {
+        rollout.pilots.remove(tenant_id);
+    }
+    let (before, _, tenants) = apply_in_tx(&mut tx, actor, key, &rollout, None).await?;
+    sqlx::query(
+        "INSERT INTO feature_flags (key, tenant_id, enabled, excluded) VALUES ($1, $2, $3, coalesce($4, false)) \
+         ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique \
+         DO UPDATE SET enabled = EXCLUDED.enabled, excluded = coalesce($4, feature_flags.excluded)",
+    )
+    .bind(key)
+    .bind(tenant_id)
+    .bind(enabled)
+    .bind(excluded)
+    .execute(&mut *tx)
+    .await?;
+    let after = flag_state(&mut tx, key, &rollout).await?;
+    let change = finish(&mut tx, key, &before, &after, &tenants).await?;
+    tx.commit().await?;
+    Ok(change)
+}
+
+/// The seed's "Quick Rollback": `UPDATE feature_flags SET enabled = false WHERE key = …` — every
+/// row OFF, the rollout back to the OFF phase (pilots kept for the next attempt). Never gated.
+pub async fn kill(pool: &PgPool, actor: &Actor, key: &str) -> Result<Change, Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let (old, _) = lock_flag(&mut tx, key).await?;
+    let before = flag_state(&mut tx, key, &old).await?;
+    let tenants = live_tenants(&mut tx).await?;
+    sqlx::query("UPDATE feature_flags SET enabled = false WHERE key = $1")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    let rollout = old.with_phase(flags::Phase::Off);
+    sqlx::query(
+        "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
+    )
+    .bind(key)
+    .bind(serde_json::to_value(&rollout).map_err(|e| Error::Invalid(e.to_string()))?)
+    .execute(&mut *tx)
+    .await?;
+    actor
+        .audit(
+            &mut tx,
+            "rollout.kill",
+            Some(key),
+            None,
+            serde_json::to_value(&old).ok(),
+            serde_json::to_value(&rollout).ok(),
+        )
+        .await?;
+    let after = flag_state(&mut tx, key, &rollout).await?;
+    let change = finish(&mut tx, key, &before, &after, &tenants).await?;
+    tx.commit().await?;
+    Ok(change)
+}
