@@ -197,3 +197,28 @@ wait_http() {
     done
     return 1
 }
+
+# random_secret PREFIX — a token secret with 256 random bits.
+random_secret() {
+    printf '%s%s' "$1" "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+}
+
+# demo_tokens BIN — registers the demo tokens (kept in .data/demo-tokens.env) and exports them.
+DEMO_TENANT=acme-logistics
+demo_tokens() {
+    local bin=$1 file="$DATA/demo-tokens.env"
+    if [ ! -f "$file" ]; then
+        umask 077
+        {
+            echo "SAAS_ADMIN_TOKEN=$(random_secret rg_admin_)"
+            echo "SERVER_TOKEN=$(random_secret rg_server_)"
+            echo "TOKEN=$(random_secret rg_tenant_)"
+        } >"$file"
+    fi
+    # shellcheck disable=SC1090
+    source "$file"
+    export SAAS_ADMIN_TOKEN SERVER_TOKEN TOKEN
+    "$bin" token create --scope admin --name demo-admin --value "$SAAS_ADMIN_TOKEN" --if-missing >/dev/null
+    "$bin" token create --scope server --name demo-server --value "$SERVER_TOKEN" --if-missing >/dev/null
+    "$bin" token create --scope tenant --tenant "$DEMO_TENANT" --name demo-tenant --value "$TOKEN" --if-missing >/dev/null
+}

@@ -4,6 +4,7 @@ use crate::{FlagState, Snapshot};
 
 /// Why a flag is ON or OFF for a tenant. The serialised names (`kind`) are stable: the API, the UI
 /// and audit entries show them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -53,6 +54,7 @@ impl Reason {
 }
 
 /// The answer to "is flag K on for tenant T?" with its reason.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Decision {
     /// ON or OFF.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// A tenant of the SaaS and the attributes rollout constraints can look at.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
     /// Stable identifier, the stickiness key of every bucket.
@@ -33,6 +34,7 @@ impl Tenant {
 }
 
 /// A whole percentage, `0..=100`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -83,6 +85,7 @@ impl From<Percentage> for u32 {
 }
 
 /// A tenant attribute a constraint can test.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Attribute {
@@ -95,6 +98,7 @@ pub enum Attribute {
 }
 
 /// How a constraint compares the attribute with its values.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Operator {
@@ -105,6 +109,7 @@ pub enum Operator {
 }
 
 /// `plan IN [pro, enterprise]`, `region NOT_IN [us-gov]`, `tag IN [beta]`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constraint {
     /// What is tested.
@@ -140,6 +145,7 @@ impl Constraint {
 
 /// What a rollout phase aims at: named pilot tenants plus a sticky percentage of the tenants that
 /// satisfy every constraint.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     /// Tenants that are in whatever the percentage says (the pilot list).

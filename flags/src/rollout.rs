@@ -109,9 +109,11 @@ impl From<Phase> for String {
 
 /// A flag's rollout: the phase it is in, its pilot tenants and the constraints of its percentage
 /// phases. [`Rollout::target`] turns it into the tenants to turn on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {
-    /// Current phase.
+    /// Current phase: `off`, `pilot`, `N%` or `100%`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10%"))]
     pub phase: Phase,
     /// Pilot tenants (kept while the phase goes up and down).
     #[serde(default)]

@@ -36,6 +36,89 @@ pub enum Command {
         #[arg(long, default_value_t = 240)]
         tenants: usize,
     },
+    /// Machine tokens.
+    Token {
+        /// What to do with tokens.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Turn a flag ON for one tenant (it becomes a pilot), like the seed's enable-multi-workspace.
+    Enable {
+        /// Flag key.
+        #[arg(long, default_value = "multi_workspace_enabled")]
+        flag: String,
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Turn a flag OFF for one tenant.
+    Disable {
+        /// Flag key.
+        #[arg(long, default_value = "multi_workspace_enabled")]
+        flag: String,
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Advance a flag to the next phase (OFF → pilot → 10% → 50% → 100%).
+    Advance {
+        /// Flag key.
+        #[arg(long, default_value = "multi_workspace_enabled")]
+        flag: String,
+    },
+    /// Roll a flag back: every row OFF (the seed's Quick Rollback), or one phase down.
+    Rollback {
+        /// Flag key.
+        #[arg(long, default_value = "multi_workspace_enabled")]
+        flag: String,
+        /// `off` or `previous`.
+        #[arg(long, default_value = "off")]
+        to: String,
+    },
+}
+
+/// Token verbs.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown once).
+    Create {
+        /// admin, server or tenant.
+        #[arg(long, value_parser = ["admin", "server", "tenant"])]
+        scope: String,
+        /// Unique name (default: <scope>-<time>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Tenant of a tenant token.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Register this secret instead of generating one (e.g. an existing SAAS_ADMIN_TOKEN).
+        #[arg(long, env = "ROLLGATE_TOKEN_VALUE", hide_env_values = true)]
+        value: Option<String>,
+        /// Print nothing and succeed when a live token with this name exists.
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id.
+        id: i64,
+    },
+}
+
+fn cli_actor() -> store::Actor {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    store::Actor::new(format!("cli:{user}"), store::Source::Cli)
+}
+
+fn print_change(what: &str, c: &store::flags::Change) {
+    println!(
+        "{what}: {} tenant(s) turned ON, {} turned OFF (flag version {})",
+        c.turned_on.len(),
+        c.turned_off.len(),
+        c.version
+    );
 }
 
 /// Runs a parsed command line.
@@ -66,9 +149,136 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Token { command } => token(&pool, command).await,
+        Command::Enable { flag, tenant } => {
+            let c =
+                store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, true, None).await?;
+            print_change(&format!("{flag} enabled for {tenant}"), &c);
+            Ok(())
+        }
+        Command::Disable { flag, tenant } => {
+            let c =
+                store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, false, None).await?;
+            print_change(&format!("{flag} disabled for {tenant}"), &c);
+            Ok(())
+        }
+        Command::Advance { flag } => {
+            let row = store::flags::get(&pool, &flag).await?;
+            let next = row
+                .rollout
+                .phase
+                .next(&flags::DEFAULT_LADDER)
+                .with_context(|| format!("{flag} is already at {}", row.rollout.phase))?;
+            let c = store::flags::apply_rollout(
+                &pool,
+                &cli_actor(),
+                &flag,
+                &row.rollout.with_phase(next),
+                Some(row.version),
+            )
+            .await?;
+            print_change(&format!("{flag} advanced to {next}"), &c);
+            Ok(())
+        }
+        Command::Rollback { flag, to } => {
+            let c = match to.as_str() {
+                "off" => store::flags::kill(&pool, &cli_actor(), &flag).await?,
+                "previous" => {
+                    let row = store::flags::get(&pool, &flag).await?;
+                    let prev = row
+                        .rollout
+                        .phase
+                        .previous(&flags::DEFAULT_LADDER)
+                        .unwrap_or(flags::Phase::Off);
+                    store::flags::apply_rollout(
+                        &pool,
+                        &cli_actor(),
+                        &flag,
+                        &row.rollout.with_phase(prev),
+                        None,
+                    )
+                    .await?
+                }
+                other => anyhow::bail!("--to must be off or previous, got {other:?}"),
+            };
+            print_change(&format!("{flag} rolled back ({to})"), &c);
+            Ok(())
+        }
         Command::SeedDemo { tenants } => {
             let inserted = store::demo::seed_tenants(&pool, tenants).await?;
             println!("demo data: {inserted} tenants inserted ({tenants} wanted)");
+            Ok(())
+        }
+    }
+}
+
+async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            scope,
+            name,
+            tenant,
+            value,
+            if_missing,
+        } => {
+            let scope = match scope.as_str() {
+                "admin" => crate::auth::Scope::Admin,
+                "server" => crate::auth::Scope::Server,
+                _ => crate::auth::Scope::Tenant,
+            };
+            let name = name.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    scope.as_str(),
+                    chrono::Utc::now().format("%Y%m%d%H%M%S")
+                )
+            });
+            if if_missing && store::tokens::find_live(pool, &name).await?.is_some() {
+                return Ok(());
+            }
+            let secret = match value {
+                Some(v) if v.len() >= 16 => v,
+                Some(_) => anyhow::bail!("--value must be at least 16 characters"),
+                None => crate::auth::generate_secret(scope)?,
+            };
+            let row = crate::tokens::create_in(
+                pool,
+                &cli_actor(),
+                &name,
+                scope,
+                tenant.as_deref(),
+                None,
+                &secret,
+            )
+            .await?;
+            eprintln!(
+                "created token {} ({}, scope {}); the secret is shown once:",
+                row.id, row.name, row.scope
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        TokenCommand::List => {
+            for t in store::tokens::list(pool).await? {
+                println!(
+                    "{:>5}  {:<24} {:<7} {:<20} {}  {}",
+                    t.id,
+                    t.name,
+                    t.scope,
+                    t.tenant_id.unwrap_or_default(),
+                    t.prefix,
+                    if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "live"
+                    }
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            let t = store::tokens::revoke(pool, &cli_actor(), id).await?;
+            println!("revoked token {} ({})", t.id, t.name);
             Ok(())
         }
     }

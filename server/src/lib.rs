@@ -1,11 +1,19 @@
-//! The Rollgate server: the axum router (web app, REST, health), its state, and the CLI verbs.
+//! The Rollgate server: the axum router (web app, REST, OFREP, metrics, health), its live state,
+//! and the CLI verbs.
 
+pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod health;
+pub mod live;
+pub mod metrics;
+pub mod openapi;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tokens;
 
 pub use startup::router;
 pub use state::AppState;

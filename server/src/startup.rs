@@ -1,13 +1,19 @@
 //! Building the router and serving it.
-use std::{net::SocketAddr, time::Instant};
+use std::net::SocketAddr;
 
 use anyhow::Context;
-use axum::{routing::get, Router};
+use axum::{
+    routing::{get, post, put},
+    Router,
+};
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 
-use crate::{health, AppState};
+use crate::{
+    api::{admin, eval, ofrep},
+    health, AppState,
+};
 
 /// Every route of the server over `state`. Tests call this and drive it with `oneshot`.
 pub fn router(state: AppState) -> Router {
@@ -16,8 +22,54 @@ pub fn router(state: AppState) -> Router {
         pool: state.pool.clone(),
     };
     let options = state.leptos_options.clone();
-    Router::new()
+    let api = Router::new()
         .route("/api/health", get(health::health))
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .route("/metrics", get(crate::metrics::render))
+        .route("/api/features", get(eval::features))
+        .route("/api/client/snapshot", get(eval::snapshot))
+        .route("/api/client/stream", get(eval::stream))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
+        .route(
+            "/api/admin/tenants",
+            get(admin::list_tenants).post(admin::create_tenant),
+        )
+        .route(
+            "/api/admin/tenants/{id}",
+            get(admin::get_tenant)
+                .patch(admin::update_tenant)
+                .delete(admin::archive_tenant),
+        )
+        .route(
+            "/api/admin/tenants/{id}/flags/{key}",
+            put(admin::set_tenant_flag),
+        )
+        .route(
+            "/api/admin/tenants/{id}/enable-multi-workspace",
+            post(admin::enable_multi_workspace),
+        )
+        .route(
+            "/api/admin/flags",
+            get(admin::list_flags).post(admin::create_flag),
+        )
+        .route("/api/admin/flags/{key}", get(admin::get_flag))
+        .route("/api/admin/flags/{key}/rollout", put(admin::put_rollout))
+        .route("/api/admin/flags/{key}/advance", post(admin::advance))
+        .route("/api/admin/flags/{key}/rollback", post(admin::rollback))
+        .route(
+            "/api/admin/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route(
+            "/api/admin/tokens/{id}",
+            axum::routing::delete(admin::revoke_token),
+        )
+        .route("/api/admin/audit", get(admin::audit))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track));
+    let _ = crate::metrics::handle();
+    Router::new()
+        .merge(api)
         .leptos_routes_with_context(
             &state,
             routes,
@@ -34,11 +86,11 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(pool: store::PgPool, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     let leptos_options = crate::config::leptos_options(addr)?;
     let addr = leptos_options.site_addr;
-    let state = AppState {
-        leptos_options,
-        pool,
-        started_at: Instant::now(),
-    };
+    let state = AppState::new(leptos_options, pool);
+    if let Err(e) = state.live.refresh_all(&state.pool).await {
+        tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
+    }
+    crate::live::spawn(state.pool.clone(), state.live.clone());
     let app = router(state);
     let listener = TcpListener::bind(addr)
         .await

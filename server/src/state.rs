@@ -1,9 +1,11 @@
 //! What every handler shares.
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use store::PgPool;
+
+use crate::live::Live;
 
 /// The router's state.
 #[derive(Clone)]
@@ -12,8 +14,22 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// Database pool (connects lazily; survives outages).
     pub pool: PgPool,
+    /// Snapshot and tokens, kept current by [`crate::live::spawn`].
+    pub live: Arc<Live>,
     /// When this process started.
     pub started_at: Instant,
+}
+
+impl AppState {
+    /// A state over `pool` with an empty live cache (call `live.refresh_all` or spawn the sync task).
+    pub fn new(leptos_options: LeptosOptions, pool: PgPool) -> Self {
+        AppState {
+            leptos_options,
+            pool,
+            live: Arc::new(Live::default()),
+            started_at: Instant::now(),
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -1,42 +1,142 @@
 //! The server's HTTP surface over a real Postgres, through the real router (`oneshot`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::time::Instant;
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use axum::{
     body::Body,
-    http::{Request, StatusCode},
+    http::{HeaderMap, Method, Request, StatusCode},
     Router,
 };
 use http_body_util::BodyExt;
 use leptos::config::LeptosOptions;
-use server::AppState;
+use serde_json::{json, Value};
+use server::{auth::Scope, AppState};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-fn app(pool: PgPool) -> Router {
-    server::router(AppState {
-        leptos_options: LeptosOptions::builder().output_name("rollgate").build(),
-        pool,
-        started_at: Instant::now(),
-    })
+const FLAG: &str = "multi_workspace_enabled";
+
+struct TestApp {
+    state: AppState,
+    admin: String,
+    server: String,
 }
 
-async fn get(app: Router, uri: &str) -> (StatusCode, String) {
-    let res = app
-        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+struct Res {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Res {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+fn options() -> LeptosOptions {
+    LeptosOptions::builder().output_name("rollgate").build()
+}
+
+async fn token(pool: &PgPool, name: &str, scope: Scope, tenant: Option<&str>) -> String {
+    let secret = server::auth::generate_secret(scope).unwrap();
+    let actor = store::Actor::new("test", store::Source::Cli);
+    server::tokens::create_in(pool, &actor, name, scope, tenant, None, &secret)
         .await
         .unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    secret
+}
+
+impl TestApp {
+    async fn new(pool: PgPool) -> TestApp {
+        store::demo::seed_tenants(&pool, 40).await.unwrap();
+        let admin = token(&pool, "admin", Scope::Admin, None).await;
+        let server = token(&pool, "server", Scope::Server, None).await;
+        let state = AppState::new(options(), pool);
+        state.live.refresh_all(&state.pool).await.unwrap();
+        TestApp {
+            state,
+            admin,
+            server,
+        }
+    }
+
+    fn router(&self) -> Router {
+        server::router(self.state.clone())
+    }
+
+    fn tenant(&self, n: usize) -> String {
+        store::demo::demo_tenant(n).id
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Res {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.raw(req).await
+    }
+
+    async fn raw(&self, req: Request<Body>) -> Res {
+        let res = self.router().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Res {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn features(&self, token: &str, tenant: Option<&str>) -> Res {
+        let uri = match tenant {
+            Some(t) => format!("/api/features?tenant={t}"),
+            None => "/api/features".to_string(),
+        };
+        self.call(Method::GET, &uri, Some(token), &[], None).await
+    }
+
+    async fn post(&self, uri: &str, body: Option<Value>) -> Res {
+        self.call(Method::POST, uri, Some(&self.admin), &[], body)
+            .await
+    }
+}
+
+fn assert_error(res: &Res, status: StatusCode, code: &str) {
+    assert_eq!(res.status, status, "{}", res.text);
+    let j = res.json();
+    assert_eq!(j["error"], code, "{}", res.text);
+    assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        !res.text.contains("SELECT") && !res.text.contains("sqlx"),
+        "internal details leak: {}",
+        res.text
+    );
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
-async fn health_is_ok_with_migration_counts(pool: PgPool) {
-    let (status, body) = get(app(pool), "/api/health").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+async fn health_is_ok_with_migration_counts_and_snapshot(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let res = app.call(Method::GET, "/api/health", None, &[], None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let json = res.json();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["database"], "ok");
     assert_eq!(json["migrations"]["pending"], 0);
@@ -45,11 +145,12 @@ async fn health_is_ok_with_migration_counts(pool: PgPool) {
         store::MIGRATOR.iter().count()
     );
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["snapshot"]["tenants"], 40);
+    assert!(json["snapshot"]["version"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test]
 async fn health_is_503_with_the_reason_when_the_database_is_away() {
-    // Nothing listens on port 1 of loopback.
     let pool = store::connect_lazy(
         "postgres://postgres@127.0.0.1:1/none",
         &store::PoolConfig {
@@ -58,9 +159,19 @@ async fn health_is_503_with_the_reason_when_the_database_is_away() {
         },
     )
     .unwrap();
-    let (status, body) = get(app(pool), "/api/health").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let state = AppState::new(options(), pool);
+    let res = server::router(state)
+        .oneshot(
+            Request::builder()
+                .uri("/api/health")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let json: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(json["status"], "unavailable");
     let reason = json["database"].as_str().unwrap();
     assert!(reason.starts_with("unreachable: "), "{reason}");
@@ -73,40 +184,841 @@ async fn health_is_503_with_the_reason_when_the_database_is_away() {
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn tenant_page_is_server_rendered_with_rows(pool: PgPool) {
-    store::demo::seed_tenants(&pool, 240).await.unwrap();
-    let (status, html) = get(app(pool.clone()), "/tenants").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        html.matches("data-testid=\"tenant-row\"").count(),
-        25,
-        "{html}"
-    );
-    assert!(html.contains("Showing 1–25 of 240 tenants"));
-    // The first row is the alphabetically first tenant.
+    let app = TestApp::new(pool.clone()).await;
+    let res = app.call(Method::GET, "/tenants", None, &[], None).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.text.matches("data-testid=\"tenant-row\"").count(), 25);
+    assert!(res.text.contains("Showing 1–25 of 40 tenants"));
     let first: String =
         sqlx::query_scalar("SELECT name FROM tenants ORDER BY lower(name), id LIMIT 1")
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert!(html.contains(&first));
+    assert!(res.text.contains(&first));
+    let res = app
+        .call(Method::GET, "/no-such-page", None, &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert!(res.text.contains("Page not found"));
+}
 
-    let (status, html) = get(app(pool.clone()), "/tenants?q=globex&plan=pro").await;
-    assert_eq!(status, StatusCode::OK);
-    let expected: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM tenants WHERE (name ILIKE '%globex%' OR id ILIKE '%globex%') AND plan = 'pro'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+/// Seed 2.2 → "Quick Rollback" → verify, as the plan writes them.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn seed_pilot_and_quick_rollback(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let (a, b) = (app.tenant(1), app.tenant(2));
+    let tenant_token = token(&pool, "tenant-a", Scope::Tenant, Some(&a)).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+
+    let res = app.features(&tenant_token, None).await;
+    assert_eq!(res.json(), json!({ FLAG: false }));
+
+    let res = app
+        .post(
+            &format!("/api/admin/tenants/{a}/enable-multi-workspace"),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([a.clone()]));
+
     assert_eq!(
-        html.matches("data-testid=\"tenant-row\"").count() as i64,
-        expected.min(25)
+        app.features(&tenant_token, None).await.json(),
+        json!({ FLAG: true })
+    );
+    assert_eq!(
+        app.features(&app.server, Some(&b)).await.json(),
+        json!({ FLAG: false })
+    );
+    let flag = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(flag["rollout"]["phase"], "pilot");
+    assert_eq!(flag["rollout"]["pilots"], json!([a.clone()]));
+
+    // The seed's Quick Rollback, verbatim, then its verification.
+    sqlx::query("UPDATE feature_flags SET enabled = false WHERE key = 'multi_workspace_enabled';")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.state.live.refresh_snapshot(&pool).await.unwrap();
+    assert_eq!(
+        app.features(&tenant_token, None).await.json(),
+        json!({ FLAG: false })
+    );
+
+    // The same through the API: every row OFF, audited with the token's name.
+    app.post(
+        &format!("/api/admin/tenants/{a}/enable-multi-workspace"),
+        None,
+    )
+    .await;
+    let res = app
+        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_off"], json!([a.clone()]));
+    assert_eq!(
+        app.features(&tenant_token, None).await.json(),
+        json!({ FLAG: false })
+    );
+    let audit = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/audit?flag={FLAG}&actor=token:admin"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    let actions: Vec<String> = audit
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(actions.contains(&"rollout.kill".to_string()), "{actions:?}");
+    assert!(
+        actions.contains(&"feature_flag.update".to_string()),
+        "{actions:?}"
     );
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
-async fn unknown_pages_are_404(pool: PgPool) {
-    let (status, html) = get(app(pool), "/no-such-page").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(html.contains("Page not found"));
+async fn enable_globally_by_raw_sql(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    sqlx::query("UPDATE feature_flags SET enabled = true WHERE key = 'multi_workspace_enabled' AND tenant_id IS NULL;")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.state.live.refresh_snapshot(&pool).await.unwrap();
+    for n in 0..40 {
+        assert_eq!(
+            app.features(&app.server, Some(&app.tenant(n))).await.json(),
+            json!({ FLAG: true })
+        );
+    }
+    // Unknown tenants stay OFF (fail closed).
+    assert_eq!(
+        app.features(&app.server, Some("no-such-tenant"))
+            .await
+            .json(),
+        json!({ FLAG: false })
+    );
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn tokens_and_scopes(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let a = app.tenant(1);
+    let tenant_token = token(&pool, "tenant-a", Scope::Tenant, Some(&a)).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+
+    assert_error(
+        &app.call(Method::GET, "/api/features", None, &[], None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &app.features("rg_admin_not-a-real-token", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &app.call(
+            Method::GET,
+            "/api/admin/flags",
+            Some(&tenant_token),
+            &[],
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.call(
+            Method::GET,
+            "/api/admin/flags",
+            Some(&app.server),
+            &[],
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.features(&app.server, None).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        &app.features(&tenant_token, Some(&app.tenant(2))).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.call(
+            Method::GET,
+            "/api/client/snapshot",
+            Some(&tenant_token),
+            &[],
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+
+    // X-API-Key works like Bearer.
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/api/features?tenant={a}"),
+            None,
+            &[("x-api-key", app.server.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // Created through the API: shown once, stored hashed, listed without the secret, revocable.
+    let res = app
+        .post(
+            "/api/admin/tokens",
+            Some(json!({"name": "ci", "scope": "server"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let created = res.json();
+    let secret = created["token"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("rg_server_"));
+    assert_eq!(app.features(&secret, Some(&a)).await.status, StatusCode::OK);
+    let listed = app
+        .call(
+            Method::GET,
+            "/api/admin/tokens",
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert!(!listed.text.contains(&secret));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM api_tokens WHERE name = 'ci'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, server::auth::hash_secret(&secret).to_vec());
+    let dup = app
+        .post(
+            "/api/admin/tokens",
+            Some(json!({"name": "ci", "scope": "server"})),
+        )
+        .await;
+    assert_error(&dup, StatusCode::CONFLICT, "conflict");
+    let id = created["id"].as_i64().unwrap();
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/tokens/{id}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_error(
+        &app.features(&secret, Some(&a)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let bad_scope = app
+        .post(
+            "/api/admin/tokens",
+            Some(json!({"name": "x", "scope": "root"})),
+        )
+        .await;
+    assert_error(
+        &bad_scope,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    let no_tenant = app
+        .post(
+            "/api/admin/tokens",
+            Some(json!({"name": "y", "scope": "tenant"})),
+        )
+        .await;
+    assert_error(
+        &no_tenant,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn admin_errors_have_the_right_status(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let t = app.tenant(3);
+    let malformed = app
+        .raw(
+            Request::post("/api/admin/tenants")
+                .header("authorization", format!("Bearer {}", app.admin))
+                .header("content-type", "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&malformed, StatusCode::BAD_REQUEST, "bad_request");
+    assert_error(
+        &app.post("/api/admin/tenants/nope/enable-multi-workspace", None)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &app.call(
+            Method::PUT,
+            "/api/admin/flags/nope/rollout",
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "10%"})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &app.call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/rollout"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "lots"})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    assert_error(
+        &app.call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/rollout"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "pilot", "pilots": ["ghost"]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    assert_error(
+        &app.post("/api/admin/tenants", Some(json!({"id": t, "name": "Dup"})))
+            .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_error(
+        &app.post(
+            "/api/admin/tenants",
+            Some(json!({"id": "bad id!", "name": "X"})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    assert_error(
+        &app.post(
+            "/api/admin/tenants",
+            Some(json!({"id": "ok-id", "name": "X", "plan": "platinum"})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    assert_error(
+        &app.post("/api/admin/flags", Some(json!({"key": "Bad Key"})))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    assert_error(
+        &app.post("/api/admin/flags", Some(json!({"key": FLAG})))
+            .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_error(
+        &app.call(
+            Method::GET,
+            "/api/admin/tenants?per_page=0",
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+
+    // Optimistic concurrency on tenants and flags.
+    let got = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/tenants/{t}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    let tag = got.headers["etag"].to_str().unwrap().to_string();
+    let ok = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/tenants/{t}"),
+            Some(&app.admin),
+            &[("if-match", &tag)],
+            Some(json!({"plan": "enterprise"})),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let stale = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/tenants/{t}"),
+            Some(&app.admin),
+            &[("if-match", &tag)],
+            Some(json!({"plan": "free"})),
+        )
+        .await;
+    assert_error(&stale, StatusCode::CONFLICT, "conflict");
+    let flag = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    let ftag = flag.headers["etag"].to_str().unwrap().to_string();
+    app.post(&format!("/api/admin/flags/{FLAG}/advance"), None)
+        .await;
+    let stale = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/rollout"),
+            Some(&app.admin),
+            &[("if-match", &ftag)],
+            Some(json!({"phase": "50%"})),
+        )
+        .await;
+    assert_error(&stale, StatusCode::CONFLICT, "conflict");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn phase_ladder_materialises_nested_cohorts(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let tenants: Vec<flags::Tenant> = (0..40).map(|n| flags::Tenant::new(app.tenant(n))).collect();
+    let pilot = app.tenant(7);
+    app.post(
+        &format!("/api/admin/tenants/{pilot}/enable-multi-workspace"),
+        None,
+    )
+    .await;
+    let mut previous: std::collections::BTreeSet<String> = [pilot.clone()].into();
+    for (phase, pct) in [("10%", 10), ("50%", 50)] {
+        let res = app
+            .post(&format!("/api/admin/flags/{FLAG}/advance"), None)
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert!(
+            res.json()["turned_off"].as_array().unwrap().is_empty(),
+            "advancing never turns anyone off"
+        );
+        let mut target = flags::Target::percentage(flags::Percentage::new(pct).unwrap());
+        target.pilots.insert(pilot.clone());
+        let expected: std::collections::BTreeSet<String> = flags::cohort(FLAG, &target, &tenants)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let on: std::collections::BTreeSet<String> =
+            sqlx::query_scalar("SELECT tenant_id FROM feature_flags WHERE key = $1 AND enabled AND tenant_id IS NOT NULL")
+                .bind(FLAG)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert_eq!(
+            on, expected,
+            "{phase}: the materialised rows are the flags cohort"
+        );
+        assert!(previous.is_subset(&on));
+        previous = on;
+        let flag = app
+            .call(
+                Method::GET,
+                &format!("/api/admin/flags/{FLAG}"),
+                Some(&app.admin),
+                &[],
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(flag["rollout"]["phase"], phase);
+    }
+    // A tenant created during the 50% phase gets the phase's answer for its bucket.
+    for i in 0..10 {
+        let id = format!("late-tenant-{i}");
+        let res = app
+            .post(
+                "/api/admin/tenants",
+                Some(json!({"id": id, "name": format!("Late {i}"), "plan": "pro"})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        let expected = flags::bucket(FLAG, &id) <= 50;
+        assert_eq!(
+            app.features(&app.server, Some(&id)).await.json(),
+            json!({ FLAG: expected }),
+            "{id}"
+        );
+    }
+    // 100% is the seed's "Enable Globally": the global row.
+    app.post(&format!("/api/admin/flags/{FLAG}/advance"), None)
+        .await;
+    let global: bool = sqlx::query_scalar(
+        "SELECT enabled FROM feature_flags WHERE key = $1 AND tenant_id IS NULL",
+    )
+    .bind(FLAG)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(global);
+    assert_error(
+        &app.post(&format!("/api/admin/flags/{FLAG}/advance"), None)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
+    // One rung down: back to 50%, global row off again.
+    let res = app
+        .post(
+            &format!("/api/admin/flags/{FLAG}/rollback"),
+            Some(json!({"to": "previous"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(!res.json()["turned_off"].as_array().unwrap().is_empty());
+    let global: bool = sqlx::query_scalar(
+        "SELECT enabled FROM feature_flags WHERE key = $1 AND tenant_id IS NULL",
+    )
+    .bind(FLAG)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!global);
+    // Archiving a tenant makes it unknown: OFF.
+    let on_tenant = previous.iter().next().unwrap().clone();
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/tenants/{on_tenant}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.features(&app.server, Some(&on_tenant)).await.json(),
+        json!({ FLAG: false })
+    );
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn ofrep_single_and_bulk(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let a = app.tenant(4);
+    app.post(
+        &format!("/api/admin/tenants/{a}/enable-multi-workspace"),
+        None,
+    )
+    .await;
+    let eval = |body: Value, key: &str| {
+        let uri = format!("/ofrep/v1/evaluate/flags/{key}");
+        let server = app.server.clone();
+        let app = &app;
+        async move {
+            app.call(Method::POST, &uri, Some(&server), &[], Some(body))
+                .await
+        }
+    };
+    let res = eval(json!({"context": {"targetingKey": a}}), FLAG).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let j = res.json();
+    assert_eq!(
+        (
+            j["key"].as_str(),
+            j["value"].as_bool(),
+            j["reason"].as_str(),
+            j["variant"].as_str()
+        ),
+        (Some(FLAG), Some(true), Some("TARGETING_MATCH"), Some("on"))
+    );
+    assert_eq!(j["metadata"]["rollgateReason"], "pilot");
+
+    let res = eval(json!({"context": {"targetingKey": app.tenant(5)}}), FLAG).await;
+    assert_eq!(res.json()["value"], false);
+    assert_eq!(res.json()["reason"], "DEFAULT");
+
+    let res = eval(json!({"context": {"targetingKey": a}}), "nope").await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.json()["errorCode"], "FLAG_NOT_FOUND");
+    assert_eq!(res.json()["key"], "nope");
+    let res = eval(json!({"context": {}}), FLAG).await;
+    assert_eq!(
+        (res.status, res.json()["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("TARGETING_KEY_MISSING"))
+    );
+    let res = eval(json!({"context": {"targetingKey": 42}}), FLAG).await;
+    assert_eq!(res.json()["errorCode"], "INVALID_CONTEXT");
+    let res = eval(json!({"context": "tenant"}), FLAG).await;
+    assert_eq!(res.json()["errorCode"], "INVALID_CONTEXT");
+    let res = app
+        .raw(
+            Request::post(format!("/ofrep/v1/evaluate/flags/{FLAG}"))
+                .header("x-api-key", &app.server)
+                .body(Body::from("{oops"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.json()["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("PARSE_ERROR"))
+    );
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/ofrep/v1/evaluate/flags/{FLAG}"),
+            None,
+            &[],
+            Some(json!({"context": {"targetingKey": a}})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+
+    // Bulk with ETag / If-None-Match.
+    let body = json!({"context": {"targetingKey": a}});
+    let res = app
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(&app.server),
+            &[],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["flags"][0]["key"], FLAG);
+    assert_eq!(res.json()["flags"][0]["value"], true);
+    let tag = res.headers["etag"].to_str().unwrap().to_string();
+    let res = app
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(&app.server),
+            &[("if-none-match", &tag)],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+    // Another tenant has another ETag; a change gives a new one.
+    let other = app
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(&app.server),
+            &[("if-none-match", &tag)],
+            Some(json!({"context": {"targetingKey": app.tenant(6)}})),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    app.post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
+        .await;
+    let res = app
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(&app.server),
+            &[("if-none-match", &tag)],
+            Some(body),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["flags"][0]["value"], false);
+    assert_eq!(res.json()["flags"][0]["reason"], "DISABLED");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sdk_snapshot_stream_metrics_and_openapi(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let res = app
+        .call(
+            Method::GET,
+            "/api/client/snapshot",
+            Some(&app.server),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let snap = flags::Snapshot::from_json(res.text.as_bytes()).unwrap();
+    assert_eq!(snap.tenants.len(), 40);
+    let tag = res.headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(tag, format!("\"{}\"", snap.version));
+    let res = app
+        .call(
+            Method::GET,
+            "/api/client/snapshot",
+            Some(&app.server),
+            &[("if-none-match", &tag)],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+
+    let res = app
+        .router()
+        .oneshot(
+            Request::get("/api/client/stream")
+                .header("authorization", format!("Bearer {}", app.server))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(2), body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned();
+    assert!(
+        text.contains("event: snapshot")
+            && text.contains(&format!("{{\"version\":{}}}", snap.version)),
+        "{text}"
+    );
+
+    app.features(&app.server, Some(&app.tenant(1))).await;
+    app.call(
+        Method::GET,
+        "/api/admin/tenants/nope",
+        Some(&app.admin),
+        &[],
+        None,
+    )
+    .await;
+    let metrics = app
+        .call(Method::GET, "/metrics", None, &[], None)
+        .await
+        .text;
+    assert!(
+        metrics
+            .contains("http_requests_total{path=\"/api/features\",method=\"GET\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("path=\"/api/admin/tenants/{id}\""),
+        "route templates, not raw paths"
+    );
+    assert!(!metrics.contains("/api/admin/tenants/nope"));
+    assert!(metrics.contains(
+        "feature_flag_evaluations_total{flag=\"multi_workspace_enabled\",result=\"off\"}"
+    ));
+    assert!(metrics.contains("http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("rollgate_db_pool_connections"));
+
+    let doc = app
+        .call(Method::GET, "/api/openapi.json", None, &[], None)
+        .await
+        .json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/health",
+        "/api/features",
+        "/api/client/snapshot",
+        "/api/client/stream",
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/evaluate/flags/{key}",
+        "/api/admin/tenants",
+        "/api/admin/tenants/{id}",
+        "/api/admin/tenants/{id}/flags/{key}",
+        "/api/admin/tenants/{id}/enable-multi-workspace",
+        "/api/admin/flags",
+        "/api/admin/flags/{key}",
+        "/api/admin/flags/{key}/rollout",
+        "/api/admin/flags/{key}/advance",
+        "/api/admin/flags/{key}/rollback",
+        "/api/admin/tokens",
+        "/api/admin/tokens/{id}",
+        "/api/admin/audit",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+}
+
+/// A DBA's raw SQL reaches two running instances on one database in under a second.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn raw_sql_propagates_to_two_instances_in_under_a_second(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 10).await.unwrap();
+    let tenant = store::demo::demo_tenant(3).id;
+    let instances: Vec<AppState> = (0..2)
+        .map(|_| AppState::new(options(), pool.clone()))
+        .collect();
+    for s in &instances {
+        server::live::spawn(s.pool.clone(), s.live.clone());
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !instances
+        .iter()
+        .all(|s| s.live.is_listening() && s.live.is_loaded())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "instances did not start listening"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let start = std::time::Instant::now();
+    sqlx::query("INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('multi_workspace_enabled', $1, true)")
+        .bind(&tenant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for s in &instances {
+        while !s.live.current().evaluate(FLAG, &tenant).on {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "change not seen within a second"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }

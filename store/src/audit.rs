@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::{Error, PgPool};
 
 /// One audit entry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     /// Id (increasing).

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use crate::{Actor, Error, PgPool};
 
 /// A flag with its rollout and counts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct FlagRow {
     /// Key.
@@ -33,6 +34,7 @@ pub struct FlagRow {
 }
 
 /// What a write changed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Change {
     /// The flag's version after the change.

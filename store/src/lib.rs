@@ -8,6 +8,7 @@ mod error;
 pub mod flags;
 pub mod health;
 pub mod migrations;
+pub mod notify;
 pub mod snapshot;
 pub mod tenants;
 pub mod tokens;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use actor::{Actor, Source};
 pub use error::Error;
+pub use sqlx::postgres::PgListener;
 use sqlx::postgres::PgPoolOptions;
 pub use sqlx::PgPool;
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::{Error, PgPool};
 
 /// A tenant row.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct TenantRow {
     /// Stable id.

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::{Actor, Error, PgPool};
 
 /// A token's metadata (never its secret).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct TokenRow {
     /// Id.

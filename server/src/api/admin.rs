@@ -1,0 +1,627 @@
+//! `/api/admin`: tenants, flags and their rollouts, tokens, audit. Admin tokens only.
+use axum::{
+    extract::{
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+        Path, Query, State,
+    },
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use flags::{Constraint, Phase, Rollout, DEFAULT_LADDER};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use store::{Actor, Source};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    auth::{self, Caller, Scope},
+    error::{ApiError, ErrorBody},
+    AppState,
+};
+
+/// The flag the seed's `enable-multi-workspace` endpoint switches.
+pub const SEED_FLAG: &str = "multi_workspace_enabled";
+
+fn admin(caller: &Caller) -> Result<Actor, ApiError> {
+    caller.require(&[Scope::Admin])?;
+    Ok(caller.actor(Source::Api))
+}
+
+/// Publishes the write to this instance's snapshot before answering (read-your-writes); other
+/// instances follow through NOTIFY.
+async fn settle(state: &AppState) {
+    if let Err(e) = state.live.refresh_snapshot(&state.pool).await {
+        tracing::warn!(error = %e, "snapshot refresh after a write failed");
+    }
+}
+
+// ---------------------------------------------------------------- tenants
+
+/// Query of the tenant list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TenantListQuery {
+    /// Case-insensitive substring of name or id.
+    pub q: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// `name` (default), `newest`, `plan` or `region`.
+    pub sort: Option<String>,
+    /// 1-based page (default 1).
+    pub page: Option<u32>,
+    /// Rows per page, 1..=500 (default 50).
+    pub per_page: Option<u32>,
+}
+
+/// A page of tenants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantPage {
+    /// Rows.
+    pub items: Vec<store::tenants::TenantRow>,
+    /// Matches over all pages.
+    pub total: i64,
+    /// Page.
+    pub page: u32,
+    /// Rows per page.
+    pub per_page: u32,
+}
+
+/// Lists live tenants.
+#[utoipa::path(get, path = "/api/admin/tenants", tag = "admin", params(TenantListQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = TenantPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<TenantListQuery>, QueryRejection>,
+) -> Result<Json<TenantPage>, ApiError> {
+    admin(&caller)?;
+    let Query(q) = query?;
+    use store::tenants::TenantSort;
+    let sort = match q.sort.as_deref().unwrap_or("name") {
+        "name" => TenantSort::Name,
+        "newest" => TenantSort::Newest,
+        "plan" => TenantSort::Plan,
+        "region" => TenantSort::Region,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown sort {other:?}: use name, newest, plan or region"
+            )))
+        }
+    };
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::bad_request("per_page must be between 1 and 500"));
+    }
+    let page = store::tenants::list(
+        &state.pool,
+        &store::tenants::TenantQuery {
+            search: q.q,
+            plan: q.plan,
+            region: q.region,
+            sort,
+            page: q.page.unwrap_or(1).max(1),
+            per_page,
+        },
+    )
+    .await?;
+    Ok(Json(TenantPage {
+        items: page.items,
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+    }))
+}
+
+/// A tenant to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantBody {
+    /// Id: 1-64 of A-Z a-z 0-9 _ . - (starting with a letter or digit).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// free, starter (default), pro or enterprise.
+    pub plan: Option<String>,
+    /// Region (default eu-west).
+    pub region: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Creates a tenant; during a percentage phase it gets the phase's answer for its bucket.
+#[utoipa::path(post, path = "/api/admin/tenants", tag = "admin", request_body = NewTenantBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = store::tenants::TenantRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewTenantBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Json(b) = body?;
+    let row = store::tenants::create(
+        &state.pool,
+        &actor,
+        &store::tenants::NewTenant {
+            id: b.id,
+            name: b.name,
+            plan: b.plan.unwrap_or_else(|| "starter".into()),
+            region: b.region.unwrap_or_else(|| "eu-west".into()),
+            tags: b.tags,
+        },
+    )
+    .await?;
+    settle(&state).await;
+    Ok((
+        StatusCode::CREATED,
+        [(header::ETAG, super::etag(row.version))],
+        Json(row),
+    )
+        .into_response())
+}
+
+/// One tenant, with its version as ETag.
+#[utoipa::path(get, path = "/api/admin/tenants/{id}", tag = "admin", params(("id" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::tenants::TenantRow), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    admin(&caller)?;
+    let Path(id) = id?;
+    let row = store::tenants::get(&state.pool, &id).await?;
+    Ok(([(header::ETAG, super::etag(row.version))], Json(row)).into_response())
+}
+
+/// Fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatchBody {
+    /// Name.
+    pub name: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+}
+
+/// Changes a tenant. Send `If-Match` with the version you read to refuse lost updates (409).
+#[utoipa::path(patch, path = "/api/admin/tenants/{id}", tag = "admin", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = TenantPatchBody, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::tenants::TenantRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<TenantPatchBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(id) = id?;
+    let expected = super::if_match(&headers)?;
+    let Json(b) = body?;
+    let row = store::tenants::update(
+        &state.pool,
+        &actor,
+        &id,
+        &store::tenants::TenantPatch {
+            name: b.name,
+            plan: b.plan,
+            region: b.region,
+            tags: b.tags,
+        },
+        expected,
+    )
+    .await?;
+    settle(&state).await;
+    Ok(([(header::ETAG, super::etag(row.version))], Json(row)).into_response())
+}
+
+/// Archives a tenant: OFF everywhere from now on (unknown tenant), history kept.
+#[utoipa::path(delete, path = "/api/admin/tenants/{id}", tag = "admin", params(("id" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn archive_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(id) = id?;
+    store::tenants::archive(&state.pool, &actor, &id).await?;
+    settle(&state).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The per-tenant switch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFlagBody {
+    /// ON (the tenant becomes a pilot) or OFF.
+    pub enabled: bool,
+    /// Quarantine (true) or release (false) the tenant; absent keeps it.
+    pub excluded: Option<bool>,
+}
+
+/// Sets one tenant's row of a flag (the general form of `enable-multi-workspace`).
+#[utoipa::path(put, path = "/api/admin/tenants/{id}/flags/{key}", tag = "admin",
+    params(("id" = String, Path), ("key" = String, Path)), request_body = TenantFlagBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_tenant_flag(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<TenantFlagBody>, JsonRejection>,
+) -> Result<Json<store::flags::Change>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path((id, key)) = path?;
+    let Json(b) = body?;
+    let change =
+        store::flags::set_tenant(&state.pool, &actor, &key, &id, b.enabled, b.excluded).await?;
+    settle(&state).await;
+    Ok(Json(change))
+}
+
+/// The seed's pilot command: `POST /api/admin/tenants/TENANT_A_ID/enable-multi-workspace`.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/enable-multi-workspace", tag = "admin",
+    params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn enable_multi_workspace(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<store::flags::Change>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(id) = id?;
+    let change = store::flags::set_tenant(&state.pool, &actor, SEED_FLAG, &id, true, None).await?;
+    settle(&state).await;
+    Ok(Json(change))
+}
+
+// ---------------------------------------------------------------- flags
+
+/// Every flag with its rollout and counts.
+#[utoipa::path(get, path = "/api/admin/flags", tag = "admin", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Vec<store::flags::FlagRow>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_flags(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<store::flags::FlagRow>>, ApiError> {
+    admin(&caller)?;
+    Ok(Json(store::flags::list(&state.pool).await?))
+}
+
+/// A flag to create (deployed OFF).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlagBody {
+    /// Key: 1-100 of a-z 0-9 _ . - starting with a letter or digit.
+    pub key: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Creates a flag, OFF.
+#[utoipa::path(post, path = "/api/admin/flags", tag = "admin", request_body = NewFlagBody, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = store::flags::FlagRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_flag(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewFlagBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Json(b) = body?;
+    let row = store::flags::create(&state.pool, &actor, &b.key, &b.description).await?;
+    settle(&state).await;
+    Ok((
+        StatusCode::CREATED,
+        [(header::ETAG, super::etag(row.version))],
+        Json(row),
+    )
+        .into_response())
+}
+
+/// One flag; its version is the ETag to send back as `If-Match`.
+#[utoipa::path(get, path = "/api/admin/flags/{key}", tag = "admin", params(("key" = String, Path)), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::FlagRow), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_flag(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    admin(&caller)?;
+    let Path(key) = key?;
+    let row = store::flags::get(&state.pool, &key).await?;
+    Ok(([(header::ETAG, super::etag(row.version))], Json(row)).into_response())
+}
+
+/// A rollout to apply.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutBody {
+    /// `off`, `pilot`, `N%` or `100%`.
+    pub phase: String,
+    /// Pilot tenants.
+    #[serde(default)]
+    pub pilots: BTreeSet<String>,
+    /// Constraints of the percentage phases.
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+}
+
+fn parse_phase(s: &str) -> Result<Phase, ApiError> {
+    s.parse()
+        .map_err(|e: flags::Error| ApiError::unprocessable(e.to_string()))
+}
+
+/// Moves the flag to a rollout (phase, pilots, constraints) and writes exactly the tenant rows
+/// that change. `If-Match` refuses a lost update with 409.
+#[utoipa::path(put, path = "/api/admin/flags/{key}/rollout", tag = "admin", params(("key" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = RolloutBody, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_rollout(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Json<RolloutBody>, JsonRejection>,
+) -> Result<Json<store::flags::Change>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let expected = super::if_match(&headers)?;
+    let Json(b) = body?;
+    let rollout = Rollout {
+        phase: parse_phase(&b.phase)?,
+        pilots: b.pilots,
+        constraints: b.constraints,
+    };
+    let change = store::flags::apply_rollout(&state.pool, &actor, &key, &rollout, expected).await?;
+    settle(&state).await;
+    Ok(Json(change))
+}
+
+/// Advances the flag to the next rung of the ladder (OFF → pilot → 10% → 50% → 100%).
+#[utoipa::path(post, path = "/api/admin/flags/{key}/advance", tag = "admin", params(("key" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, description = "Already at 100%", body = ErrorBody)))]
+pub async fn advance(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Json<store::flags::Change>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let expected = super::if_match(&headers)?;
+    let flag = store::flags::get(&state.pool, &key).await?;
+    let next = flag.rollout.phase.next(&DEFAULT_LADDER).ok_or_else(|| {
+        ApiError::unprocessable(format!("flag {key:?} is already at {}", flag.rollout.phase))
+    })?;
+    let change = store::flags::apply_rollout(
+        &state.pool,
+        &actor,
+        &key,
+        &flag.rollout.with_phase(next),
+        Some(expected.unwrap_or(flag.version)),
+    )
+    .await?;
+    settle(&state).await;
+    Ok(Json(change))
+}
+
+/// Where to roll back to.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// `off` (default; the seed's Quick Rollback: every row OFF) or `previous` (one rung down).
+    pub to: Option<String>,
+}
+
+/// Rolls back. Never gated, always audited.
+#[utoipa::path(post, path = "/api/admin/flags/{key}/rollback", tag = "admin", params(("key" = String, Path)),
+    request_body(content = Option<RollbackBody>), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Result<Json<store::flags::Change>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let b: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let change = match b.to.as_deref().unwrap_or("off") {
+        "off" => store::flags::kill(&state.pool, &actor, &key).await?,
+        "previous" => {
+            let flag = store::flags::get(&state.pool, &key).await?;
+            let prev = flag
+                .rollout
+                .phase
+                .previous(&DEFAULT_LADDER)
+                .unwrap_or(Phase::Off);
+            store::flags::apply_rollout(
+                &state.pool,
+                &actor,
+                &key,
+                &flag.rollout.with_phase(prev),
+                None,
+            )
+            .await?
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "\"to\" must be \"off\" or \"previous\", got {other:?}"
+            )))
+        }
+    };
+    settle(&state).await;
+    Ok(Json(change))
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBody {
+    /// Unique name among live tokens.
+    pub name: String,
+    /// admin, server or tenant.
+    pub scope: Scope,
+    /// The tenant of a tenant token.
+    pub tenant_id: Option<String>,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A created token: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The secret. Store it now: Rollgate keeps only its hash.
+    pub token: String,
+    /// Its metadata.
+    #[serde(flatten)]
+    pub meta: store::tokens::TokenRow,
+}
+
+/// Creates a token and shows its secret once.
+#[utoipa::path(post, path = "/api/admin/tokens", tag = "admin", request_body = NewTokenBody, security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewTokenBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Json(b) = body?;
+    let secret = auth::generate_secret(b.scope).map_err(|e| {
+        tracing::error!(error = %e, "token generation failed");
+        ApiError::internal()
+    })?;
+    let meta = crate::tokens::create(
+        &state,
+        &actor,
+        &b.name,
+        b.scope,
+        b.tenant_id.as_deref(),
+        b.expires_at,
+        &secret,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: secret,
+            meta,
+        }),
+    )
+        .into_response())
+}
+
+/// Every token (never the secrets).
+#[utoipa::path(get, path = "/api/admin/tokens", tag = "admin", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Vec<store::tokens::TokenRow>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<store::tokens::TokenRow>>, ApiError> {
+    admin(&caller)?;
+    Ok(Json(store::tokens::list(&state.pool).await?))
+}
+
+/// Revokes a token at once on every instance.
+#[utoipa::path(delete, path = "/api/admin/tokens/{id}", tag = "admin", params(("id" = i64, Path)), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::tokens::TokenRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<store::tokens::TokenRow>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(id) = id?;
+    let row = store::tokens::revoke(&state.pool, &actor, id).await?;
+    if let Err(e) = state.live.tokens.reload(&state.pool).await {
+        tracing::warn!(error = %e, "token cache reload failed");
+    }
+    Ok(Json(row))
+}
+
+// ---------------------------------------------------------------- audit
+
+/// Audit filters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditParams {
+    /// Flag key.
+    pub flag: Option<String>,
+    /// Tenant id.
+    pub tenant: Option<String>,
+    /// Actor.
+    pub actor: Option<String>,
+    /// ui, api, cli, sql, system or migration.
+    pub source: Option<String>,
+    /// RFC 3339 lower bound.
+    pub since: Option<DateTime<Utc>>,
+    /// RFC 3339 upper bound (exclusive).
+    pub until: Option<DateTime<Utc>>,
+    /// Page backwards: only entries with a smaller id.
+    pub before_id: Option<i64>,
+    /// 1..=1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditParams), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Vec<store::audit::AuditRow>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<Vec<store::audit::AuditRow>>, ApiError> {
+    admin(&caller)?;
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    Ok(Json(
+        store::audit::query(
+            &state.pool,
+            &store::audit::AuditQuery {
+                flag: q.flag,
+                tenant: q.tenant,
+                actor: q.actor,
+                source: q.source,
+                since: q.since,
+                until: q.until,
+                before_id: q.before_id,
+                limit,
+            },
+        )
+        .await?,
+    ))
+}

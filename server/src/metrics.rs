@@ -1,0 +1,90 @@
+//! Prometheus metrics through the `metrics` facade and its Prometheus exporter.
+//!
+//! * `http_requests_total{path,method,status}` — `path` is the route template (`/api/admin/tenants/{id}`),
+//!   never the raw path, so label sets stay bounded;
+//! * `http_request_duration_seconds` (histogram, same labels minus status);
+//! * `feature_flag_evaluations_total{flag,result}` and `feature_flag_check_failures_total{reason}`;
+//! * `rollgate_snapshot_version`, `rollgate_snapshot_age_seconds`, `rollgate_listen_up`;
+//! * `rollgate_db_pool_connections{state}`.
+use std::{sync::OnceLock, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the global recorder once per process and returns its handle.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
+                        5.0,
+                    ],
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Records every request by route template.
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "path" => path.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "path" => path, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    metrics::gauge!("rollgate_snapshot_age_seconds").set(state.live.age().as_secs_f64());
+    metrics::gauge!("rollgate_listen_up").set(if state.live.is_listening() { 1.0 } else { 0.0 });
+    let size = state.pool.size() as f64;
+    let idle = state.pool.num_idle() as f64;
+    metrics::gauge!("rollgate_db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("rollgate_db_pool_connections", "state" => "in_use").set(size - idle);
+    metrics::gauge!("rollgate_db_pool_max_connections")
+        .set(f64::from(state.pool.options().get_max_connections()));
+    let body = handle().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Counts one evaluation.
+pub fn evaluation(flag: &str, decision: &flags::Decision) {
+    let result = if decision.on { "on" } else { "off" };
+    // Unknown keys come from callers: never let them grow the label set.
+    let flag = if decision.reason == flags::Reason::UnknownFlag {
+        "_unknown"
+    } else {
+        flag
+    };
+    metrics::counter!("feature_flag_evaluations_total", "flag" => flag.to_owned(), "result" => result).increment(1);
+    if decision.reason.is_error() {
+        metrics::counter!("feature_flag_check_failures_total", "reason" => decision.reason.code())
+            .increment(1);
+    }
+}
