@@ -206,4 +206,26 @@ impl FlagState {
     pub fn is_on(&self, tenant_id: &str) -> bool {
         !self.excluded.contains(tenant_id) && (self.enabled || self.on.contains(tenant_id))
     }
+
+    /// Folds one `feature_flags` row into the state: the global row when `tenant_id` is `None`.
+    ///
+    /// ```
+    /// let mut s = flags::FlagState::default();
+    /// s.add_row(None, true, false);
+    /// s.add_row(Some("acme".into()), false, true);
+    /// assert!(s.enabled && s.excluded.contains("acme") && !s.is_on("acme"));
+    /// ```
+    pub fn add_row(&mut self, tenant_id: Option<String>, enabled: bool, excluded: bool) {
+        match tenant_id {
+            None => self.enabled = enabled,
+            Some(t) => {
+                if excluded {
+                    self.excluded.insert(t.clone());
+                }
+                if enabled {
+                    self.on.insert(t);
+                }
+            }
+        }
+    }
 }

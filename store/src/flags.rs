@@ -180,17 +180,7 @@ async fn flag_state(
         ..FlagState::default()
     };
     for (tenant, enabled, excluded) in rows {
-        match tenant {
-            None => state.enabled = enabled,
-            Some(t) => {
-                if excluded {
-                    state.excluded.insert(t.clone());
-                }
-                if enabled {
-                    state.on.insert(t);
-                }
-            }
-        }
+        state.add_row(tenant, enabled, excluded);
     }
     Ok(state)
 }

@@ -47,18 +47,10 @@ pub async fn load(pool: &PgPool) -> Result<Snapshot, Error> {
         );
     }
     for (key, tenant, enabled, excluded) in rows {
-        let state = flags.entry(key).or_default();
-        match tenant {
-            None => state.enabled = enabled,
-            Some(t) => {
-                if excluded {
-                    state.excluded.insert(t.clone());
-                }
-                if enabled {
-                    state.on.insert(t);
-                }
-            }
-        }
+        flags
+            .entry(key)
+            .or_default()
+            .add_row(tenant, enabled, excluded);
     }
     let mut snapshot = Snapshot::new(u64::try_from(version).unwrap_or_default());
     snapshot.tenants = tenants.into_iter().collect();

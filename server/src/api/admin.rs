@@ -4,7 +4,7 @@ use axum::{
         rejection::{JsonRejection, PathRejection, QueryRejection},
         Path, Query, State,
     },
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -158,12 +158,7 @@ pub async fn create_tenant(
     )
     .await?;
     settle(&state).await;
-    Ok((
-        StatusCode::CREATED,
-        [(header::ETAG, super::etag(row.version))],
-        Json(row),
-    )
-        .into_response())
+    Ok(super::versioned(StatusCode::CREATED, row.version, row))
 }
 
 /// One tenant, with its version as ETag.
@@ -178,7 +173,7 @@ pub async fn get_tenant(
     admin(&caller)?;
     let Path(id) = id?;
     let row = store::tenants::get(&state.pool, &id).await?;
-    Ok(([(header::ETAG, super::etag(row.version))], Json(row)).into_response())
+    Ok(super::versioned(StatusCode::OK, row.version, row))
 }
 
 /// Fields to change.
@@ -225,7 +220,7 @@ pub async fn update_tenant(
     )
     .await?;
     settle(&state).await;
-    Ok(([(header::ETAG, super::etag(row.version))], Json(row)).into_response())
+    Ok(super::versioned(StatusCode::OK, row.version, row))
 }
 
 /// Archives a tenant: OFF everywhere from now on (unknown tenant), history kept.
@@ -328,12 +323,7 @@ pub async fn create_flag(
     let Json(b) = body?;
     let row = store::flags::create(&state.pool, &actor, &b.key, &b.description).await?;
     settle(&state).await;
-    Ok((
-        StatusCode::CREATED,
-        [(header::ETAG, super::etag(row.version))],
-        Json(row),
-    )
-        .into_response())
+    Ok(super::versioned(StatusCode::CREATED, row.version, row))
 }
 
 /// One flag; its version is the ETag to send back as `If-Match`.
@@ -347,7 +337,7 @@ pub async fn get_flag(
     admin(&caller)?;
     let Path(key) = key?;
     let row = store::flags::get(&state.pool, &key).await?;
-    Ok(([(header::ETAG, super::etag(row.version))], Json(row)).into_response())
+    Ok(super::versioned(StatusCode::OK, row.version, row))
 }
 
 /// A rollout to apply.

@@ -4,7 +4,11 @@ pub mod admin;
 pub mod eval;
 pub mod ofrep;
 
-use axum::http::HeaderMap;
+use axum::{
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
 
 use crate::error::ApiError;
 
@@ -26,6 +30,11 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 /// An ETag for a version.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
+}
+
+/// A JSON answer carrying its version as ETag.
+pub fn versioned<T: serde::Serialize>(status: StatusCode, version: i64, body: T) -> Response {
+    (status, [(header::ETAG, etag(version))], Json(body)).into_response()
 }
 
 /// Whether `If-None-Match` lists `tag` (or `*`).
