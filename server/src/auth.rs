@@ -155,27 +155,39 @@ pub fn display_prefix(secret: &str) -> String {
 }
 
 /// The secret from `Authorization: Bearer …` or `X-API-Key: …`.
-fn presented(parts: &Parts) -> Option<&str> {
+fn presented(parts: &Parts) -> Result<&str, ApiError> {
     if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let v = v.to_str().ok()?.trim();
-        let (scheme, rest) = v.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
+        let malformed =
+            || ApiError::unauthorized("the Authorization header must be `Bearer <token>`");
+        let v = v.to_str().map_err(|_| malformed())?.trim();
+        let (scheme, rest) = v.split_once(' ').ok_or_else(malformed)?;
+        let rest = rest.trim();
+        return if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+            Ok(rest)
+        } else {
+            Err(malformed())
+        };
     }
-    parts.headers.get("x-api-key")?.to_str().ok().map(str::trim)
+    match parts
+        .headers
+        .get("x-api-key")
+        .map(|v| v.to_str().map(str::trim))
+    {
+        Some(Ok(k)) if !k.is_empty() => Ok(k),
+        Some(_) => Err(ApiError::unauthorized(
+            "the X-API-Key header is empty or not ASCII",
+        )),
+        None => Err(ApiError::unauthorized(
+            "missing token: send Authorization: Bearer <token> or X-API-Key: <token>",
+        )),
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(secret) = presented(parts) else {
-            return Err(ApiError::unauthorized(
-                "missing token: send Authorization: Bearer <token> or X-API-Key: <token>",
-            ));
-        };
-        if secret.is_empty() {
-            return Err(ApiError::unauthorized("empty token"));
-        }
+        let secret = presented(parts)?;
         state
             .live
             .tokens

@@ -380,6 +380,11 @@ async fn tokens_and_scopes(pool: PgPool) {
         "forbidden",
     );
 
+    let basic = app.call(Method::GET, "/api/features", None, &[("authorization", "Basic dXNlcjpwdw==")], None).await;
+    assert_error(&basic, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(basic.json()["message"].as_str().unwrap().contains("Bearer"));
+    assert_eq!(basic.headers["www-authenticate"], "Bearer");
+
     // X-API-Key works like Bearer.
     let res = app
         .call(
