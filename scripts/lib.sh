@@ -222,3 +222,20 @@ demo_tokens() {
     "$bin" token create --scope server --name demo-server --value "$SERVER_TOKEN" --if-missing >/dev/null
     "$bin" token create --scope tenant --tenant "$DEMO_TENANT" --name demo-tenant --value "$TOKEN" --if-missing >/dev/null
 }
+
+# demo_users BIN — one demo user per role, passwords kept in .data/demo-users.env.
+demo_users() {
+    local bin=$1 file="$DATA/demo-users.env" role
+    if [ ! -f "$file" ]; then
+        umask 077
+        for role in admin product_owner qa dba viewer; do
+            echo "DEMO_PASSWORD_${role^^}=$(head -c 12 /dev/urandom | base64 | tr -d '+/=')"
+        done >"$file"
+    fi
+    # shellcheck disable=SC1090
+    source "$file"
+    for role in admin product_owner qa dba viewer; do
+        local var="DEMO_PASSWORD_${role^^}"
+        ROLLGATE_PASSWORD="${!var}" "$bin" user add "${role//_/-}" --role "$role" --replace >/dev/null
+    done
+}

@@ -4,15 +4,22 @@
 //! map the error. Everything that touches the database lives behind `#[cfg(feature = "ssr")]`
 //! inside `store`; the browser build only sees the types.
 
+pub mod auth;
 pub mod error;
+pub mod flag_pages;
+pub mod login;
 pub mod tenants;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Redirect, Route, Router, Routes, A},
+    components::{ParentRoute, Redirect, Route, Router, Routes, A},
+    hooks::use_location,
+    nested_router::Outlet,
     path, SsrMode,
 };
+
+use auth::{Logout, UserView};
 
 pub use error::AppError;
 
@@ -66,22 +73,79 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="Rollgate: the rollout control plane for tenant-scoped feature flags." />
         <Title formatter=|text| format!("{text} · Rollgate") />
         <Router>
-            <header class="topbar">
-                <a class="brand" href="/">
-                    <span class="brand-mark" aria-hidden="true">"◐"</span>
-                    " Rollgate"
-                </a>
-                <nav class="nav" aria-label="Main">
-                    <A href="/tenants">"Tenants"</A>
-                </nav>
-            </header>
+            <TopBar />
             <main id="main">
                 <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=path!("") view=|| view! { <Redirect path="/tenants" /> } />
-                    <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
+                    <Route path=path!("login") view=login::LoginPage ssr=SsrMode::Async />
+                    <ParentRoute path=path!("") view=SignedIn ssr=SsrMode::Async>
+                        <Route path=path!("") view=|| view! { <Redirect path="/flags" /> } ssr=SsrMode::Async />
+                        <Route path=path!("flags") view=flag_pages::FlagsPage ssr=SsrMode::Async />
+                        <Route path=path!("flags/:key") view=flag_pages::FlagPage ssr=SsrMode::Async />
+                        <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
+                    </ParentRoute>
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// The signed-in user, refreshed on every navigation (so signing in or out shows at once).
+fn user_resource() -> Resource<Result<Option<UserView>, AppError>> {
+    let location = use_location();
+    Resource::new(move || location.pathname.get(), |_| auth::whoami())
+}
+
+#[component]
+fn TopBar() -> impl IntoView {
+    let user = user_resource();
+    let logout = ServerAction::<Logout>::new();
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"◐"</span>
+                " Rollgate"
+            </a>
+            <nav class="nav" aria-label="Main">
+                <A href="/flags">"Flags"</A>
+                <A href="/tenants">"Tenants"</A>
+            </nav>
+            <div class="who">
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match user.await {
+                            Ok(Some(u)) => view! {
+                                <span data-testid="whoami">{u.username.clone()}" · "{u.role.label()}</span>
+                                <ActionForm action=logout attr:class="inline">
+                                    <button type="submit" class="btn small" data-testid="sign-out">"Sign out"</button>
+                                </ActionForm>
+                            }.into_any(),
+                            _ => view! { <a href="/login" class="btn small">"Sign in"</a> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </div>
+        </header>
+    }
+}
+
+/// Renders its child routes for a signed-in user; sends anyone else to `/login`.
+#[component]
+fn SignedIn() -> impl IntoView {
+    let user = user_resource();
+    let location = use_location();
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(_)) => view! { <Outlet /> }.into_any(),
+                    Ok(None) => {
+                        let next = location.pathname.get_untracked();
+                        view! { <Redirect path=format!("/login?next={next}") /> }.into_any()
+                    }
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
     }
 }
 

@@ -120,9 +120,10 @@ fn encode(s: &str) -> String {
 }
 
 /// Lists live tenants matching the filter, a page at a time.
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", endpoint = "list_tenants")]
 pub async fn list_tenants(filter: TenantFilter) -> Result<TenantPage, AppError> {
     use store::tenants::{TenantQuery, TenantSort};
+    crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     let sort = match filter.sort.as_str() {
         "" | "name" => TenantSort::Name,

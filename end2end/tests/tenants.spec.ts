@@ -1,10 +1,16 @@
 import { expect, test } from '@playwright/test';
+import { signIn, users } from './helpers';
 
 test.describe('tenant list without JavaScript (server-rendered)', () => {
   test.use({ javaScriptEnabled: false });
 
-  test('renders real rows from Postgres, paginates and searches with plain links and forms', async ({ page }) => {
+  test('sends anonymous visitors to sign in', async ({ page }) => {
     await page.goto('/tenants');
+    await expect(page).toHaveURL(/\/login\?next=/);
+  });
+
+  test('renders real rows from Postgres, paginates and searches with plain links and forms', async ({ page }) => {
+    await signIn(page, users.qa, '/tenants');
     const rows = page.getByTestId('tenant-row');
     await expect(rows).toHaveCount(25);
     await expect(page.getByTestId('tenant-count')).toHaveText(/Showing 1–25 of 240 tenants/);
@@ -41,7 +47,7 @@ test.describe('tenant list with JavaScript (hydrated)', () => {
     page.on('console', (m) => {
       if (m.type() === 'error') errors.push(m.text());
     });
-    await page.goto('/tenants');
+    await signIn(page, users.qa, '/tenants');
     await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
     await expect(page.getByTestId('tenant-count')).toHaveText(/of 240 tenants/);
 

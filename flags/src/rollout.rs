@@ -152,6 +152,39 @@ impl Rollout {
         self.phase == Phase::Full
     }
 
+    /// The state after moving a flag from rollout `self` to rollout `to`: the tenant rows of the
+    /// old target that the new one drops are turned off, the new target's are turned on, and the
+    /// global row follows the 100% phase. The server writes exactly the rows that differ between
+    /// `state` and the result; the browser previews the same call.
+    ///
+    /// ```
+    /// use flags::{FlagState, Phase, Rollout, Tenant};
+    /// let tenants: Vec<Tenant> = (0..50).map(|i| Tenant::new(format!("t{i}"))).collect();
+    /// let off = Rollout::default();
+    /// let full = off.with_phase(Phase::Full);
+    /// let after = off.apply(&FlagState::default(), "f", &full, &tenants);
+    /// assert!(after.enabled && after.on.len() == 50);
+    /// ```
+    pub fn apply(
+        &self,
+        state: &crate::FlagState,
+        flag_key: &str,
+        to: &Rollout,
+        tenants: &[crate::Tenant],
+    ) -> crate::FlagState {
+        let before = crate::FlagState {
+            target: Some(self.target()),
+            ..state.clone()
+        };
+        let mut after = before.materialise(flag_key, to.target(), tenants);
+        if to.global() {
+            after.enabled = true;
+        } else if self.global() {
+            after.enabled = false;
+        }
+        after
+    }
+
     /// The same rollout in another phase.
     pub fn with_phase(&self, phase: Phase) -> Rollout {
         Rollout {

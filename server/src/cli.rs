@@ -36,6 +36,12 @@ pub enum Command {
         #[arg(long, default_value_t = 240)]
         tenants: usize,
     },
+    /// People who sign in to the web app.
+    User {
+        /// What to do with users.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Machine tokens.
     Token {
         /// What to do with tokens.
@@ -74,6 +80,25 @@ pub enum Command {
         /// `off` or `previous`.
         #[arg(long, default_value = "off")]
         to: String,
+    },
+}
+
+/// User verbs.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (the password is read from ROLLGATE_PASSWORD, or asked for).
+    Add {
+        /// Login name.
+        name: String,
+        /// admin, product_owner, qa, dba or viewer.
+        #[arg(long, value_parser = ["admin", "product_owner", "qa", "dba", "viewer"])]
+        role: String,
+        /// Password (prefer the ROLLGATE_PASSWORD variable or the prompt).
+        #[arg(long, env = "ROLLGATE_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Reset the password and role if the user exists.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -150,6 +175,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token(&pool, command).await,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    role,
+                    password,
+                    replace,
+                },
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => rpassword::prompt_password(format!("password for {name}: "))?,
+            };
+            if password.chars().count() < 8 {
+                anyhow::bail!("the password must have at least 8 characters");
+            }
+            let hash = app::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let row = store::users::upsert(
+                &pool,
+                &cli_actor(),
+                &name.to_lowercase(),
+                &hash,
+                &role,
+                replace,
+            )
+            .await?;
+            println!("user {} ({}) ready", row.username, row.role);
+            Ok(())
+        }
         Command::Enable { flag, tenant } => {
             let c =
                 store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, true, None).await?;

@@ -9,6 +9,12 @@ use axum::{
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower_sessions::{
+    cookie::{time, SameSite},
+    session_store::ExpiredDeletion,
+    Expiry, SessionManagerLayer,
+};
+use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::{
     api::{admin, eval, ofrep},
@@ -68,6 +74,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/audit", get(admin::audit))
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let _ = crate::metrics::handle();
+    let sessions = SessionManagerLayer::new(session_store(&state.pool))
+        .with_name("rollgate_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
     Router::new()
         .merge(api)
         .leptos_routes_with_context(
@@ -79,7 +91,22 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(sessions)
         .with_state(state)
+}
+
+/// Sign-in sessions live in Rollgate's own `sessions` table (created by a migration).
+fn session_store(pool: &store::PgPool) -> PostgresStore {
+    match PostgresStore::new(pool.clone())
+        .with_schema_name("public")
+        .and_then(|s| s.with_table_name("sessions"))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "session table name rejected; using the library default");
+            PostgresStore::new(pool.clone())
+        }
+    }
 }
 
 /// Builds the state over `pool` and serves until Ctrl-C or SIGTERM.
@@ -91,6 +118,10 @@ pub async fn serve(pool: store::PgPool, addr: Option<SocketAddr>) -> anyhow::Res
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
     crate::live::spawn(state.pool.clone(), state.live.clone());
+    tokio::spawn(
+        session_store(&state.pool)
+            .continuously_delete_expired(std::time::Duration::from_secs(3600)),
+    );
     let app = router(state);
     let listener = TcpListener::bind(addr)
         .await

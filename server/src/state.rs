@@ -18,12 +18,17 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// When this process started.
     pub started_at: Instant,
+    /// Mark the session cookie `Secure` (set `ROLLGATE_SECURE_COOKIES=1` behind TLS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
     /// A state over `pool` with an empty live cache (call `live.refresh_all` or spawn the sync task).
     pub fn new(leptos_options: LeptosOptions, pool: PgPool) -> Self {
+        let secure_cookies =
+            std::env::var("ROLLGATE_SECURE_COOKIES").is_ok_and(|v| v == "1" || v == "true");
         AppState {
+            secure_cookies,
             leptos_options,
             pool,
             live: Arc::new(Live::default()),

@@ -182,11 +182,78 @@ async fn health_is_503_with_the_reason_when_the_database_is_away() {
     assert!(json["migrations"].is_null());
 }
 
+async fn sign_in(app: &TestApp, username: &str, role: &str) -> String {
+    let hash = app::auth::hash_password("correct horse battery").unwrap();
+    let actor = store::Actor::new("test", store::Source::Cli);
+    store::users::upsert(&app.state.pool, &actor, username, &hash, role, true)
+        .await
+        .unwrap();
+    let res = app
+        .raw(
+            Request::post("/rpc/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(Body::from(format!(
+                    "username={username}&password=correct+horse+battery"
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        res.status.is_success() || res.status.is_redirection(),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let cookie = res.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    cookie.split(';').next().unwrap().to_string()
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
-async fn tenant_page_is_server_rendered_with_rows(pool: PgPool) {
+async fn tenant_page_is_server_rendered_for_signed_in_users_only(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
-    let res = app.call(Method::GET, "/tenants", None, &[], None).await;
-    assert_eq!(res.status, StatusCode::OK);
+    let res = app
+        .call(
+            Method::GET,
+            "/tenants",
+            None,
+            &[("accept", "text/html")],
+            None,
+        )
+        .await;
+    assert!(res.status.is_redirection(), "{} {}", res.status, res.text);
+    assert_eq!(res.headers["location"], "/login?next=/tenants");
+
+    let wrong = app
+        .raw(
+            Request::post("/rpc/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(Body::from("username=nobody&password=whatever1"))
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        wrong.status.is_client_error() || wrong.status.is_server_error(),
+        "{}",
+        wrong.status
+    );
+    assert!(
+        wrong.text.contains("Unknown user or wrong password"),
+        "{}",
+        wrong.text
+    );
+    assert!(!wrong.headers.contains_key("set-cookie"));
+
+    let cookie = sign_in(&app, "vera", "viewer").await;
+    let res = app
+        .call(Method::GET, "/tenants", None, &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.text.matches("data-testid=\"tenant-row\"").count(), 25);
     assert!(res.text.contains("Showing 1–25 of 40 tenants"));
     let first: String =
@@ -200,6 +267,96 @@ async fn tenant_page_is_server_rendered_with_rows(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     assert!(res.text.contains("Page not found"));
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn server_functions_check_roles_on_the_server(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let body = json!({"key": FLAG, "rollout": {"phase": "100%", "pilots": [], "constraints": []}, "version": 1});
+    // Anonymous: refused.
+    let res = app
+        .call(
+            Method::POST,
+            "/rpc/save_rollout",
+            None,
+            &[("accept", "application/json")],
+            Some(body.clone()),
+        )
+        .await;
+    assert!(
+        !res.status.is_success() && res.text.contains("Unauthenticated"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // QA: refused, nothing changes.
+    let qa = sign_in(&app, "quinn", "qa").await;
+    let res = app
+        .call(
+            Method::POST,
+            "/rpc/save_rollout",
+            None,
+            &[("cookie", &qa), ("accept", "application/json")],
+            Some(body.clone()),
+        )
+        .await;
+    assert!(
+        !res.status.is_success() && res.text.contains("Forbidden"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let global: bool = sqlx::query_scalar(
+        "SELECT enabled FROM feature_flags WHERE key = $1 AND tenant_id IS NULL",
+    )
+    .bind(FLAG)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!global);
+    // A product owner with a stale version: conflict, nothing overwritten.
+    let po = sign_in(&app, "paula", "product_owner").await;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
+        .bind(FLAG)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let stale = json!({"key": FLAG, "rollout": {"phase": "100%", "pilots": [], "constraints": []}, "version": version - 1});
+    let res = app
+        .call(
+            Method::POST,
+            "/rpc/save_rollout",
+            None,
+            &[("cookie", &po), ("accept", "application/json")],
+            Some(stale),
+        )
+        .await;
+    assert!(
+        !res.status.is_success() && res.text.contains("Conflict"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // The right version: saved, audited under the person's name.
+    let ok = json!({"key": FLAG, "rollout": {"phase": "100%", "pilots": [], "constraints": []}, "version": version});
+    let res = app
+        .call(
+            Method::POST,
+            "/rpc/save_rollout",
+            None,
+            &[("cookie", &po), ("accept", "application/json")],
+            Some(ok),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"].as_array().unwrap().len(), 40);
+    let actor: String = sqlx::query_scalar(
+        "SELECT actor FROM audit_log WHERE action = 'rollout.apply' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, "paula");
 }
 
 /// Seed 2.2 → "Quick Rollback" → verify, as the plan writes them.
@@ -265,6 +422,18 @@ async fn seed_pilot_and_quick_rollback(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["turned_off"], json!([a.clone()]));
+    assert_eq!(
+        app.features(&tenant_token, None).await.json(),
+        json!({ FLAG: false })
+    );
+    // A new pilot after a rollback starts fresh: only the tenant asked for turns on.
+    let res = app
+        .post(
+            &format!("/api/admin/tenants/{b}/enable-multi-workspace"),
+            None,
+        )
+        .await;
+    assert_eq!(res.json()["turned_on"], json!([b.clone()]));
     assert_eq!(
         app.features(&tenant_token, None).await.json(),
         json!({ FLAG: false })
@@ -380,7 +549,15 @@ async fn tokens_and_scopes(pool: PgPool) {
         "forbidden",
     );
 
-    let basic = app.call(Method::GET, "/api/features", None, &[("authorization", "Basic dXNlcjpwdw==")], None).await;
+    let basic = app
+        .call(
+            Method::GET,
+            "/api/features",
+            None,
+            &[("authorization", "Basic dXNlcjpwdw==")],
+            None,
+        )
+        .await;
     assert_error(&basic, StatusCode::UNAUTHORIZED, "unauthorized");
     assert!(basic.json()["message"].as_str().unwrap().contains("Bearer"));
     assert_eq!(basic.headers["www-authenticate"], "Bearer");

@@ -265,12 +265,7 @@ async fn apply_in_tx(
     check_pilots(conn, rollout).await?;
     let tenants = live_tenants(conn).await?;
     let before = flag_state(conn, key, &old).await?;
-    let mut after = before.materialise(key, rollout.target(), &tenants);
-    if rollout.global() {
-        after.enabled = true;
-    } else if old.global() {
-        after.enabled = false;
-    }
+    let after = old.apply(&before, key, rollout, &tenants);
     write_rows(conn, key, &before, &after).await?;
     sqlx::query(
         "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
@@ -333,7 +328,7 @@ pub async fn apply_rollout(
 }
 
 /// The seed's per-tenant switch: enabling makes the tenant a pilot (and moves an OFF flag to the
-/// pilot phase); disabling removes it from the pilots and turns its row off. `excluded`, when
+/// pilot phase with this tenant as its only pilot); disabling removes it from the pilots and turns its row off. `excluded`, when
 /// given, quarantines or releases the tenant.
 pub async fn set_tenant(
     pool: &PgPool,
@@ -355,10 +350,13 @@ pub async fn set_tenant(
     }
     let (mut rollout, _) = lock_flag(&mut tx, key).await?;
     if enabled {
-        rollout.pilots.insert(tenant_id.to_string());
         if rollout.phase == flags::Phase::Off {
+            // Starting a pilot from OFF: exactly this tenant, not the pilots of an earlier,
+            // rolled-back attempt.
+            rollout.pilots.clear();
             rollout.phase = flags::Phase::Pilot;
         }
+        rollout.pilots.insert(tenant_id.to_string());
     } else {
         rollout.pilots.remove(tenant_id);
     }
@@ -414,4 +412,17 @@ pub async fn kill(pool: &PgPool, actor: &Actor, key: &str) -> Result<Change, Err
     let change = finish(&mut tx, key, &before, &after, &tenants).await?;
     tx.commit().await?;
     Ok(change)
+}
+
+/// Everything the flag editor needs to preview a change in the browser: the flag, its current
+/// effective state and every live tenant with its attributes.
+pub async fn editor_data(
+    pool: &PgPool,
+    key: &str,
+) -> Result<(FlagRow, FlagState, Vec<Tenant>), Error> {
+    let row = get(pool, key).await?;
+    let mut conn = pool.acquire().await?;
+    let state = flag_state(&mut conn, key, &row.rollout).await?;
+    let tenants = live_tenants(&mut conn).await?;
+    Ok((row, state, tenants))
 }

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod snapshot;
 pub mod tenants;
 pub mod tokens;
+pub mod users;
 
 use std::time::Duration;
 

@@ -1,0 +1,223 @@
+//! Sign-in, sign-out and roles. Every server function that reads or changes protected data calls
+//! [`require`] first: the UI hides what a role may not do, but hiding is never the protection.
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::AppError;
+
+/// What a signed-in person may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including tokens and users.
+    Admin,
+    /// Flags, tenants, phases, rollback.
+    ProductOwner,
+    /// Checklists and QA milestones.
+    Qa,
+    /// Migrations, backups, database pages.
+    Dba,
+    /// Read only.
+    Viewer,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::ProductOwner,
+        Role::Qa,
+        Role::Dba,
+        Role::Viewer,
+    ];
+    /// Who may change flags, phases and tenants, and roll back.
+    pub const FLAG_EDITORS: &'static [Role] = &[Role::Admin, Role::ProductOwner];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::ProductOwner => "product_owner",
+            Role::Qa => "qa",
+            Role::Dba => "dba",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// A label for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Admin => "Admin",
+            Role::ProductOwner => "Product owner",
+            Role::Qa => "QA",
+            Role::Dba => "DBA",
+            Role::Viewer => "Viewer",
+        }
+    }
+
+    /// Whether this role may change flags.
+    pub fn edits_flags(self) -> bool {
+        Role::FLAG_EDITORS.contains(&self)
+    }
+}
+
+/// The signed-in person as the browser sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use argon2::{
+        password_hash::{
+            rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+        },
+        Argon2,
+    };
+    use tower_sessions::Session;
+
+    use super::{Role, UserView};
+    use crate::AppError;
+
+    /// Session key of the signed-in user's id.
+    pub const USER_ID: &str = "user_id";
+
+    /// An argon2id PHC string for `password`.
+    pub fn hash_password(password: &str) -> Result<String, AppError> {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                AppError::Internal
+            })
+    }
+
+    /// Whether `password` matches the PHC string.
+    pub fn verify_password(password: &str, phc: &str) -> bool {
+        PasswordHash::new(phc)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    /// A valid hash of nothing anyone types, verified when the user does not exist so that the
+    /// answer takes as long as for a real user.
+    pub fn dummy_hash() -> &'static str {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        DUMMY.get_or_init(|| hash_password("rollgate-no-such-user").unwrap_or_default())
+    }
+
+    /// The session of the current request.
+    pub async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract::<Session>().await.map_err(|e| {
+            tracing::error!(error = %e, "no session layer");
+            AppError::Internal
+        })
+    }
+
+    /// The signed-in user, if any (a disabled user is signed out).
+    pub async fn current_user() -> Result<Option<UserView>, AppError> {
+        let session = session().await?;
+        let Some(id) = session
+            .get::<i64>(USER_ID)
+            .await
+            .map_err(|_| AppError::Internal)?
+        else {
+            return Ok(None);
+        };
+        let ctx = crate::server_context()?;
+        let Some(row) = store::users::get(&ctx.pool, id).await? else {
+            let _ = session.flush().await;
+            return Ok(None);
+        };
+        Ok(Role::parse(&row.role).map(|role| UserView {
+            username: row.username,
+            role,
+        }))
+    }
+
+    /// The signed-in user if their role is one of `roles`; `Unauthenticated` or `Forbidden`
+    /// otherwise.
+    pub async fn require(roles: &[Role]) -> Result<UserView, AppError> {
+        let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
+        if roles.contains(&user.role) {
+            Ok(user)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// The audit actor for a signed-in user.
+    pub fn actor(user: &UserView) -> store::Actor {
+        store::Actor::new(user.username.clone(), store::Source::Ui)
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use ssr::{actor, current_user, hash_password, require, verify_password};
+
+/// Who is signed in.
+#[server(prefix = "/rpc", endpoint = "whoami")]
+pub async fn whoami() -> Result<Option<UserView>, AppError> {
+    ssr::current_user().await
+}
+
+/// Signs in; on success the browser goes to `next` (a local path) or the flags page.
+#[server(prefix = "/rpc", endpoint = "login")]
+pub async fn login(
+    username: String,
+    password: String,
+    next: Option<String>,
+) -> Result<UserView, AppError> {
+    let ctx = crate::server_context()?;
+    let username = username.trim().to_lowercase();
+    let found = store::users::credentials(&ctx.pool, &username).await?;
+    let (row, hash) = match found {
+        Some((row, hash)) => (Some(row), hash),
+        None => (None, ssr::dummy_hash().to_string()),
+    };
+    let ok = ssr::verify_password(&password, &hash);
+    let (Some(row), true) = (row, ok) else {
+        tracing::info!(user = %username, "sign-in refused");
+        return Err(AppError::Invalid("Unknown user or wrong password.".into()));
+    };
+    let role = Role::parse(&row.role).ok_or(AppError::Internal)?;
+    let session = ssr::session().await?;
+    session.cycle_id().await.map_err(|_| AppError::Internal)?;
+    session
+        .insert(ssr::USER_ID, row.id)
+        .await
+        .map_err(|_| AppError::Internal)?;
+    tracing::info!(user = %row.username, "signed in");
+    let next = next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/flags".into());
+    leptos_axum::redirect(&next);
+    Ok(UserView {
+        username: row.username,
+        role,
+    })
+}
+
+/// Signs out.
+#[server(prefix = "/rpc", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    let session = ssr::session().await?;
+    session.flush().await.map_err(|_| AppError::Internal)?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}

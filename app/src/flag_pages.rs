@@ -1,0 +1,440 @@
+//! `/flags` and `/flags/{key}`: the phase ladder, the pilot picker, the percentage control, a live
+//! preview of exactly which tenants a change turns ON and OFF — computed in the browser by the
+//! same `flags` code the server saves with — and the kill switch.
+use std::collections::BTreeSet;
+
+use flags::{Diff, FlagState, Percentage, Phase, Rollout, Tenant, DEFAULT_LADDER};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::auth::Role;
+use crate::AppError;
+
+/// A flag in the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagSummary {
+    /// Key.
+    pub key: String,
+    /// Description.
+    pub description: String,
+    /// Current phase.
+    pub phase: String,
+    /// Next phase of the ladder, if any.
+    pub next: Option<String>,
+    /// Global row.
+    pub enabled: bool,
+    /// Tenant rows ON.
+    pub tenants_on: i64,
+}
+
+/// Every flag.
+#[server(prefix = "/rpc", endpoint = "list_flags")]
+pub async fn list_flags() -> Result<Vec<FlagSummary>, AppError> {
+    crate::auth::require(&Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    Ok(store::flags::list(&ctx.pool)
+        .await?
+        .into_iter()
+        .map(|f| FlagSummary {
+            next: f.rollout.phase.next(&DEFAULT_LADDER).map(|p| p.to_string()),
+            phase: f.rollout.phase.to_string(),
+            key: f.key,
+            description: f.description,
+            enabled: f.enabled,
+            tenants_on: f.tenants_on,
+        })
+        .collect())
+}
+
+/// What the editor needs to preview changes locally.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagEditorData {
+    /// Key.
+    pub key: String,
+    /// Description.
+    pub description: String,
+    /// Version to send back when saving.
+    pub version: i64,
+    /// Current rollout.
+    pub rollout: Rollout,
+    /// Current effective state.
+    pub state: FlagState,
+    /// Every live tenant with the attributes constraints use.
+    pub tenants: Vec<Tenant>,
+    /// Whether the signed-in user may change the flag.
+    pub can_edit: bool,
+}
+
+/// The flag, its state and every live tenant.
+#[server(prefix = "/rpc", endpoint = "flag_editor")]
+pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
+    let user = crate::auth::require(&Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    let (row, state, tenants) = store::flags::editor_data(&ctx.pool, &key).await?;
+    Ok(FlagEditorData {
+        key: row.key,
+        description: row.description,
+        version: row.version,
+        rollout: row.rollout,
+        state,
+        tenants,
+        can_edit: user.role.edits_flags(),
+    })
+}
+
+/// What a save changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveResult {
+    /// New version.
+    pub version: i64,
+    /// Tenants turned ON.
+    pub turned_on: Vec<String>,
+    /// Tenants turned OFF.
+    pub turned_off: Vec<String>,
+}
+
+/// Saves a rollout if the flag is still at `version` (else a conflict: nothing is overwritten).
+#[server(prefix = "/rpc", input = leptos::server_fn::codec::Json, endpoint = "save_rollout")]
+pub async fn save_rollout(
+    key: String,
+    rollout: Rollout,
+    version: i64,
+) -> Result<SaveResult, AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let ctx = crate::server_context()?;
+    let c = store::flags::apply_rollout(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &rollout,
+        Some(version),
+    )
+    .await?;
+    Ok(SaveResult {
+        version: c.version,
+        turned_on: c.turned_on,
+        turned_off: c.turned_off,
+    })
+}
+
+/// The kill switch: every row OFF (the seed's Quick Rollback). Never gated, always audited.
+#[server(prefix = "/rpc", endpoint = "kill_flag")]
+pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let ctx = crate::server_context()?;
+    let c = store::flags::kill(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+    Ok(SaveResult {
+        version: c.version,
+        turned_on: c.turned_on,
+        turned_off: c.turned_off,
+    })
+}
+
+/// `/flags`.
+#[component]
+pub fn FlagsPage() -> impl IntoView {
+    let flags = Resource::new(|| (), |_| list_flags());
+    view! {
+        <Title text="Flags" />
+        <section class="page">
+            <div class="page-head">
+                <h1>"Flags"</h1>
+                <p class="muted">"Every flag, the phase it is in and what comes next."</p>
+            </div>
+            <Transition fallback=|| view! { <p class="loading">"Loading flags…"</p> }>
+                {move || Suspend::new(async move {
+                    match flags.await {
+                        Ok(list) => view! {
+                            <div class="table-wrap">
+                                <table class="table">
+                                    <thead><tr><th>"Flag"</th><th>"Phase"</th><th>"Next"</th><th class="num">"Tenant rows ON"</th><th>"Global"</th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|f| view! {
+                                            <tr data-testid="flag-row">
+                                                <td><a href=format!("/flags/{}", f.key)><code>{f.key.clone()}</code></a><div class="muted small">{f.description}</div></td>
+                                                <td><span class="pill phase">{f.phase}</span></td>
+                                                <td>{f.next.unwrap_or_else(|| "—".into())}</td>
+                                                <td class="num">{f.tenants_on}</td>
+                                                <td>{if f.enabled { "ON" } else { "off" }}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// `/flags/{key}`.
+#[component]
+pub fn FlagPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || params.read().get("key").unwrap_or_default();
+    let data = Resource::new(key, flag_editor);
+    // Owned here, not by the editor, so they survive the reload that follows a save.
+    let message = RwSignal::new(None::<(bool, String)>);
+    let saved = RwSignal::new(None::<SaveResult>);
+    view! {
+        <Title text=key />
+        <section class="page">
+            <Transition fallback=|| view! { <p class="loading">"Loading the flag…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! { <FlagEditor data=d message saved reload=Callback::new(move |_| data.refetch()) /> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+const LIST_LIMIT: usize = 50;
+
+#[component]
+fn TenantList(ids: Vec<String>, testid: &'static str) -> impl IntoView {
+    let more = ids.len().saturating_sub(LIST_LIMIT);
+    view! {
+        <ul class="tenant-list" data-testid=testid>
+            {ids.into_iter().take(LIST_LIMIT).map(|id| view! { <li><code>{id}</code></li> }).collect_view()}
+        </ul>
+        {(more > 0).then(|| view! { <p class="muted small">{format!("and {more} more")}</p> })}
+    }
+}
+
+#[component]
+fn FlagEditor(
+    data: FlagEditorData,
+    message: RwSignal<Option<(bool, String)>>,
+    saved: RwSignal<Option<SaveResult>>,
+    reload: Callback<()>,
+) -> impl IntoView {
+    let can_edit = data.can_edit;
+    let current = data.rollout.clone();
+    let key = data.key.clone();
+    let version = data.version;
+    let data = StoredValue::new(data);
+    let draft = RwSignal::new(current.clone());
+    let pilot_query = RwSignal::new(String::new());
+
+    // The preview: the same `Rollout::apply` the server runs when saving.
+    let preview = Memo::new(move |_| {
+        let to = draft.get();
+        data.with_value(|d| {
+            let after = d.rollout.apply(&d.state, &d.key, &to, &d.tenants);
+            flags::diff(&d.state, &after, d.tenants.iter().map(|t| t.id.as_str()))
+        })
+    });
+    let on_now = data.with_value(|d| d.tenants.iter().filter(|t| d.state.is_on(&t.id)).count());
+    let total = data.with_value(|d| d.tenants.len());
+    let dirty = Memo::new(move |_| data.with_value(|d| d.rollout != draft.get()));
+
+    let save = Action::new(move |(key, rollout, version): &(String, Rollout, i64)| {
+        let (key, rollout, version) = (key.clone(), rollout.clone(), *version);
+        async move { save_rollout(key, rollout, version).await }
+    });
+    let kill = Action::new(move |key: &String| {
+        let key = key.clone();
+        async move { kill_flag(key).await }
+    });
+    Effect::new(move |_| {
+        if let Some(r) = save.value().get() {
+            match r {
+                Ok(s) => {
+                    message.set(Some((
+                        true,
+                        format!(
+                            "Saved: {} tenant(s) turned ON, {} turned OFF.",
+                            s.turned_on.len(),
+                            s.turned_off.len()
+                        ),
+                    )));
+                    saved.set(Some(s));
+                    reload.run(());
+                }
+                Err(e) => message.set(Some((false, e.to_string()))),
+            }
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(r) = kill.value().get() {
+            match r {
+                Ok(s) => {
+                    message.set(Some((
+                        true,
+                        format!(
+                            "Rolled back: {} tenant(s) lost the feature.",
+                            s.turned_off.len()
+                        ),
+                    )));
+                    reload.run(());
+                }
+                Err(e) => message.set(Some((false, e.to_string()))),
+            }
+        }
+    });
+
+    let key_for_save = key.clone();
+    let on_save = move |_| {
+        message.set(None);
+        save.dispatch((key_for_save.clone(), draft.get_untracked(), version));
+    };
+    let key_for_kill = key.clone();
+    let on_kill = move |_| {
+        let msg = format!(
+            "Roll back {key_for_kill} now?\n\n{on_now} tenant(s) lose the feature at once. Every row of the flag is set OFF (the Quick Rollback)."
+        );
+        if window().confirm_with_message(&msg).unwrap_or(false) {
+            message.set(None);
+            kill.dispatch(key_for_kill.clone());
+        }
+    };
+
+    let pct_value = move || match draft.get().phase {
+        Phase::Percent(p) => p.get().to_string(),
+        Phase::Full => "100".into(),
+        _ => "0".into(),
+    };
+    let on_pct = move |ev: leptos::ev::Event| {
+        if let Ok(n) = event_target_value(&ev).trim().parse::<u32>() {
+            if let Ok(p) = Percentage::new(n) {
+                draft.update(|r| {
+                    r.phase = match n {
+                        0 if r.pilots.is_empty() => Phase::Off,
+                        0 => Phase::Pilot,
+                        100 => Phase::Full,
+                        _ => Phase::Percent(p),
+                    }
+                });
+            }
+        }
+    };
+
+    let pilot_matches = Memo::new(move |_| {
+        let q = pilot_query.get().trim().to_lowercase();
+        if q.is_empty() {
+            return Vec::new();
+        }
+        let chosen: BTreeSet<String> = draft.with(|r| r.pilots.clone());
+        data.with_value(|d| {
+            d.tenants
+                .iter()
+                .filter(|t| t.id.to_lowercase().contains(&q) && !chosen.contains(&t.id))
+                .take(8)
+                .map(|t| t.id.clone())
+                .collect::<Vec<_>>()
+        })
+    });
+
+    view! {
+        <div class="page-head">
+            <h1><code>{key.clone()}</code></h1>
+            <p class="muted">{data.with_value(|d| d.description.clone())}</p>
+            <p>
+                "Phase " <span class="pill phase" data-testid="current-phase">{current.phase.to_string()}</span>
+                {format!(" · {on_now} of {total} tenants ON · version {version}")}
+            </p>
+        </div>
+        {move || message.get().map(|(ok, text)| view! {
+            <div class=if ok { "toast ok" } else { "toast err" } role="status" data-testid="flag-message">{text}</div>
+        })}
+        {move || saved.get().map(|s| view! {
+            <details class="panel">
+                <summary>"Tenants the last save changed"</summary>
+                <div class="columns">
+                    <div><h3>"Turned ON"</h3><TenantList ids=s.turned_on testid="saved-on" /></div>
+                    <div><h3>"Turned OFF"</h3><TenantList ids=s.turned_off testid="saved-off" /></div>
+                </div>
+            </details>
+        })}
+        <div class="panel">
+            <h2>"Phase ladder"</h2>
+            <ol class="ladder" data-testid="ladder">
+                {DEFAULT_LADDER.iter().map(|p| {
+                    let p = *p;
+                    let label = match p { Phase::Off => "OFF".to_string(), other => other.to_string() };
+                    view! {
+                        <li class:current=move || current_phase(&data) == p class:draft=move || draft.get().phase == p>
+                            <button type="button" class="btn" disabled=!can_edit data-testid=format!("phase-{p}")
+                                on:click=move |_| draft.update(|r| r.phase = p)>{label}</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+            <label class="field">
+                <span>"Percentage of tenants"</span>
+                <input type="number" min="0" max="100" step="1" data-testid="percentage" disabled=!can_edit
+                    prop:value=pct_value on:input=on_pct />
+            </label>
+        </div>
+        <div class="panel">
+            <h2>"Pilot tenants"</h2>
+            <ul class="chips" data-testid="pilots">
+                {move || draft.get().pilots.into_iter().map(|id| {
+                    let remove_id = id.clone();
+                    view! {
+                        <li class="chip"><code>{id.clone()}</code>
+                            {can_edit.then(|| view! {
+                                <button type="button" class="chip-x" aria-label=format!("Remove {id}")
+                                    on:click=move |_| draft.update(|r| { r.pilots.remove(&remove_id); })>"×"</button>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            {can_edit.then(|| view! {
+                <label class="field">
+                    <span>"Add a pilot"</span>
+                    <input type="search" placeholder="Tenant id" data-testid="pilot-search" autocomplete="off"
+                        prop:value=move || pilot_query.get() on:input=move |ev| pilot_query.set(event_target_value(&ev)) />
+                </label>
+                <ul class="suggestions">
+                    {move || pilot_matches.get().into_iter().map(|id| {
+                        let add = id.clone();
+                        view! {
+                            <li><button type="button" class="btn small" data-testid="pilot-add"
+                                on:click=move |_| { draft.update(|r| { r.pilots.insert(add.clone()); if r.phase == Phase::Off { r.phase = Phase::Pilot; } }); pilot_query.set(String::new()); }>
+                                {format!("+ {id}")}</button></li>
+                        }
+                    }).collect_view()}
+                </ul>
+            })}
+        </div>
+        <div class="panel preview" data-testid="preview">
+            <h2>"Preview"</h2>
+            {move || {
+                let Diff { turned_on, turned_off } = preview.get();
+                view! {
+                    <p>
+                        <strong data-testid="preview-on-count">{turned_on.len()}</strong>" tenant(s) turn ON · "
+                        <strong data-testid="preview-off-count">{turned_off.len()}</strong>" turn OFF"
+                    </p>
+                    <div class="columns">
+                        <div><h3>"Turn ON"</h3><TenantList ids=turned_on testid="preview-on" /></div>
+                        <div><h3>"Turn OFF"</h3><TenantList ids=turned_off testid="preview-off" /></div>
+                    </div>
+                }
+            }}
+            {can_edit.then(|| view! {
+                <div class="actions">
+                    <button type="button" class="btn primary" data-testid="save" disabled=move || !dirty.get() || save.pending().get()
+                        on:click=on_save.clone()>{move || if save.pending().get() { "Saving…" } else { "Save" }}</button>
+                    <button type="button" class="btn" disabled=move || !dirty.get() on:click=move |_| draft.set(data.with_value(|d| d.rollout.clone()))>"Discard"</button>
+                    <button type="button" class="btn danger" data-testid="kill" on:click=on_kill.clone()>"Roll back (kill switch)"</button>
+                </div>
+            })}
+        </div>
+    }
+}
+
+fn current_phase(data: &StoredValue<FlagEditorData>) -> Phase {
+    data.with_value(|d| d.rollout.phase)
+}

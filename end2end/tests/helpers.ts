@@ -1,0 +1,25 @@
+import { expect, Page } from '@playwright/test';
+
+export const users = {
+  po: { name: 'po', password: process.env.E2E_PO_PASSWORD ?? 'po-password-e2e' },
+  qa: { name: 'qa', password: process.env.E2E_QA_PASSWORD ?? 'qa-password-e2e' },
+};
+
+/** Signs in through the form (works with JavaScript on or off). */
+export async function signIn(page: Page, who: { name: string; password: string }, next = '/flags'): Promise<void> {
+  await page.goto(`/login?next=${encodeURIComponent(next)}`);
+  await page.getByTestId('username').fill(who.name);
+  await page.getByTestId('password').fill(who.password);
+  await page.getByTestId('sign-in').click();
+  await expect(page).toHaveURL(new RegExp(`${next.replace(/[?]/g, '\\?')}$`));
+}
+
+export const base = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3300';
+export const serverToken = process.env.E2E_SERVER_TOKEN ?? '';
+export const adminToken = process.env.E2E_ADMIN_TOKEN ?? '';
+
+export async function features(tenant: string): Promise<Record<string, boolean>> {
+  const res = await fetch(`${base}/api/features?tenant=${tenant}`, { headers: { Authorization: `Bearer ${serverToken}` } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as Record<string, boolean>;
+}
