@@ -168,7 +168,7 @@ mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{actor, current_user, hash_password, require, verify_password};
+pub use ssr::{actor, current_user, hash_password, require, verify_password, USER_ID};
 
 /// Who is signed in.
 #[server(prefix = "/rpc", endpoint = "whoami")]

@@ -173,26 +173,32 @@ pub fn FlagsPage() -> impl IntoView {
     }
 }
 
-/// `/flags/{key}`.
+/// `/flags/{key}`. The editor loads in the browser (it is interactive, and its preview runs
+/// there); without JavaScript the flag list at `/flags` shows every flag's phase.
 #[component]
 pub fn FlagPage() -> impl IntoView {
     let params = use_params_map();
     let key = move || params.read().get("key").unwrap_or_default();
-    let data = Resource::new(key, flag_editor);
+    let data = RwSignal::new(None::<Result<FlagEditorData, AppError>>);
     // Owned here, not by the editor, so they survive the reload that follows a save.
     let message = RwSignal::new(None::<(bool, String)>);
     let saved = RwSignal::new(None::<SaveResult>);
+    let load = move |k: String| {
+        leptos::task::spawn_local(async move {
+            data.set(Some(flag_editor(k).await));
+        })
+    };
+    // Effects run only in the browser: load on hydration and whenever the key changes.
+    Effect::new(move |_| load(key()));
+    let reload = Callback::new(move |_| load(key()));
     view! {
         <Title text=key />
         <section class="page">
-            <Transition fallback=|| view! { <p class="loading">"Loading the flag…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok(d) => view! { <FlagEditor data=d message saved reload=Callback::new(move |_| data.refetch()) /> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            {move || match data.get() {
+                None => view! { <p class="loading" data-testid="flag-loading">"Loading the flag…"</p> }.into_any(),
+                Some(Ok(d)) => view! { <FlagEditor data=d message saved reload /> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+            }}
         </section>
     }
 }

@@ -13,13 +13,15 @@ pub mod tenants;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{ParentRoute, Redirect, Route, Router, Routes, A},
+    components::{Redirect, Route, Router, Routes, A},
     hooks::use_location,
-    nested_router::Outlet,
     path, SsrMode,
 };
 
 use auth::{Logout, UserView};
+
+/// Paths that need a signed-in user; the server redirects anyone else to `/login`.
+pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants"];
 
 pub use error::AppError;
 
@@ -77,27 +79,31 @@ pub fn App() -> impl IntoView {
             <main id="main">
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("login") view=login::LoginPage ssr=SsrMode::Async />
-                    <ParentRoute path=path!("") view=SignedIn ssr=SsrMode::Async>
-                        <Route path=path!("") view=|| view! { <Redirect path="/flags" /> } ssr=SsrMode::Async />
-                        <Route path=path!("flags") view=flag_pages::FlagsPage ssr=SsrMode::Async />
-                        <Route path=path!("flags/:key") view=flag_pages::FlagPage ssr=SsrMode::Async />
-                        <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
-                    </ParentRoute>
+                    // Signed-out visitors never reach these: the server sends them to /login
+                    // before rendering (see `server::startup::require_sign_in`).
+                    <Route path=path!("") view=|| view! { <Redirect path="/flags" /> } />
+                    <Route path=path!("flags") view=flag_pages::FlagsPage ssr=SsrMode::Async />
+                    <Route path=path!("flags/:key") view=flag_pages::FlagPage />
+                    <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
     }
 }
 
-/// The signed-in user, refreshed on every navigation (so signing in or out shows at once).
-fn user_resource() -> Resource<Result<Option<UserView>, AppError>> {
-    let location = use_location();
-    Resource::new(move || location.pathname.get(), |_| auth::whoami())
-}
-
+/// The top bar. The signed-in user is fetched by the browser after hydration (no server-side
+/// Suspense: one data boundary per page keeps server rendering simple and fast).
 #[component]
 fn TopBar() -> impl IntoView {
-    let user = user_resource();
+    let user = RwSignal::new(None::<UserView>);
+    let location = use_location();
+    Effect::new(move |_| {
+        // Re-check on every navigation: signing in or out shows at once.
+        let _ = location.pathname.get();
+        leptos::task::spawn_local(async move {
+            user.set(auth::whoami().await.ok().flatten());
+        });
+    });
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="topbar">
@@ -110,42 +116,17 @@ fn TopBar() -> impl IntoView {
                 <A href="/tenants">"Tenants"</A>
             </nav>
             <div class="who">
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        match user.await {
-                            Ok(Some(u)) => view! {
-                                <span data-testid="whoami">{u.username.clone()}" · "{u.role.label()}</span>
-                                <ActionForm action=logout attr:class="inline">
-                                    <button type="submit" class="btn small" data-testid="sign-out">"Sign out"</button>
-                                </ActionForm>
-                            }.into_any(),
-                            _ => view! { <a href="/login" class="btn small">"Sign in"</a> }.into_any(),
-                        }
-                    })}
-                </Transition>
+                {move || match user.get() {
+                    Some(u) => view! {
+                        <span data-testid="whoami">{u.username.clone()}" · "{u.role.label()}</span>
+                        <ActionForm action=logout attr:class="inline">
+                            <button type="submit" class="btn small" data-testid="sign-out">"Sign out"</button>
+                        </ActionForm>
+                    }.into_any(),
+                    None => view! { <a href="/login" class="btn small">"Sign in"</a> }.into_any(),
+                }}
             </div>
         </header>
-    }
-}
-
-/// Renders its child routes for a signed-in user; sends anyone else to `/login`.
-#[component]
-fn SignedIn() -> impl IntoView {
-    let user = user_resource();
-    let location = use_location();
-    view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(_)) => view! { <Outlet /> }.into_any(),
-                    Ok(None) => {
-                        let next = location.pathname.get_untracked();
-                        view! { <Redirect path=format!("/login?next={next}") /> }.into_any()
-                    }
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                }
-            })}
-        </Suspense>
     }
 }
 

@@ -3,12 +3,18 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{
+    extract::Request,
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
+use axum::{
     routing::{get, post, put},
     Router,
 };
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower_sessions::Session;
 use tower_sessions::{
     cookie::{time, SameSite},
     session_store::ExpiredDeletion,
@@ -91,8 +97,43 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(axum::middleware::from_fn(require_sign_in))
         .layer(sessions)
         .with_state(state)
+}
+
+/// Pages for signed-in users: anyone without a session user goes to `/login?next=…` before the
+/// app renders. (Server functions check the role themselves; this only routes people.)
+async fn require_sign_in(session: Session, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let protected = path == "/"
+        || app::PROTECTED_PREFIXES
+            .iter()
+            .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if protected && req.method() == axum::http::Method::GET {
+        let signed_in = matches!(session.get::<i64>(app::auth::USER_ID).await, Ok(Some(_)));
+        if !signed_in {
+            let target = match req.uri().path_and_query() {
+                Some(pq) => pq.as_str().to_string(),
+                None => path.to_string(),
+            };
+            let next = url_encode(&target);
+            return Redirect::to(&format!("/login?next={next}")).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// Sign-in sessions live in Rollgate's own `sessions` table (created by a migration).
