@@ -65,6 +65,7 @@ fn yggdrasil_engine(ids: &[String]) -> EngineState {
 fn bench_evaluate(c: &mut Criterion) {
     let ids = tenant_ids(TENANTS);
     let snap = rollgate_snapshot(&ids);
+    let compiled = flags::Evaluator::new(&snap);
     let engine = yggdrasil_engine(&ids);
     let keys: Vec<String> = (0..FLAGS).map(|f| format!("flag_{f}")).collect();
     let contexts: Vec<Context> = ids
@@ -89,6 +90,15 @@ fn bench_evaluate(c: &mut Criterion) {
     let mut g = c.benchmark_group("evaluate");
     let mut i = 0usize;
     g.bench_function("rollgate", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7919);
+            let k = &keys[i % FLAGS];
+            let t = &ids[(i / 3) % TENANTS];
+            black_box(compiled.evaluate(black_box(k), black_box(t)))
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("rollgate_reference_snapshot", |b| {
         b.iter(|| {
             i = i.wrapping_add(7919);
             let k = &keys[i % FLAGS];

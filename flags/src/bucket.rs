@@ -1,5 +1,3 @@
-use std::io::Cursor;
-
 /// Longest `"{flag_key}:{tenant_id}"` hashed from a stack buffer; longer inputs use the heap.
 const STACK_KEY: usize = 192;
 
@@ -37,9 +35,9 @@ pub fn bucket(flag_key: &str, tenant_id: &str) -> u32 {
     hash % 100 + 1
 }
 
-fn murmur(bytes: &[u8]) -> u32 {
-    // Reading from an in-memory cursor cannot fail; the `Result` comes from the `Read` bound.
-    murmur3::murmur3_32(&mut Cursor::new(bytes), 0).unwrap_or_default()
+fn murmur(mut bytes: &[u8]) -> u32 {
+    // Reading from memory cannot fail; the `Result` comes from the `Read` bound.
+    murmur3::murmur3_32(&mut bytes, 0).unwrap_or_default()
 }
 
 #[cfg(test)]

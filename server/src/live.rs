@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flags::Snapshot;
+use flags::{Decision, Evaluator, Snapshot};
 use store::PgListener;
 use tokio::sync::watch;
 
@@ -21,11 +21,47 @@ use store::notify::TOKENS;
 
 const SAFETY_NET: Duration = Duration::from_secs(30);
 
+/// A snapshot with its compiled evaluator. Derefs to the [`Snapshot`]; `evaluate` uses the
+/// compiled [`Evaluator`].
+#[derive(Debug, Default)]
+pub struct LiveSnapshot {
+    snapshot: Snapshot,
+    evaluator: Evaluator,
+}
+
+impl LiveSnapshot {
+    /// Compiles `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        let evaluator = Evaluator::new(&snapshot);
+        LiveSnapshot {
+            snapshot,
+            evaluator,
+        }
+    }
+
+    /// Is `flag` ON for `tenant`, and why.
+    pub fn evaluate(&self, flag: &str, tenant: &str) -> Decision {
+        self.evaluator.evaluate(flag, tenant)
+    }
+
+    /// Whether nothing turns `flag` on for anyone.
+    pub fn is_disabled(&self, flag: &str) -> bool {
+        self.evaluator.is_disabled(flag)
+    }
+}
+
+impl std::ops::Deref for LiveSnapshot {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
 /// Shared live state.
 #[derive(Debug)]
 pub struct Live {
     /// The current snapshot; subscribers are woken on every new version.
-    pub snapshot: watch::Sender<Arc<Snapshot>>,
+    pub snapshot: watch::Sender<Arc<LiveSnapshot>>,
     /// Live tokens.
     pub tokens: TokenCache,
     listening: AtomicBool,
@@ -36,7 +72,7 @@ pub struct Live {
 impl Default for Live {
     fn default() -> Self {
         Live {
-            snapshot: watch::channel(Arc::new(Snapshot::new(0))).0,
+            snapshot: watch::channel(Arc::new(LiveSnapshot::new(Snapshot::new(0)))).0,
             tokens: TokenCache::default(),
             listening: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
@@ -47,7 +83,7 @@ impl Default for Live {
 
 impl Live {
     /// The current snapshot.
-    pub fn current(&self) -> Arc<Snapshot> {
+    pub fn current(&self) -> Arc<LiveSnapshot> {
         self.snapshot.borrow().clone()
     }
 
@@ -77,7 +113,7 @@ impl Live {
             if cur.version == version && self.is_loaded() {
                 false
             } else {
-                *cur = Arc::new(snap);
+                *cur = Arc::new(LiveSnapshot::new(snap));
                 true
             }
         });

@@ -115,11 +115,14 @@ pub fn snapshot() -> Snapshot {
 /// One line per (flag, tenant): `bucket on reason`.
 pub fn vectors() -> String {
     let snap = snapshot();
+    let compiled = flags::Evaluator::new(&snap);
     let mut out = String::new();
     for key in flag_keys() {
         for t in tenants() {
             let b = flags::bucket(&key, &t.id);
             let d = snap.evaluate(&key, &t.id);
+            // The compiled evaluator the server uses must agree with the reference path.
+            assert_eq!(compiled.evaluate(&key, &t.id), d, "{key} {}", t.id);
             let extra = match d.reason {
                 flags::Reason::Cohort { bucket, percentage } => format!(" {bucket}/{percentage}"),
                 _ => String::new(),

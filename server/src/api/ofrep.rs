@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use flags::{FlagState, Reason, Snapshot};
+use flags::Reason;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -139,15 +139,14 @@ fn check_scope(caller: &Caller, tenant: &str) -> Result<(), ApiError> {
     }
 }
 
-fn evaluate(snap: &Snapshot, key: &str, tenant: &str) -> OfrepSuccess {
+fn evaluate(snap: &crate::live::LiveSnapshot, key: &str, tenant: &str) -> OfrepSuccess {
     let d = snap.evaluate(key, tenant);
     crate::metrics::evaluation(key, &d);
-    let nothing_on = |s: &FlagState| !s.enabled && s.on.is_empty();
     let reason = match d.reason {
         Reason::Global => "STATIC",
         Reason::Cohort { .. } => "SPLIT",
         Reason::Pilot | Reason::TenantEnabled | Reason::Excluded => "TARGETING_MATCH",
-        Reason::Off if snap.flags.get(key).is_some_and(nothing_on) => "DISABLED",
+        Reason::Off if snap.is_disabled(key) => "DISABLED",
         _ => "DEFAULT",
     };
     let mut metadata = Map::new();
