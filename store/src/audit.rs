@@ -28,8 +28,9 @@ pub struct AuditRow {
     pub after: Option<serde_json::Value>,
 }
 
-/// Filters of the audit query; all optional.
-#[derive(Debug, Clone, Default)]
+/// Filters of the audit query; all optional. Also the query string of `GET /api/admin/audit`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct AuditQuery {
     /// Flag key.
     pub flag: Option<String>,
@@ -45,8 +46,13 @@ pub struct AuditQuery {
     pub until: Option<DateTime<Utc>>,
     /// Only ids below this (paging backwards).
     pub before_id: Option<i64>,
-    /// At most this many (1..=1000).
+    /// At most this many, 1..=1000 (default 100).
+    #[serde(default = "default_limit")]
     pub limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
 }
 
 /// Newest first.

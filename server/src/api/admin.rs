@@ -563,55 +563,18 @@ pub async fn revoke_token(
 
 // ---------------------------------------------------------------- audit
 
-/// Audit filters.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct AuditParams {
-    /// Flag key.
-    pub flag: Option<String>,
-    /// Tenant id.
-    pub tenant: Option<String>,
-    /// Actor.
-    pub actor: Option<String>,
-    /// ui, api, cli, sql, system or migration.
-    pub source: Option<String>,
-    /// RFC 3339 lower bound.
-    pub since: Option<DateTime<Utc>>,
-    /// RFC 3339 upper bound (exclusive).
-    pub until: Option<DateTime<Utc>>,
-    /// Page backwards: only entries with a smaller id.
-    pub before_id: Option<i64>,
-    /// 1..=1000 (default 100).
-    pub limit: Option<i64>,
-}
-
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditParams), security(("bearer" = []), ("api_key" = [])),
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(store::audit::AuditQuery), security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = Vec<store::audit::AuditRow>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<AuditParams>, QueryRejection>,
+    query: Result<Query<store::audit::AuditQuery>, QueryRejection>,
 ) -> Result<Json<Vec<store::audit::AuditRow>>, ApiError> {
     admin(&caller)?;
     let Query(q) = query?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
+    if !(1..=1000).contains(&q.limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
-    Ok(Json(
-        store::audit::query(
-            &state.pool,
-            &store::audit::AuditQuery {
-                flag: q.flag,
-                tenant: q.tenant,
-                actor: q.actor,
-                source: q.source,
-                since: q.since,
-                until: q.until,
-                before_id: q.before_id,
-                limit,
-            },
-        )
-        .await?,
-    ))
+    Ok(Json(store::audit::query(&state.pool, &q).await?))
 }
