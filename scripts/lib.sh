@@ -137,8 +137,8 @@ pg_start() {
     chown postgres:postgres "$dir"
     chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
-        timed "initdb private Postgres ($name)" \
-            runuser -u postgres -- "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --no-locale >/dev/null
+        _initdb() { runuser -u postgres -- "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --no-locale >/dev/null; }
+        timed "initdb private Postgres ($name)" _initdb
     fi
     if runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
         note "Postgres ($name) already running on 127.0.0.1:$port"
