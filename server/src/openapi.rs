@@ -36,7 +36,7 @@ impl Modify for Security {
         admin::set_tenant_flag, admin::enable_multi_workspace,
         admin::list_flags, admin::create_flag, admin::get_flag, admin::put_rollout, admin::advance, admin::rollback,
         admin::create_token, admin::list_tokens, admin::revoke_token,
-        admin::audit,
+        admin::audit, admin::migrations,
     ),
     tags(
         (name = "evaluation", description = "Is this flag on for tenant X?"),

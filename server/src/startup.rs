@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(admin::revoke_token),
         )
         .route("/api/admin/audit", get(admin::audit))
+        .route("/api/admin/migrations", get(admin::migrations))
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let _ = crate::metrics::handle();
     let sessions = SessionManagerLayer::new(session_store(&state.pool))

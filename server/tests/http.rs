@@ -1204,3 +1204,53 @@ async fn raw_sql_propagates_to_two_instances_in_under_a_second(pool: PgPool) {
         }
     }
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn migration_status_for_dbas(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let res = app
+        .call(
+            Method::GET,
+            "/api/admin/migrations",
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let j = res.json();
+    assert_eq!(j["verification_count"], 1);
+    assert_eq!(j["counts"]["pending"], 0);
+    let list = j["migrations"].as_array().unwrap();
+    assert_eq!(list.len(), store::MIGRATOR.iter().count());
+    assert!(list.iter().all(|m| m["state"] == "applied"));
+    // A migration file edited after it was applied shows as drifted.
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = (SELECT min(version) FROM _sqlx_migrations)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let j = app
+        .call(
+            Method::GET,
+            "/api/admin/migrations",
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(j["counts"]["drifted"], 1);
+    assert_eq!(j["migrations"][0]["state"], "drifted");
+    assert_error(
+        &app.call(
+            Method::GET,
+            "/api/admin/migrations",
+            Some(&app.server),
+            &[],
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}

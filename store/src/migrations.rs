@@ -6,6 +6,7 @@ use crate::{Error, PgPool, MIGRATOR};
 
 /// The state of one migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationState {
     /// Applied with the checksum this binary has.
@@ -22,6 +23,7 @@ pub enum MigrationState {
 
 /// One migration as the binary and the database see it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationInfo {
     /// Timestamp version from the file name.
     pub version: i64,
@@ -117,4 +119,15 @@ pub async fn counts(pool: &PgPool) -> Result<MigrationCounts, Error> {
         }
     }
     Ok(c)
+}
+
+/// The seed plan's migration check (section 1.3), verbatim.
+pub const SEED_VERIFICATION_QUERY: &str =
+    "SELECT COUNT(*) FROM feature_flags WHERE key = 'multi_workspace_enabled';";
+
+/// Runs [`SEED_VERIFICATION_QUERY`]; the plan expects 1.
+pub async fn seed_verification(pool: &PgPool) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(SEED_VERIFICATION_QUERY)
+        .fetch_one(pool)
+        .await?)
 }

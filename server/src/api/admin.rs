@@ -578,3 +578,37 @@ pub async fn audit(
     }
     Ok(Json(store::audit::query(&state.pool, &q).await?))
 }
+
+// ---------------------------------------------------------------- migrations
+
+/// Migration status for DBAs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MigrationReport {
+    /// Every migration the binary knows or the database has applied, by version.
+    pub migrations: Vec<store::migrations::MigrationInfo>,
+    /// Applied / pending / drifted counts.
+    #[schema(value_type = Object)]
+    pub counts: store::migrations::MigrationCounts,
+    /// The seed plan's check, verbatim.
+    pub verification_query: &'static str,
+    /// Its result (the plan expects 1 before any tenant is enabled).
+    pub verification_count: i64,
+}
+
+/// What the running binary knows versus what the database has applied.
+#[utoipa::path(get, path = "/api/admin/migrations", tag = "admin", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = MigrationReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn migrations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<MigrationReport>, ApiError> {
+    admin(&caller)?;
+    let migrations = store::migrations::status(&state.pool).await?;
+    let counts = store::migrations::counts(&state.pool).await?;
+    Ok(Json(MigrationReport {
+        migrations,
+        counts,
+        verification_query: store::migrations::SEED_VERIFICATION_QUERY,
+        verification_count: store::migrations::seed_verification(&state.pool).await?,
+    }))
+}
