@@ -662,96 +662,83 @@ async fn admin_errors_have_the_right_status(pool: PgPool) {
         )
         .await;
     assert_error(&malformed, StatusCode::BAD_REQUEST, "bad_request");
-    assert_error(
-        &app.post("/api/admin/tenants/nope/enable-multi-workspace", None)
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    assert_error(
-        &app.call(
+    let rollout = format!("/api/admin/flags/{FLAG}/rollout");
+    let cases: Vec<(Method, &str, Option<Value>, StatusCode, &str)> = vec![
+        (
+            Method::POST,
+            "/api/admin/tenants/nope/enable-multi-workspace",
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
             Method::PUT,
             "/api/admin/flags/nope/rollout",
-            Some(&app.admin),
-            &[],
             Some(json!({"phase": "10%"})),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    assert_error(
-        &app.call(
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
             Method::PUT,
-            &format!("/api/admin/flags/{FLAG}/rollout"),
-            Some(&app.admin),
-            &[],
+            &rollout,
             Some(json!({"phase": "lots"})),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
-    );
-    assert_error(
-        &app.call(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
             Method::PUT,
-            &format!("/api/admin/flags/{FLAG}/rollout"),
-            Some(&app.admin),
-            &[],
+            &rollout,
             Some(json!({"phase": "pilot", "pilots": ["ghost"]})),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
-    );
-    assert_error(
-        &app.post("/api/admin/tenants", Some(json!({"id": t, "name": "Dup"})))
-            .await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    assert_error(
-        &app.post(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            Method::POST,
+            "/api/admin/tenants",
+            Some(json!({"id": t, "name": "Dup"})),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            Method::POST,
             "/api/admin/tenants",
             Some(json!({"id": "bad id!", "name": "X"})),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
-    );
-    assert_error(
-        &app.post(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            Method::POST,
             "/api/admin/tenants",
             Some(json!({"id": "ok-id", "name": "X", "plan": "platinum"})),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
-    );
-    assert_error(
-        &app.post("/api/admin/flags", Some(json!({"key": "Bad Key"})))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
-    );
-    assert_error(
-        &app.post("/api/admin/flags", Some(json!({"key": FLAG})))
-            .await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    assert_error(
-        &app.call(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags",
+            Some(json!({"key": "Bad Key"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags",
+            Some(json!({"key": FLAG})),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
             Method::GET,
             "/api/admin/tenants?per_page=0",
-            Some(&app.admin),
-            &[],
             None,
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    );
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let res = app.call(method, uri, Some(&app.admin), &[], body).await;
+        assert_error(&res, status, code);
+    }
 
     // Optimistic concurrency on tenants and flags.
     let got = app
