@@ -180,6 +180,8 @@ pub fn FlagPage() -> impl IntoView {
     let params = use_params_map();
     let key = move || params.read().get("key").unwrap_or_default();
     let data = RwSignal::new(None::<Result<FlagEditorData, AppError>>);
+    // Whether the editor holds unsaved changes (set by the editor).
+    let editing = RwSignal::new(false);
     // Owned here, not by the editor, so they survive the reload that follows a save.
     let message = RwSignal::new(None::<(bool, String)>);
     let saved = RwSignal::new(None::<SaveResult>);
@@ -191,12 +193,47 @@ pub fn FlagPage() -> impl IntoView {
     // Effects run only in the browser: load on hydration and whenever the key changes.
     Effect::new(move |_| load(key()));
     let reload = Callback::new(move |_| load(key()));
+
+    // Live: every change anywhere (UI, API, CLI, raw SQL) bumps the snapshot version, which the
+    // server streams. A clean editor reloads at once; an edit in progress is warned instead.
+    let remote_version = RwSignal::new(None::<u64>);
+    let stale = RwSignal::new(None::<i64>);
+    subscribe_to_changes(remote_version);
+    Effect::new(move |prev: Option<Option<u64>>| {
+        let v = remote_version.get();
+        if prev.is_some() && v.is_some() && prev.flatten() != v {
+            let k = key();
+            leptos::task::spawn_local(async move {
+                let Ok(latest) = flag_editor(k).await else {
+                    return;
+                };
+                let (current_version, dirty) = match data.get_untracked() {
+                    Some(Ok(d)) => (d.version, editing.get_untracked()),
+                    _ => (-1, false),
+                };
+                if latest.version != current_version {
+                    if dirty {
+                        stale.set(Some(latest.version));
+                    } else {
+                        stale.set(None);
+                        data.set(Some(Ok(latest)));
+                    }
+                }
+            });
+        }
+        v
+    });
     view! {
         <Title text=key />
         <section class="page">
+            {move || stale.get().map(|v| view! {
+                <div class="toast err" role="alert" data-testid="stale-warning">
+                    {format!("Someone else changed this flag (now version {v}). Saving your edit will be refused; discard it to see the new state.")}
+                </div>
+            })}
             {move || match data.get() {
                 None => view! { <p class="loading" data-testid="flag-loading">"Loading the flag…"</p> }.into_any(),
-                Some(Ok(d)) => view! { <FlagEditor data=d message saved reload /> }.into_any(),
+                Some(Ok(d)) => view! { <FlagEditor data=d message saved reload editing /> }.into_any(),
                 Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
             }}
         </section>
@@ -222,6 +259,7 @@ fn FlagEditor(
     message: RwSignal<Option<(bool, String)>>,
     saved: RwSignal<Option<SaveResult>>,
     reload: Callback<()>,
+    editing: RwSignal<bool>,
 ) -> impl IntoView {
     let can_edit = data.can_edit;
     let current = data.rollout.clone();
@@ -242,6 +280,7 @@ fn FlagEditor(
     let on_now = data.with_value(|d| d.tenants.iter().filter(|t| d.state.is_on(&t.id)).count());
     let total = data.with_value(|d| d.tenants.len());
     let dirty = Memo::new(move |_| data.with_value(|d| d.rollout != draft.get()));
+    Effect::new(move |_| editing.set(dirty.get()));
 
     let save = Action::new(move |(key, rollout, version): &(String, Rollout, i64)| {
         let (key, rollout, version) = (key.clone(), rollout.clone(), *version);
@@ -444,3 +483,37 @@ fn FlagEditor(
 fn current_phase(data: &StoredValue<FlagEditorData>) -> Phase {
     data.with_value(|d| d.rollout.phase)
 }
+
+/// Streams the snapshot version from `/api/ui/stream` (Server-Sent Events) into `version`.
+#[cfg(feature = "hydrate")]
+fn subscribe_to_changes(version: RwSignal<Option<u64>>) {
+    use futures::StreamExt;
+    leptos::task::spawn_local(async move {
+        let Ok(mut source) = gloo_net::eventsource::futures::EventSource::new("/api/ui/stream")
+        else {
+            return;
+        };
+        let Ok(mut events) = source.subscribe("snapshot") else {
+            return;
+        };
+        while let Some(Ok((_, msg))) = events.next().await {
+            let v = msg
+                .data()
+                .as_string()
+                .and_then(|d| {
+                    d.split(':')
+                        .nth(1)
+                        .map(|n| n.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+                })
+                .and_then(|n| n.parse::<u64>().ok());
+            if version.try_set(v).is_some() {
+                // The page is gone: stop listening.
+                source.close();
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn subscribe_to_changes(_version: RwSignal<Option<u64>>) {}

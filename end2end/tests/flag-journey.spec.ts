@@ -72,3 +72,26 @@ test('signing in with a wrong password is refused with a clear message', async (
   await page.getByTestId('sign-in').click();
   await expect(page.getByTestId('login-error')).toHaveText(/Unknown user or wrong password/);
 });
+
+test('a raw SQL change shows up on an open flag page without a reload, and warns an edit in progress', async ({ page }) => {
+  test.skip(!process.env.DATABASE_URL, 'scripts/test provides DATABASE_URL');
+  const { execFileSync } = await import('node:child_process');
+  const sql = (q: string) => execFileSync('psql', [process.env.DATABASE_URL ?? '', '-qAt', '-c', q]);
+  await signIn(page, users.po, `/flags/${FLAG}`);
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
+  await expect(page.getByText(/0 of 240 tenants ON/)).toBeVisible();
+  await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 7));
+  try {
+    // The seed's "Enable Globally", by a DBA in psql.
+    sql(`UPDATE feature_flags SET enabled = true WHERE key = '${FLAG}' AND tenant_id IS NULL;`);
+    await expect(page.getByText(/240 of 240 tenants ON/)).toBeVisible({ timeout: 5_000 });
+    expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(7);
+
+    // With an edit in progress the page does not swap the state under the user's feet: it warns.
+    await page.getByTestId('phase-50%').click();
+    sql(`UPDATE feature_flags SET enabled = false WHERE key = '${FLAG}' AND tenant_id IS NULL;`);
+    await expect(page.getByTestId('stale-warning')).toBeVisible({ timeout: 5_000 });
+  } finally {
+    sql(`UPDATE feature_flags SET enabled = false WHERE key = '${FLAG}' AND tenant_id IS NULL;`);
+  }
+});

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/features", get(eval::features))
         .route("/api/client/snapshot", get(eval::snapshot))
         .route("/api/client/stream", get(eval::stream))
+        .route("/api/ui/stream", get(eval::ui_stream))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route(

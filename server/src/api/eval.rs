@@ -125,11 +125,26 @@ pub async fn stream(
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(&[Scope::Server, Scope::Admin])?;
+    Ok(version_events(&state))
+}
+
+/// The same change stream for the signed-in web app (session cookie instead of a token).
+pub async fn ui_stream(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    match session.get::<i64>(app::auth::USER_ID).await {
+        Ok(Some(_)) => Ok(version_events(&state)),
+        _ => Err(ApiError::unauthorized("sign in to follow changes")),
+    }
+}
+
+fn version_events(state: &AppState) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = WatchStream::new(state.live.snapshot.subscribe()).map(|snap| {
         Ok(Event::default()
             .event("snapshot")
             .id(snap.version.to_string())
             .data(format!("{{\"version\":{}}}", snap.version)))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
