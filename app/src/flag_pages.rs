@@ -179,6 +179,9 @@ pub fn FlagsPage() -> impl IntoView {
 pub fn FlagPage() -> impl IntoView {
     let params = use_params_map();
     let key = move || params.read().get("key").unwrap_or_default();
+    // Read once, not from a closure: the server may render the title after the route's reactive
+    // owner is gone (seen under concurrent requests).
+    let title = params.with_untracked(|p| p.get("key").unwrap_or_default());
     let data = RwSignal::new(None::<Result<FlagEditorData, AppError>>);
     // Whether the editor holds unsaved changes (set by the editor).
     let editing = RwSignal::new(false);
@@ -224,7 +227,7 @@ pub fn FlagPage() -> impl IntoView {
         v
     });
     view! {
-        <Title text=key />
+        <Title text=title />
         <section class="page">
             {move || stale.get().map(|v| view! {
                 <div class="toast err" role="alert" data-testid="stale-warning">
