@@ -293,40 +293,47 @@ fn FlagEditor(
         let key = key.clone();
         async move { kill_flag(key).await }
     });
+    // After a save or a rollback: say what changed (or why not) and reload the flag.
+    // `show_saved` lists the changed tenants (for saves, not for rollbacks).
+    let report = move |result: Result<SaveResult, AppError>,
+                       text: fn(&SaveResult) -> String,
+                       show_saved: bool| match result {
+        Ok(s) => {
+            message.set(Some((true, text(&s))));
+            if show_saved {
+                saved.set(Some(s));
+            }
+            reload.run(());
+        }
+        Err(e) => message.set(Some((false, e.to_string()))),
+    };
     Effect::new(move |_| {
         if let Some(r) = save.value().get() {
-            match r {
-                Ok(s) => {
-                    message.set(Some((
-                        true,
-                        format!(
-                            "Saved: {} tenant(s) turned ON, {} turned OFF.",
-                            s.turned_on.len(),
-                            s.turned_off.len()
-                        ),
-                    )));
-                    saved.set(Some(s));
-                    reload.run(());
-                }
-                Err(e) => message.set(Some((false, e.to_string()))),
-            }
+            report(
+                r,
+                |s| {
+                    format!(
+                        "Saved: {} tenant(s) turned ON, {} turned OFF.",
+                        s.turned_on.len(),
+                        s.turned_off.len()
+                    )
+                },
+                true,
+            );
         }
     });
     Effect::new(move |_| {
         if let Some(r) = kill.value().get() {
-            match r {
-                Ok(s) => {
-                    message.set(Some((
-                        true,
-                        format!(
-                            "Rolled back: {} tenant(s) lost the feature.",
-                            s.turned_off.len()
-                        ),
-                    )));
-                    reload.run(());
-                }
-                Err(e) => message.set(Some((false, e.to_string()))),
-            }
+            report(
+                r,
+                |s| {
+                    format!(
+                        "Rolled back: {} tenant(s) lost the feature.",
+                        s.turned_off.len()
+                    )
+                },
+                false,
+            );
         }
     });
 

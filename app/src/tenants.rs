@@ -177,49 +177,27 @@ pub fn TenantsPage() -> impl IntoView {
     });
     let tenants = Resource::new(move || filter.get(), list_tenants);
     let navigate = use_navigate();
-    let go = move |f: TenantFilter| {
-        navigate(
-            &f.href(),
-            NavigateOptions {
-                replace: true,
-                scroll: false,
-                ..Default::default()
-            },
-        )
-    };
-    let on_search = {
-        let go = go.clone();
+    // Every control edits one field of the filter, goes back to page 1 and replaces the URL.
+    let set = move |field: fn(&mut TenantFilter, String)| {
+        let navigate = navigate.clone();
         move |ev: leptos::ev::Event| {
             let mut f = filter.get_untracked();
-            f.q = event_target_value(&ev);
+            field(&mut f, event_target_value(&ev));
             f.page = 1;
-            go(f);
+            navigate(
+                &f.href(),
+                NavigateOptions {
+                    replace: true,
+                    scroll: false,
+                    ..Default::default()
+                },
+            )
         }
     };
-    let on_plan = {
-        let go = go.clone();
-        move |ev: leptos::ev::Event| {
-            let mut f = filter.get_untracked();
-            f.plan = event_target_value(&ev);
-            f.page = 1;
-            go(f);
-        }
-    };
-    let on_region = {
-        let go = go.clone();
-        move |ev: leptos::ev::Event| {
-            let mut f = filter.get_untracked();
-            f.region = event_target_value(&ev);
-            f.page = 1;
-            go(f);
-        }
-    };
-    let on_sort = move |ev: leptos::ev::Event| {
-        let mut f = filter.get_untracked();
-        f.sort = event_target_value(&ev);
-        f.page = 1;
-        go(f);
-    };
+    let on_search = set(|f, v| f.q = v);
+    let on_plan = set(|f, v| f.plan = v);
+    let on_region = set(|f, v| f.region = v);
+    let on_sort = set(|f, v| f.sort = v);
 
     view! {
         <Title text="Tenants" />

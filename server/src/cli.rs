@@ -217,42 +217,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Advance { flag } => {
-            let row = store::flags::get(&pool, &flag).await?;
-            let next = row
-                .rollout
-                .phase
-                .next(&flags::DEFAULT_LADDER)
-                .with_context(|| format!("{flag} is already at {}", row.rollout.phase))?;
-            let c = store::flags::apply_rollout(
-                &pool,
-                &cli_actor(),
-                &flag,
-                &row.rollout.with_phase(next),
-                Some(row.version),
-            )
-            .await?;
+            let (next, c) = store::flags::advance(&pool, &cli_actor(), &flag, None).await?;
             print_change(&format!("{flag} advanced to {next}"), &c);
             Ok(())
         }
         Command::Rollback { flag, to } => {
             let c = match to.as_str() {
                 "off" => store::flags::kill(&pool, &cli_actor(), &flag).await?,
-                "previous" => {
-                    let row = store::flags::get(&pool, &flag).await?;
-                    let prev = row
-                        .rollout
-                        .phase
-                        .previous(&flags::DEFAULT_LADDER)
-                        .unwrap_or(flags::Phase::Off);
-                    store::flags::apply_rollout(
-                        &pool,
-                        &cli_actor(),
-                        &flag,
-                        &row.rollout.with_phase(prev),
-                        None,
-                    )
-                    .await?
-                }
+                "previous" => store::flags::step_back(&pool, &cli_actor(), &flag).await?.1,
                 other => anyhow::bail!("--to must be off or previous, got {other:?}"),
             };
             print_change(&format!("{flag} rolled back ({to})"), &c);
@@ -295,7 +267,7 @@ async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()
                 Some(_) => anyhow::bail!("--value must be at least 16 characters"),
                 None => crate::auth::generate_secret(scope)?,
             };
-            let row = crate::tokens::create_in(
+            let row = crate::tokens::create(
                 pool,
                 &cli_actor(),
                 &name,

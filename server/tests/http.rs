@@ -40,7 +40,7 @@ fn options() -> LeptosOptions {
 async fn token(pool: &PgPool, name: &str, scope: Scope, tenant: Option<&str>) -> String {
     let secret = server::auth::generate_secret(scope).unwrap();
     let actor = store::Actor::new("test", store::Source::Cli);
-    server::tokens::create_in(pool, &actor, name, scope, tenant, None, &secret)
+    server::tokens::create(pool, &actor, name, scope, tenant, None, &secret)
         .await
         .unwrap();
     secret

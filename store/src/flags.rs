@@ -426,3 +426,47 @@ pub async fn editor_data(
     let tenants = live_tenants(&mut conn).await?;
     Ok((row, state, tenants))
 }
+
+/// Moves the flag one rung up the default ladder (OFF → pilot → 10% → 50% → 100%). Refuses with
+/// [`Error::Invalid`] at the top; with `expected_version`, with [`Error::Conflict`] when the flag
+/// changed since. Returns the new phase and what changed.
+pub async fn advance(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    expected_version: Option<i64>,
+) -> Result<(flags::Phase, Change), Error> {
+    let flag = get(pool, key).await?;
+    let next = flag
+        .rollout
+        .phase
+        .next(&flags::DEFAULT_LADDER)
+        .ok_or_else(|| {
+            Error::Invalid(format!("flag {key:?} is already at {}", flag.rollout.phase))
+        })?;
+    let change = apply_rollout(
+        pool,
+        actor,
+        key,
+        &flag.rollout.with_phase(next),
+        Some(expected_version.unwrap_or(flag.version)),
+    )
+    .await?;
+    Ok((next, change))
+}
+
+/// Moves the flag one rung down the default ladder (OFF stays OFF). Never gated.
+pub async fn step_back(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+) -> Result<(flags::Phase, Change), Error> {
+    let flag = get(pool, key).await?;
+    let previous = flag
+        .rollout
+        .phase
+        .previous(&flags::DEFAULT_LADDER)
+        .unwrap_or(flags::Phase::Off);
+    let change = apply_rollout(pool, actor, key, &flag.rollout.with_phase(previous), None).await?;
+    Ok((previous, change))
+}

@@ -9,7 +9,7 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, Utc};
-use flags::{Constraint, Phase, Rollout, DEFAULT_LADDER};
+use flags::{Constraint, Phase, Rollout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use store::{Actor, Source};
@@ -34,6 +34,14 @@ fn admin(caller: &Caller) -> Result<Actor, ApiError> {
 async fn settle(state: &AppState) {
     if let Err(e) = state.live.refresh_snapshot(&state.pool).await {
         tracing::warn!(error = %e, "snapshot refresh after a write failed");
+    }
+}
+
+/// Makes a token change effective on this instance before answering; other instances follow
+/// through `NOTIFY rollgate_tokens`.
+async fn reload_tokens(state: &AppState) {
+    if let Err(e) = state.live.tokens.reload(&state.pool).await {
+        tracing::warn!(error = %e, "token cache reload failed");
     }
 }
 
@@ -400,18 +408,7 @@ pub async fn advance(
     let actor = admin(&caller)?;
     let Path(key) = key?;
     let expected = super::if_match(&headers)?;
-    let flag = store::flags::get(&state.pool, &key).await?;
-    let next = flag.rollout.phase.next(&DEFAULT_LADDER).ok_or_else(|| {
-        ApiError::unprocessable(format!("flag {key:?} is already at {}", flag.rollout.phase))
-    })?;
-    let change = store::flags::apply_rollout(
-        &state.pool,
-        &actor,
-        &key,
-        &flag.rollout.with_phase(next),
-        Some(expected.unwrap_or(flag.version)),
-    )
-    .await?;
+    let (_, change) = store::flags::advance(&state.pool, &actor, &key, expected).await?;
     settle(&state).await;
     Ok(Json(change))
 }
@@ -445,22 +442,7 @@ pub async fn rollback(
     };
     let change = match b.to.as_deref().unwrap_or("off") {
         "off" => store::flags::kill(&state.pool, &actor, &key).await?,
-        "previous" => {
-            let flag = store::flags::get(&state.pool, &key).await?;
-            let prev = flag
-                .rollout
-                .phase
-                .previous(&DEFAULT_LADDER)
-                .unwrap_or(Phase::Off);
-            store::flags::apply_rollout(
-                &state.pool,
-                &actor,
-                &key,
-                &flag.rollout.with_phase(prev),
-                None,
-            )
-            .await?
-        }
+        "previous" => store::flags::step_back(&state.pool, &actor, &key).await?.1,
         other => {
             return Err(ApiError::bad_request(format!(
                 "\"to\" must be \"off\" or \"previous\", got {other:?}"
@@ -513,7 +495,7 @@ pub async fn create_token(
         ApiError::internal()
     })?;
     let meta = crate::tokens::create(
-        &state,
+        &state.pool,
         &actor,
         &b.name,
         b.scope,
@@ -522,6 +504,7 @@ pub async fn create_token(
         &secret,
     )
     .await?;
+    reload_tokens(&state).await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -555,9 +538,7 @@ pub async fn revoke_token(
     let actor = admin(&caller)?;
     let Path(id) = id?;
     let row = store::tokens::revoke(&state.pool, &actor, id).await?;
-    if let Err(e) = state.live.tokens.reload(&state.pool).await {
-        tracing::warn!(error = %e, "token cache reload failed");
-    }
+    reload_tokens(&state).await;
     Ok(Json(row))
 }
 
