@@ -12,6 +12,11 @@ export default defineConfig({
   retries: 0,
   reporter: [['list']],
   globalSetup: './global-setup.ts',
+  // `journeys` runs on the 240 demo tenants; scripts/test then loads 100,000 and runs `perf`.
+  projects: [
+    { name: 'journeys', testIgnore: /perf\.spec\.ts/ },
+    { name: 'perf', testMatch: /perf\.spec\.ts/ },
+  ],
   use: {
     baseURL,
     trace: 'off',

@@ -136,7 +136,8 @@ pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
 /// `/flags`.
 #[component]
 pub fn FlagsPage() -> impl IntoView {
-    let flags = Resource::new(|| (), |_| list_flags());
+    let changes = crate::live::use_changes();
+    let flags = Resource::new(move || changes.get(), |_| list_flags());
     view! {
         <Title text="Flags" />
         <section class="page">
@@ -199,32 +200,30 @@ pub fn FlagPage() -> impl IntoView {
 
     // Live: every change anywhere (UI, API, CLI, raw SQL) bumps the snapshot version, which the
     // server streams. A clean editor reloads at once; an edit in progress is warned instead.
-    let remote_version = RwSignal::new(None::<u64>);
+    let changes = crate::live::use_changes();
     let stale = RwSignal::new(None::<i64>);
-    subscribe_to_changes(remote_version);
-    Effect::new(move |prev: Option<Option<u64>>| {
-        let v = remote_version.get();
-        if prev.is_some() && v.is_some() && prev.flatten() != v {
-            let k = key();
-            leptos::task::spawn_local(async move {
-                let Ok(latest) = flag_editor(k).await else {
-                    return;
-                };
-                let (current_version, dirty) = match data.get_untracked() {
-                    Some(Ok(d)) => (d.version, editing.get_untracked()),
-                    _ => (-1, false),
-                };
-                if latest.version != current_version {
-                    if dirty {
-                        stale.set(Some(latest.version));
-                    } else {
-                        stale.set(None);
-                        data.set(Some(Ok(latest)));
-                    }
-                }
-            });
+    Effect::new(move |_| {
+        if changes.get() == 0 {
+            return;
         }
-        v
+        let k = key();
+        leptos::task::spawn_local(async move {
+            let Ok(latest) = flag_editor(k).await else {
+                return;
+            };
+            let (current_version, dirty) = match data.get_untracked() {
+                Some(Ok(d)) => (d.version, editing.get_untracked()),
+                _ => (-1, false),
+            };
+            if latest.version != current_version {
+                if dirty {
+                    stale.set(Some(latest.version));
+                } else {
+                    stale.set(None);
+                    data.set(Some(Ok(latest)));
+                }
+            }
+        });
     });
     view! {
         <Title text=title />
@@ -273,12 +272,16 @@ fn FlagEditor(
     let pilot_query = RwSignal::new(String::new());
 
     // The preview: the same `Rollout::apply` the server runs when saving.
+    // Its duration is kept (in ms) on the panel as `data-preview-ms`: the Playwright performance
+    // check reads it over 100,000 tenants.
     let preview = Memo::new(move |_| {
         let to = draft.get();
-        data.with_value(|d| {
+        let started = now_ms();
+        let diff = data.with_value(|d| {
             let after = d.rollout.apply(&d.state, &d.key, &to, &d.tenants);
             flags::diff(&d.state, &after, d.tenants.iter().map(|t| t.id.as_str()))
-        })
+        });
+        (diff, now_ms() - started)
     });
     let on_now = data.with_value(|d| d.tenants.iter().filter(|t| d.state.is_on(&t.id)).count());
     let total = data.with_value(|d| d.tenants.len());
@@ -463,10 +466,10 @@ fn FlagEditor(
                 </ul>
             })}
         </div>
-        <div class="panel preview" data-testid="preview">
+        <div class="panel preview" data-testid="preview" data-preview-ms=move || format!("{:.2}", preview.with(|p| p.1))>
             <h2>"Preview"</h2>
             {move || {
-                let Diff { turned_on, turned_off } = preview.get();
+                let Diff { turned_on, turned_off } = preview.get().0;
                 view! {
                     <p>
                         <strong data-testid="preview-on-count">{turned_on.len()}</strong>" tenant(s) turn ON · "
@@ -494,36 +497,18 @@ fn current_phase(data: &StoredValue<FlagEditorData>) -> Phase {
     data.with_value(|d| d.rollout.phase)
 }
 
-/// Streams the snapshot version from `/api/ui/stream` (Server-Sent Events) into `version`.
+/// The browser's high-resolution clock, in milliseconds (0 on the server).
 #[cfg(feature = "hydrate")]
-fn subscribe_to_changes(version: RwSignal<Option<u64>>) {
-    use futures::StreamExt;
-    leptos::task::spawn_local(async move {
-        let Ok(mut source) = gloo_net::eventsource::futures::EventSource::new("/api/ui/stream")
-        else {
-            return;
-        };
-        let Ok(mut events) = source.subscribe("snapshot") else {
-            return;
-        };
-        while let Some(Ok((_, msg))) = events.next().await {
-            let v = msg
-                .data()
-                .as_string()
-                .and_then(|d| {
-                    d.split(':')
-                        .nth(1)
-                        .map(|n| n.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
-                })
-                .and_then(|n| n.parse::<u64>().ok());
-            if version.try_set(v).is_some() {
-                // The page is gone: stop listening.
-                source.close();
-                return;
-            }
-        }
-    });
+fn now_ms() -> f64 {
+    #[wasm_bindgen::prelude::wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_namespace = performance, js_name = now)]
+        fn performance_now() -> f64;
+    }
+    performance_now()
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn subscribe_to_changes(_version: RwSignal<Option<u64>>) {}
+fn now_ms() -> f64 {
+    0.0
+}

@@ -4,16 +4,20 @@
 //! map the error. Everything that touches the database lives behind `#[cfg(feature = "ssr")]`
 //! inside `store`; the browser build only sees the types.
 
+pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod flag_pages;
+pub mod live;
 pub mod login;
 pub mod tenants;
+pub mod url;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Redirect, Route, Router, Routes, A},
+    components::{Route, Router, Routes, A},
     hooks::use_location,
     path, SsrMode,
 };
@@ -21,7 +25,7 @@ use leptos_router::{
 use auth::{Logout, UserView};
 
 /// Paths that need a signed-in user; the server redirects anyone else to `/login`.
-pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants"];
+pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants", "/audit"];
 
 pub use error::AppError;
 
@@ -81,10 +85,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("login") view=login::LoginPage ssr=SsrMode::Async />
                     // Signed-out visitors never reach these: the server sends them to /login
                     // before rendering (see `server::startup::require_sign_in`).
-                    <Route path=path!("") view=|| view! { <Redirect path="/flags" /> } />
+                    <Route path=path!("") view=dashboard::DashboardPage ssr=SsrMode::Async />
                     <Route path=path!("flags") view=flag_pages::FlagsPage ssr=SsrMode::Async />
                     <Route path=path!("flags/:key") view=flag_pages::FlagPage />
                     <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
+                    <Route path=path!("tenants/:id") view=tenants::TenantDetailPage ssr=SsrMode::Async />
+                    <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
@@ -112,8 +118,10 @@ fn TopBar() -> impl IntoView {
                 " Rollgate"
             </a>
             <nav class="nav" aria-label="Main">
+                <A href="/" exact=true>"Dashboard"</A>
                 <A href="/flags">"Flags"</A>
                 <A href="/tenants">"Tenants"</A>
+                <A href="/audit">"Audit log"</A>
             </nav>
             <div class="who">
                 {move || match user.get() {

@@ -7,6 +7,7 @@ use leptos_router::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Timeline;
 use crate::AppError;
 
 /// The flag whose bucket the list shows next to every tenant.
@@ -44,7 +45,7 @@ pub struct TenantView {
 }
 
 /// One page of the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantPage {
     /// Rows.
     pub items: Vec<TenantView>,
@@ -54,6 +55,12 @@ pub struct TenantPage {
     pub page: u32,
     /// Rows per page.
     pub per_page: u32,
+    /// The flag whose state the list shows.
+    pub flag: String,
+    /// Ids of this page's tenants that have `flag` ON.
+    pub on: Vec<String>,
+    /// Every flag key (for the filter).
+    pub flags: Vec<String>,
 }
 
 impl TenantPage {
@@ -75,6 +82,10 @@ pub struct TenantFilter {
     pub plan: String,
     /// Region filter, empty for all.
     pub region: String,
+    /// The flag whose state is shown (and filtered on); empty means [`SHOWN_FLAG`].
+    pub flag: String,
+    /// `on`, `off` or empty (any).
+    pub state: String,
     /// `name`, `newest`, `plan` or `region`.
     pub sort: String,
     /// 1-based page.
@@ -82,6 +93,15 @@ pub struct TenantFilter {
 }
 
 impl TenantFilter {
+    /// The flag shown.
+    pub fn shown_flag(&self) -> &str {
+        if self.flag.trim().is_empty() {
+            SHOWN_FLAG
+        } else {
+            self.flag.trim()
+        }
+    }
+
     /// The `/tenants?…` URL for this filter.
     pub fn href(&self) -> String {
         let mut parts = Vec::new();
@@ -89,10 +109,12 @@ impl TenantFilter {
             ("q", self.q.as_str()),
             ("plan", self.plan.as_str()),
             ("region", self.region.as_str()),
+            ("flag", self.flag.as_str()),
+            ("state", self.state.as_str()),
             ("sort", self.sort.as_str()),
         ] {
             if !v.is_empty() {
-                parts.push(format!("{k}={}", encode(v)));
+                parts.push(format!("{k}={}", crate::url::encode(v)));
             }
         }
         if self.page > 1 {
@@ -106,60 +128,55 @@ impl TenantFilter {
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Lists live tenants matching the filter, a page at a time.
 #[server(prefix = "/rpc", endpoint = "list_tenants")]
 pub async fn list_tenants(filter: TenantFilter) -> Result<TenantPage, AppError> {
     use store::tenants::{TenantQuery, TenantSort};
     crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
-    let sort = match filter.sort.as_str() {
-        "" | "name" => TenantSort::Name,
-        "newest" => TenantSort::Newest,
-        "plan" => TenantSort::Plan,
-        "region" => TenantSort::Region,
-        other => return Err(AppError::Invalid(format!("unknown sort order {other:?}"))),
-    };
+    let flag = filter.shown_flag().to_string();
     let page = store::tenants::list(
         &ctx.pool,
         &TenantQuery {
             search: Some(filter.q),
             plan: Some(filter.plan),
             region: Some(filter.region),
-            sort,
+            flag_state: store::tenants::flag_state_filter(&flag, &filter.state)?,
+            sort: TenantSort::parse(&filter.sort)?,
             page: filter.page.max(1),
             per_page: PER_PAGE,
         },
     )
     .await?;
+    let ids: Vec<String> = page.items.iter().map(|t| t.id.clone()).collect();
+    let on = store::tenants::on_among(&ctx.pool, &flag, &ids).await?;
+    let flags = store::flags::list(&ctx.pool)
+        .await?
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
     Ok(TenantPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|t| TenantView {
-                id: t.id,
-                name: t.name,
-                plan: t.plan,
-                region: t.region,
-                tags: t.tags,
-            })
-            .collect(),
+        items: page.items.into_iter().map(TenantView::from).collect(),
         total: page.total,
         page: page.page,
         per_page: page.per_page,
+        flag,
+        on,
+        flags,
     })
+}
+
+#[cfg(feature = "ssr")]
+impl From<store::tenants::TenantRow> for TenantView {
+    fn from(t: store::tenants::TenantRow) -> Self {
+        TenantView {
+            id: t.id,
+            name: t.name,
+            plan: t.plan,
+            region: t.region,
+            tags: t.tags,
+        }
+    }
 }
 
 /// `/tenants`: the searchable, filterable, paginated list.
@@ -171,11 +188,17 @@ pub fn TenantsPage() -> impl IntoView {
             q: q.get("q").unwrap_or_default(),
             plan: q.get("plan").unwrap_or_default(),
             region: q.get("region").unwrap_or_default(),
+            flag: q.get("flag").unwrap_or_default(),
+            state: q.get("state").unwrap_or_default(),
             sort: q.get("sort").unwrap_or_default(),
             page: q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1),
         })
     });
-    let tenants = Resource::new(move || filter.get(), list_tenants);
+    let changes = crate::live::use_changes();
+    let tenants = Resource::new(
+        move || (filter.get(), changes.get()),
+        |(f, _)| list_tenants(f),
+    );
     let navigate = use_navigate();
     // Every control edits one field of the filter, goes back to page 1 and replaces the URL.
     let set = move |field: fn(&mut TenantFilter, String)| {
@@ -198,6 +221,7 @@ pub fn TenantsPage() -> impl IntoView {
     let on_plan = set(|f, v| f.plan = v);
     let on_region = set(|f, v| f.region = v);
     let on_sort = set(|f, v| f.sort = v);
+    let on_state = set(|f, v| f.state = v);
 
     view! {
         <Title text="Tenants" />
@@ -205,8 +229,8 @@ pub fn TenantsPage() -> impl IntoView {
             <div class="page-head">
                 <h1>"Tenants"</h1>
                 <p class="muted">
-                    "Every live tenant of the SaaS. The bucket is the tenant's sticky position (1–100) for "
-                    <code>{SHOWN_FLAG}</code> ": a tenant is in a p% rollout when its bucket ≤ p."
+                    "Every live tenant of the SaaS with the state of one flag. The bucket is the tenant's sticky position (1–100) \
+                     for that flag: a tenant is in a p% rollout when its bucket ≤ p."
                 </p>
             </div>
             // A plain GET form: without JavaScript it reloads the page with the query; once
@@ -251,6 +275,15 @@ pub fn TenantsPage() -> impl IntoView {
                     </select>
                 </label>
                 <label class="field">
+                    <span>{move || format!("State of {}", filter.get().shown_flag())}</span>
+                    <select name="state" data-testid="state-filter" on:change=on_state>
+                        {[("", "Any"), ("on", "ON"), ("off", "OFF")]
+                            .into_iter()
+                            .map(|(v, label)| view! { <option value=v selected=move || filter.get().state == v>{label}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+                <label class="field">
                     <span>"Sort"</span>
                     <select name="sort" data-testid="sort" on:change=on_sort>
                         {[("name", "Name"), ("newest", "Newest"), ("plan", "Plan"), ("region", "Region")]
@@ -289,8 +322,46 @@ pub fn TenantsPage() -> impl IntoView {
 
 #[component]
 fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
+    let navigate = leptos_router::hooks::use_navigate();
+    let picker_filter = filter.clone();
+    let on_flag = move |ev: leptos::ev::Event| {
+        let f = TenantFilter {
+            flag: event_target_value(&ev),
+            page: 1,
+            ..picker_filter.clone()
+        };
+        navigate(
+            &f.href(),
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
+    };
+    // Which flag's state and bucket the list shows (a GET form, so it works without JavaScript).
+    let picker = view! {
+        <form class="inline-form" method="get" action="/tenants">
+            {[("q", &filter.q), ("plan", &filter.plan), ("region", &filter.region), ("state", &filter.state), ("sort", &filter.sort)]
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| view! { <input type="hidden" name=k value=v.clone() /> })
+                .collect_view()}
+            <label>
+                "Flag shown "
+                <select name="flag" data-testid="flag-picker" on:change=on_flag>
+                    {page.flags.iter().map(|k| {
+                        let sel = *k == page.flag;
+                        view! { <option value=k.clone() selected=sel>{k.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <noscript><button type="submit" class="btn small">"Show"</button></noscript>
+        </form>
+    };
     if page.items.is_empty() {
         return view! {
+            {picker}
             <div class="empty" data-testid="tenant-empty">
                 <p>"No tenant matches these filters."</p>
                 <a href="/tenants">"Clear the filters"</a>
@@ -315,10 +386,15 @@ fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
         }
         .href()
     });
+    let flag = page.flag.clone();
+    let on: std::collections::HashSet<String> = page.on.iter().cloned().collect();
     view! {
-        <p class="count" data-testid="tenant-count">
-            {format!("Showing {first}–{last} of {} tenants", page.total)}
-        </p>
+        <div class="list-head">
+            <p class="count" data-testid="tenant-count">
+                {format!("Showing {first}–{last} of {} tenants", page.total)}
+            </p>
+            {picker}
+        </div>
         <div class="table-wrap">
             <table class="table">
                 <thead>
@@ -328,7 +404,8 @@ fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
                         <th scope="col">"Plan"</th>
                         <th scope="col">"Region"</th>
                         <th scope="col">"Tags"</th>
-                        <th scope="col" class="num" title=format!("bucket({SHOWN_FLAG}, id)")>"Bucket"</th>
+                        <th scope="col">{flag.clone()}</th>
+                        <th scope="col" class="num" title=format!("bucket({flag}, id): in a p% rollout when ≤ p")>"Bucket"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -336,14 +413,21 @@ fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
                         .items
                         .into_iter()
                         .map(|t| {
-                            let bucket = flags::bucket(SHOWN_FLAG, &t.id);
+                            let bucket = flags::bucket(&flag, &t.id);
+                            let is_on = on.contains(&t.id);
+                            let href = format!("/tenants/{}", crate::url::encode(&t.id));
                             view! {
                                 <tr data-testid="tenant-row">
-                                    <td class="name">{t.name}</td>
+                                    <td class="name"><a href=href>{t.name}</a></td>
                                     <td><code>{t.id}</code></td>
                                     <td><span class=format!("pill plan-{}", t.plan)>{t.plan.clone()}</span></td>
                                     <td>{t.region}</td>
                                     <td>{t.tags.join(", ")}</td>
+                                    <td data-testid="tenant-state">{if is_on {
+                                        view! { <span class="pill on">"ON"</span> }.into_any()
+                                    } else {
+                                        view! { <span class="pill off">"off"</span> }.into_any()
+                                    }}</td>
                                     <td class="num">{bucket}</td>
                                 </tr>
                             }
@@ -365,6 +449,157 @@ fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
         </nav>
     }
     .into_any()
+}
+
+/// A flag as one tenant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantFlagView {
+    /// Flag key.
+    pub key: String,
+    /// ON or OFF for this tenant.
+    pub on: bool,
+    /// The stable reason code (`pilot`, `cohort`, …).
+    pub reason_code: String,
+    /// The reason in words.
+    pub reason: String,
+    /// The tenant's bucket for this flag.
+    pub bucket: u32,
+}
+
+/// The tenant page's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDetailData {
+    /// The tenant.
+    pub tenant: TenantView,
+    /// When it was created (`YYYY-MM-DD`, UTC).
+    pub created_at: String,
+    /// Every flag, with the decision and reason `flags` gives.
+    pub flags: Vec<TenantFlagView>,
+    /// The newest changes that concern this tenant.
+    pub history: Vec<crate::audit::AuditView>,
+}
+
+/// History rows the tenant page shows.
+pub const HISTORY: i64 = 100;
+
+/// One tenant, each flag's decision and reason, and its history.
+#[server(prefix = "/rpc", endpoint = "tenant_detail")]
+pub async fn tenant_detail(id: String) -> Result<TenantDetailData, AppError> {
+    crate::auth::require(&crate::auth::Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    let row = store::tenants::get(&ctx.pool, &id).await?;
+    let created_at = row.created_at.format("%Y-%m-%d").to_string();
+    let snapshot = store::snapshot::for_tenant(&ctx.pool, &id).await?;
+    let mut keys: Vec<&String> = snapshot.flags.keys().collect();
+    keys.sort();
+    let flags = keys
+        .into_iter()
+        .map(|k| {
+            let d = snapshot.evaluate(k, &id);
+            TenantFlagView {
+                key: k.clone(),
+                on: d.on,
+                reason_code: d.reason.code().to_string(),
+                reason: d.reason.to_string(),
+                bucket: flags::bucket(k, &id),
+            }
+        })
+        .collect();
+    let history = store::audit::query(
+        &ctx.pool,
+        &store::audit::AuditQuery {
+            tenant: Some(id.clone()),
+            limit: HISTORY,
+            ..Default::default()
+        },
+    )
+    .await?
+    .into_iter()
+    .map(crate::audit::AuditView::from)
+    .collect();
+    Ok(TenantDetailData {
+        tenant: TenantView::from(row),
+        created_at,
+        flags,
+        history,
+    })
+}
+
+/// `/tenants/{id}`.
+#[component]
+pub fn TenantDetailPage() -> impl IntoView {
+    let params = leptos_router::hooks::use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    // Read once (see the flag page: titles may render after the route's owner is gone).
+    let title = params.with_untracked(|p| p.get("id").unwrap_or_default());
+    let changes = crate::live::use_changes();
+    let data = Resource::new(move || (id(), changes.get()), |(id, _)| tenant_detail(id));
+    view! {
+        <Title text=title />
+        <section class="page">
+            <p class="crumbs"><a href="/tenants">"← Tenants"</a></p>
+            <Transition fallback=|| view! { <p class="loading">"Loading the tenant…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! { <TenantDetailBody d /> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert" data-testid="tenant-error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn TenantDetailBody(d: TenantDetailData) -> impl IntoView {
+    let t = d.tenant;
+    let audit_href = format!("/audit?tenant={}", crate::url::encode(&t.id));
+    view! {
+        <div class="page-head">
+            <h1 data-testid="tenant-name">{t.name.clone()}</h1>
+            <p class="muted">
+                <code>{t.id.clone()}</code>" · "<span class=format!("pill plan-{}", t.plan)>{t.plan.clone()}</span>
+                {format!(" · {} · created {}", t.region, d.created_at)}
+                {(!t.tags.is_empty()).then(|| format!(" · tags: {}", t.tags.join(", ")))}
+            </p>
+        </div>
+        <div class="panel">
+            <h2>"Flags"</h2>
+            <div class="table-wrap">
+                <table class="table">
+                    <thead><tr><th scope="col">"Flag"</th><th scope="col">"State"</th><th scope="col">"Why"</th><th scope="col" class="num">"Bucket"</th></tr></thead>
+                    <tbody>
+                        {d.flags.into_iter().map(|f| {
+                            let href = format!("/flags/{}", f.key);
+                            view! {
+                                <tr data-testid="tenant-flag" data-flag=f.key.clone()>
+                                    <td><a href=href><code>{f.key.clone()}</code></a></td>
+                                    <td data-testid="tenant-flag-state">{if f.on {
+                                        view! { <span class="pill on">"ON"</span> }.into_any()
+                                    } else {
+                                        view! { <span class="pill off">"off"</span> }.into_any()
+                                    }}</td>
+                                    <td data-testid="tenant-flag-reason" data-reason=f.reason_code.clone()>{f.reason}</td>
+                                    <td class="num">{f.bucket}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </div>
+        <div class="panel">
+            <h2>"History"</h2>
+            {if d.history.is_empty() {
+                view! { <p class="muted" data-testid="tenant-history-empty">"No change has concerned this tenant yet."</p> }.into_any()
+            } else {
+                view! {
+                    <Timeline rows=d.history testid="tenant-history" />
+                }.into_any()
+            }}
+            <p><a href=audit_href>"This tenant in the audit log →"</a></p>
+        </div>
+    }
 }
 
 #[cfg(test)]
@@ -395,6 +630,7 @@ mod tests {
             total: 51,
             page: 1,
             per_page: 25,
+            ..Default::default()
         };
         assert_eq!(p.pages(), 3);
         let p = TenantPage {
@@ -402,6 +638,7 @@ mod tests {
             total: 0,
             page: 1,
             per_page: 25,
+            ..Default::default()
         };
         assert_eq!(p.pages(), 1);
     }

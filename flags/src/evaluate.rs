@@ -53,6 +53,33 @@ impl Reason {
     }
 }
 
+/// A sentence for people (the UI's "why").
+///
+/// ```
+/// use flags::Reason;
+/// let r = Reason::Cohort { bucket: 7, percentage: 10 };
+/// assert_eq!(r.to_string(), "in the 10% cohort (bucket 7 ≤ 10)");
+/// ```
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Global => f.write_str("the global row is ON"),
+            Reason::TenantEnabled => f.write_str("its own row is ON"),
+            Reason::Pilot => f.write_str("a pilot tenant"),
+            Reason::Cohort { bucket, percentage } => {
+                write!(
+                    f,
+                    "in the {percentage}% cohort (bucket {bucket} ≤ {percentage})"
+                )
+            }
+            Reason::Excluded => f.write_str("excluded (quarantined)"),
+            Reason::UnknownFlag => f.write_str("no such flag"),
+            Reason::UnknownTenant => f.write_str("not a live tenant"),
+            Reason::Off => f.write_str("nothing turns it on"),
+        }
+    }
+}
+
 /// The answer to "is flag K on for tenant T?" with its reason.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/client/snapshot", get(eval::snapshot))
         .route("/api/client/stream", get(eval::stream))
         .route("/api/ui/stream", get(eval::ui_stream))
+        .route("/audit/export.csv", get(crate::export::audit_csv))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route(
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_flags).post(admin::create_flag),
         )
         .route("/api/admin/flags/{key}", get(admin::get_flag))
+        .route("/api/admin/flags/{key}/at", get(admin::flag_at))
         .route("/api/admin/flags/{key}/rollout", put(admin::put_rollout))
         .route("/api/admin/flags/{key}/advance", post(admin::advance))
         .route("/api/admin/flags/{key}/rollback", post(admin::rollback))
@@ -119,23 +121,11 @@ async fn require_sign_in(session: Session, req: Request, next: Next) -> Response
                 Some(pq) => pq.as_str().to_string(),
                 None => path.to_string(),
             };
-            let next = url_encode(&target);
+            let next = app::url::encode(&target);
             return Redirect::to(&format!("/login?next={next}")).into_response();
         }
     }
     next.run(req).await
-}
-
-/// Percent-encodes a query value.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                char::from(b).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// Sign-in sessions live in Rollgate's own `sessions` table (created by a migration).

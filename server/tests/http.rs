@@ -226,7 +226,7 @@ async fn tenant_page_is_server_rendered_for_signed_in_users_only(pool: PgPool) {
         )
         .await;
     assert!(res.status.is_redirection(), "{} {}", res.status, res.text);
-    assert_eq!(res.headers["location"], "/login?next=/tenants");
+    assert_eq!(res.headers["location"], "/login?next=%2Ftenants");
 
     let wrong = app
         .raw(

@@ -55,8 +55,26 @@ fn default_limit() -> i64 {
     100
 }
 
-/// Newest first.
+/// Newest first, at most `q.limit` (1..=1000) rows.
 pub async fn query(pool: &PgPool, q: &AuditQuery) -> Result<Vec<AuditRow>, Error> {
+    fetch(pool, q, q.limit.clamp(1, 1000)).await
+}
+
+/// Most rows one CSV export returns.
+pub const EXPORT_LIMIT: i64 = 100_000;
+
+/// Newest first, up to [`EXPORT_LIMIT`] rows whatever `q.limit` says: the CSV export.
+pub async fn export(pool: &PgPool, q: &AuditQuery) -> Result<Vec<AuditRow>, Error> {
+    fetch(pool, q, EXPORT_LIMIT).await
+}
+
+async fn fetch(pool: &PgPool, q: &AuditQuery, limit: i64) -> Result<Vec<AuditRow>, Error> {
+    let blank = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     Ok(sqlx::query_as(
         "SELECT id, at, actor, source, action, flag_key, tenant_id, before, after FROM audit_log \
          WHERE ($1::text IS NULL OR flag_key = $1) AND ($2::text IS NULL OR tenant_id = $2) \
@@ -65,14 +83,79 @@ pub async fn query(pool: &PgPool, q: &AuditQuery) -> Result<Vec<AuditRow>, Error
            AND ($7::bigint IS NULL OR id < $7) \
          ORDER BY id DESC LIMIT $8",
     )
-    .bind(&q.flag)
-    .bind(&q.tenant)
-    .bind(&q.actor)
-    .bind(&q.source)
+    .bind(blank(&q.flag))
+    .bind(blank(&q.tenant))
+    .bind(blank(&q.actor))
+    .bind(blank(&q.source))
     .bind(q.since)
     .bind(q.until)
     .bind(q.before_id)
-    .bind(q.limit.clamp(1, 1000))
+    .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// The state of one flag at a moment in the past, rebuilt from the audit log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlagAt {
+    /// Flag key.
+    pub key: String,
+    /// The moment.
+    pub at: DateTime<Utc>,
+    /// Whether the flag existed then (had any row).
+    pub existed: bool,
+    /// Whether its global row was ON then.
+    pub global: bool,
+    /// Tenants that had it ON then, sorted.
+    pub tenants_on: Vec<String>,
+}
+
+/// Time travel: which tenants had `key` ON at `at`. Replays the last audited state of every
+/// `feature_flags` row of the flag up to `at` (the audit triggers record every row change, raw SQL
+/// included), then applies the evaluation rule: ON when the global row or the tenant's row is
+/// enabled, unless the tenant's row is excluded. A global ON covers the tenants that existed then;
+/// tenants archived by then are OFF (as evaluation treats them).
+pub async fn flag_at(pool: &PgPool, key: &str, at: DateTime<Utc>) -> Result<FlagAt, Error> {
+    let (existed, global): (bool, bool) = sqlx::query_as(
+        "WITH latest AS ( \
+             SELECT DISTINCT ON (tenant_id) tenant_id, after FROM audit_log \
+             WHERE flag_key = $1 AND action LIKE 'feature_flag.%' AND at <= $2 \
+             ORDER BY tenant_id, id DESC) \
+         SELECT EXISTS (SELECT 1 FROM latest WHERE after IS NOT NULL), \
+                coalesce((SELECT (after->>'enabled')::boolean FROM latest WHERE tenant_id IS NULL), false)",
+    )
+    .bind(key)
+    .bind(at)
+    .fetch_one(pool)
+    .await?;
+    let tenants_on: Vec<String> = sqlx::query_scalar(
+        "WITH latest AS ( \
+             SELECT DISTINCT ON (tenant_id) tenant_id, after FROM audit_log \
+             WHERE flag_key = $1 AND action LIKE 'feature_flag.%' AND at <= $2 AND tenant_id IS NOT NULL \
+             ORDER BY tenant_id, id DESC), \
+         rows AS ( \
+             SELECT tenant_id, coalesce((after->>'enabled')::boolean, false) AS enabled, \
+                    coalesce((after->>'excluded')::boolean, false) AS excluded \
+             FROM latest) \
+         SELECT id FROM ( \
+             SELECT t.id FROM tenants t WHERE $3 AND t.created_at <= $2 \
+                 AND (t.archived_at IS NULL OR t.archived_at > $2) \
+             UNION SELECT tenant_id FROM rows WHERE enabled) AS on_then \
+         WHERE id NOT IN (SELECT tenant_id FROM rows WHERE excluded) \
+           AND id NOT IN (SELECT t.id FROM tenants t WHERE t.archived_at <= $2) \
+         ORDER BY id",
+    )
+    .bind(key)
+    .bind(at)
+    .bind(global)
+    .fetch_all(pool)
+    .await?;
+    Ok(FlagAt {
+        key: key.to_string(),
+        at,
+        existed,
+        global,
+        tenants_on,
+    })
 }

@@ -88,6 +88,27 @@ pub async fn list(pool: &PgPool) -> Result<Vec<FlagRow>, Error> {
     rows.into_iter().map(to_row).collect()
 }
 
+/// For every flag, how many live tenants have it ON right now (the evaluation rule in SQL: the
+/// global row or the tenant's row enabled, and the tenant's row not excluded), and the number of
+/// live tenants.
+pub async fn effective_on(pool: &PgPool) -> Result<(i64, Vec<(String, i64)>), Error> {
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE archived_at IS NULL")
+        .fetch_one(pool)
+        .await?;
+    let per_flag: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT f.key, count(t.id) FILTER (WHERE NOT coalesce(r.excluded, false) \
+                                         AND (coalesce(g.enabled, false) OR coalesce(r.enabled, false))) \
+         FROM flags f \
+         LEFT JOIN feature_flags g ON g.key = f.key AND g.tenant_id IS NULL \
+         LEFT JOIN tenants t ON t.archived_at IS NULL \
+         LEFT JOIN feature_flags r ON r.key = f.key AND r.tenant_id = t.id \
+         GROUP BY f.key ORDER BY f.key",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((live, per_flag))
+}
+
 /// One flag.
 pub async fn get(pool: &PgPool, key: &str) -> Result<FlagRow, Error> {
     let row: Option<RawFlag> = sqlx::query_as(&format!("{SELECT_FLAGS} WHERE f.key = $1"))

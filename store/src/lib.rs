@@ -3,6 +3,8 @@
 
 mod actor;
 pub mod audit;
+pub mod backup;
+pub mod dba;
 pub mod demo;
 mod error;
 pub mod flags;

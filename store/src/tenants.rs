@@ -39,6 +39,19 @@ pub enum TenantSort {
 }
 
 impl TenantSort {
+    /// Parses `name`, `newest`, `plan` or `region` (empty means `name`).
+    pub fn parse(s: &str) -> Result<TenantSort, Error> {
+        match s {
+            "" | "name" => Ok(TenantSort::Name),
+            "newest" => Ok(TenantSort::Newest),
+            "plan" => Ok(TenantSort::Plan),
+            "region" => Ok(TenantSort::Region),
+            other => Err(Error::Invalid(format!(
+                "unknown sort {other:?}: use name, newest, plan or region"
+            ))),
+        }
+    }
+
     fn order_by(self) -> &'static str {
         match self {
             TenantSort::Name => "lower(name), id",
@@ -58,12 +71,33 @@ pub struct TenantQuery {
     pub plan: Option<String>,
     /// Exact region.
     pub region: Option<String>,
+    /// Only tenants for which this flag is ON (`true`) or OFF (`false`).
+    pub flag_state: Option<(String, bool)>,
     /// Order.
     pub sort: TenantSort,
     /// 1-based page number.
     pub page: u32,
     /// Rows per page (1..=500).
     pub per_page: u32,
+}
+
+/// Parses the flag-state filter: `state` is empty (no filter), `on` or `off`, about `flag`.
+pub fn flag_state_filter(flag: &str, state: &str) -> Result<Option<(String, bool)>, Error> {
+    let on = match state.trim() {
+        "" => return Ok(None),
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown flag state {other:?}: use on or off"
+            )))
+        }
+    };
+    let flag = flag.trim();
+    if flag.is_empty() {
+        return Err(Error::Invalid("a flag state filter needs a flag".into()));
+    }
+    Ok(Some((flag.to_string(), on)))
 }
 
 /// One page of results and the total.
@@ -96,7 +130,11 @@ fn like_pattern(s: &str) -> String {
 const FILTER: &str = "archived_at IS NULL \
     AND ($1::text IS NULL OR name ILIKE $1 OR id ILIKE $1) \
     AND ($2::text IS NULL OR plan = $2) \
-    AND ($3::text IS NULL OR region = $3)";
+    AND ($3::text IS NULL OR region = $3) \
+    AND ($4::text IS NULL OR $5 = ( \
+        NOT EXISTS (SELECT 1 FROM feature_flags x WHERE x.key = $4 AND x.tenant_id = tenants.id AND x.excluded) \
+        AND EXISTS (SELECT 1 FROM feature_flags r WHERE r.key = $4 AND r.enabled \
+                    AND (r.tenant_id IS NULL OR r.tenant_id = tenants.id))))";
 
 /// A page of live (not archived) tenants.
 pub async fn list(pool: &PgPool, q: &TenantQuery) -> Result<Page<TenantRow>, Error> {
@@ -110,21 +148,29 @@ pub async fn list(pool: &PgPool, q: &TenantQuery) -> Result<Page<TenantRow>, Err
         .map(like_pattern);
     let plan = q.plan.as_deref().filter(|s| !s.is_empty());
     let region = q.region.as_deref().filter(|s| !s.is_empty());
+    let (state_key, state_on) = match &q.flag_state {
+        Some((key, on)) => (Some(key.as_str()), *on),
+        None => (None, true),
+    };
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM tenants WHERE {FILTER}"))
         .bind(&pattern)
         .bind(plan)
         .bind(region)
+        .bind(state_key)
+        .bind(state_on)
         .fetch_one(pool)
         .await?;
     let offset = i64::from(page - 1) * i64::from(per_page);
     let items = sqlx::query_as::<_, TenantRow>(&format!(
         "SELECT id, name, plan, region, tags, version, created_at FROM tenants \
-         WHERE {FILTER} ORDER BY {} LIMIT $4 OFFSET $5",
+         WHERE {FILTER} ORDER BY {} LIMIT $6 OFFSET $7",
         q.sort.order_by()
     ))
     .bind(&pattern)
     .bind(plan)
     .bind(region)
+    .bind(state_key)
+    .bind(state_on)
     .bind(i64::from(per_page))
     .bind(offset)
     .fetch_all(pool)
@@ -135,6 +181,20 @@ pub async fn list(pool: &PgPool, q: &TenantQuery) -> Result<Page<TenantRow>, Err
         page,
         per_page,
     })
+}
+
+/// Which of `ids` have `key` ON right now (the evaluation rule, in SQL).
+pub async fn on_among(pool: &PgPool, key: &str, ids: &[String]) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT t FROM unnest($2::text[]) AS t \
+         WHERE NOT EXISTS (SELECT 1 FROM feature_flags x WHERE x.key = $1 AND x.tenant_id = t AND x.excluded) \
+           AND EXISTS (SELECT 1 FROM feature_flags r WHERE r.key = $1 AND r.enabled \
+                       AND (r.tenant_id IS NULL OR r.tenant_id = t))",
+    )
+    .bind(key)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// One live tenant.

@@ -58,6 +58,10 @@ pub struct TenantListQuery {
     pub region: Option<String>,
     /// `name` (default), `newest`, `plan` or `region`.
     pub sort: Option<String>,
+    /// With `state`: the flag whose state filters.
+    pub flag: Option<String>,
+    /// `on` or `off`: only tenants for which `flag` is ON / OFF.
+    pub state: Option<String>,
     /// 1-based page (default 1).
     pub page: Option<u32>,
     /// Rows per page, 1..=500 (default 50).
@@ -88,18 +92,15 @@ pub async fn list_tenants(
 ) -> Result<Json<TenantPage>, ApiError> {
     admin(&caller)?;
     let Query(q) = query?;
-    use store::tenants::TenantSort;
-    let sort = match q.sort.as_deref().unwrap_or("name") {
-        "name" => TenantSort::Name,
-        "newest" => TenantSort::Newest,
-        "plan" => TenantSort::Plan,
-        "region" => TenantSort::Region,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown sort {other:?}: use name, newest, plan or region"
-            )))
-        }
-    };
+    // A bad query parameter is the caller's request error (400), not a rule of the data (422).
+    let bad = |e: store::Error| ApiError::bad_request(e.to_string());
+    let sort =
+        store::tenants::TenantSort::parse(q.sort.as_deref().unwrap_or_default()).map_err(bad)?;
+    let flag_state = store::tenants::flag_state_filter(
+        q.flag.as_deref().unwrap_or_default(),
+        q.state.as_deref().unwrap_or_default(),
+    )
+    .map_err(bad)?;
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
         return Err(ApiError::bad_request("per_page must be between 1 and 500"));
@@ -110,6 +111,7 @@ pub async fn list_tenants(
             search: q.q,
             plan: q.plan,
             region: q.region,
+            flag_state,
             sort,
             page: q.page.unwrap_or(1).max(1),
             per_page,
@@ -346,6 +348,28 @@ pub async fn get_flag(
     let Path(key) = key?;
     let row = store::flags::get(&state.pool, &key).await?;
     Ok(super::versioned(StatusCode::OK, row.version, row))
+}
+
+/// The moment of a time-travel question.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AtQuery {
+    /// RFC 3339 time, e.g. `2026-11-25T10:00:00Z`.
+    pub at: DateTime<Utc>,
+}
+
+/// Time travel: which tenants had the flag ON at `at`, rebuilt from the audit log.
+#[utoipa::path(get, path = "/api/admin/flags/{key}/at", tag = "admin", params(("key" = String, Path), AtQuery), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::audit::FlagAt), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn flag_at(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    query: Result<Query<AtQuery>, QueryRejection>,
+) -> Result<Json<store::audit::FlagAt>, ApiError> {
+    admin(&caller)?;
+    let Path(key) = key?;
+    let Query(q) = query?;
+    Ok(Json(store::audit::flag_at(&state.pool, &key, q.at).await?))
 }
 
 /// A rollout to apply.

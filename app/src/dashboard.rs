@@ -1,0 +1,203 @@
+//! `/`: the dashboard. Per flag its phase, the share of tenants ON, the next phase and what stands
+//! between it and that phase; the last changes. Follows the change stream live.
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditView;
+use crate::audit::Timeline;
+use crate::AppError;
+
+/// A condition the next phase needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateView {
+    /// What must hold.
+    pub name: String,
+    /// Whether it holds.
+    pub ok: bool,
+    /// Why (or why not).
+    pub detail: String,
+}
+
+/// A flag on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashFlag {
+    /// Key.
+    pub key: String,
+    /// Description.
+    pub description: String,
+    /// Current phase.
+    pub phase: String,
+    /// Next phase of the ladder, if any.
+    pub next: Option<String>,
+    /// Live tenants with the flag ON.
+    pub on: i64,
+    /// Gates of the next phase.
+    pub gates: Vec<GateView>,
+}
+
+/// The dashboard's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardData {
+    /// Live tenants.
+    pub live_tenants: i64,
+    /// Every flag.
+    pub flags: Vec<DashFlag>,
+    /// The newest changes.
+    pub recent: Vec<AuditView>,
+}
+
+impl DashFlag {
+    /// Share of live tenants ON, in percent (0 when there are no tenants).
+    pub fn share(&self, live: i64) -> f64 {
+        if live <= 0 {
+            0.0
+        } else {
+            self.on as f64 * 100.0 / live as f64
+        }
+    }
+}
+
+/// Changes the dashboard lists.
+pub const RECENT: i64 = 12;
+
+/// Everything the dashboard shows.
+#[server(prefix = "/rpc", endpoint = "dashboard")]
+pub async fn dashboard() -> Result<DashboardData, AppError> {
+    crate::auth::require(&crate::auth::Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
+    let migrations = store::migrations::counts(&ctx.pool).await?;
+    let migration_gate = GateView {
+        name: "Migrations applied".into(),
+        ok: migrations.pending == 0 && migrations.drifted == 0,
+        detail: if migrations.pending == 0 && migrations.drifted == 0 {
+            format!("{} applied, none pending", migrations.applied)
+        } else {
+            format!(
+                "{} pending, {} drifted",
+                migrations.pending, migrations.drifted
+            )
+        },
+    };
+    let flags = store::flags::list(&ctx.pool)
+        .await?
+        .into_iter()
+        .map(|f| {
+            let next = f.rollout.phase.next(&flags::DEFAULT_LADDER);
+            let gates = match next {
+                Some(_) => vec![migration_gate.clone()],
+                None => Vec::new(),
+            };
+            DashFlag {
+                on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
+                phase: f.rollout.phase.to_string(),
+                next: next.map(|p| p.to_string()),
+                key: f.key,
+                description: f.description,
+                gates,
+            }
+        })
+        .collect();
+    let recent = store::audit::query(
+        &ctx.pool,
+        &store::audit::AuditQuery {
+            limit: RECENT,
+            ..Default::default()
+        },
+    )
+    .await?
+    .into_iter()
+    .map(AuditView::from)
+    .collect();
+    Ok(DashboardData {
+        live_tenants,
+        flags,
+        recent,
+    })
+}
+
+/// `/`.
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let changes = crate::live::use_changes();
+    let data = Resource::new(move || changes.get(), |_| dashboard());
+    view! {
+        <Title text="Dashboard" />
+        <section class="page">
+            <div class="page-head">
+                <h1>"Dashboard"</h1>
+                <p class="muted">"Where every rollout stands, what the next phase needs, and the latest changes. Updates live."</p>
+            </div>
+            <Transition fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! { <DashboardBody d /> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn DashboardBody(d: DashboardData) -> impl IntoView {
+    let live = d.live_tenants;
+    let flags = if d.flags.is_empty() {
+        view! { <div class="empty"><p>"No flags yet. Create one with the REST API (" <code>"POST /api/admin/flags"</code> ")."</p></div> }.into_any()
+    } else {
+        view! {
+            <div class="cards">
+                {d.flags.into_iter().map(|f| {
+                    let share = f.share(live);
+                    let href = format!("/flags/{}", f.key);
+                    let width = format!("width: {share:.1}%");
+                    view! {
+                        <article class="card" data-testid="dash-flag" data-flag=f.key.clone()>
+                            <h2><a href=href><code>{f.key.clone()}</code></a></h2>
+                            <p class="muted small">{f.description.clone()}</p>
+                            <p>
+                                "Phase " <span class="pill phase" data-testid="dash-phase">{f.phase.clone()}</span>
+                                {f.next.clone().map(|n| view! { " → next " <span class="pill">{n}</span> })}
+                            </p>
+                            <div class="meter" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{share:.1}")
+                                aria-label="Share of tenants ON"><span style=width></span></div>
+                            <p class="small" data-testid="dash-share">
+                                <strong data-testid="dash-on">{f.on}</strong>{format!(" of {live} tenants ON ({share:.1}%)")}
+                            </p>
+                            {if f.gates.is_empty() {
+                                view! { <p class="muted small">"Last phase reached."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <ul class="gates" aria-label="Gates of the next phase">
+                                        {f.gates.into_iter().map(|g| view! {
+                                            <li class=if g.ok { "gate ok" } else { "gate open" } data-testid="dash-gate">
+                                                <span aria-hidden="true">{if g.ok { "✓ " } else { "✗ " }}</span>
+                                                {g.name}<span class="muted small">{format!(" — {}", g.detail)}</span>
+                                            </li>
+                                        }).collect_view()}
+                                    </ul>
+                                }.into_any()
+                            }}
+                        </article>
+                    }
+                }).collect_view()}
+            </div>
+        }.into_any()
+    };
+    view! {
+        {flags}
+        <div class="panel">
+            <h2>"Latest changes"</h2>
+            {if d.recent.is_empty() {
+                view! { <p class="muted">"Nothing has changed yet."</p> }.into_any()
+            } else {
+                view! {
+                    <Timeline rows=d.recent testid="dash-recent" />
+                    <p><a href="/audit">"The whole audit log →"</a></p>
+                }.into_any()
+            }}
+        </div>
+    }
+}
