@@ -240,9 +240,18 @@ pub struct AuditPageData {
     pub flags: Vec<String>,
 }
 
-/// A page of the audit log (and the time-travel answer, when asked).
+/// The audit page's body for `filter`, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "audit_page", input = leptos::server_fn::codec::Json)]
-pub async fn audit_page(filter: AuditFilter) -> Result<AuditPageData, AppError> {
+pub async fn audit_page(filter: AuditFilter) -> Result<String, AppError> {
+    let data = audit_page_data(filter.clone()).await?;
+    Ok(crate::html::render(
+        move || view! { <AuditBody data filter /> },
+    ))
+}
+
+/// A page of the audit log (and the time-travel answer, when asked).
+#[cfg(feature = "ssr")]
+pub async fn audit_page_data(filter: AuditFilter) -> Result<AuditPageData, AppError> {
     crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     let mut rows: Vec<AuditView> = store::audit::query(&ctx.pool, &filter.to_query(PER_PAGE + 1)?)
@@ -320,9 +329,8 @@ pub fn AuditPage() -> impl IntoView {
             </div>
             <Transition fallback=|| view! { <p class="loading">"Loading the audit log…"</p> }>
                 {move || Suspend::new(async move {
-                    let f = filter.get_untracked();
                     match data.await {
-                        Ok(d) => view! { <AuditBody data=d filter=f /> }.into_any(),
+                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
                         Err(e) => view! {
                             <p class="error" role="alert" data-testid="audit-error">{e.to_string()}</p>
                             <p><a href="/audit">"Clear the filters"</a></p>
@@ -334,6 +342,7 @@ pub fn AuditPage() -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn AuditBody(data: AuditPageData, filter: AuditFilter) -> impl IntoView {
     let AuditPageData {
@@ -454,6 +463,7 @@ fn AuditBody(data: AuditPageData, filter: AuditFilter) -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn AuditRowView(row: AuditView) -> impl IntoView {
     let flag = row.flag_key.clone().map(|k| {
@@ -478,6 +488,7 @@ fn AuditRowView(row: AuditView) -> impl IntoView {
 }
 
 /// A compact list of changes, newest first (the dashboard's and the tenant page's history).
+#[cfg(feature = "ssr")]
 #[component]
 pub fn Timeline(rows: Vec<AuditView>, testid: &'static str) -> impl IntoView {
     view! {
@@ -496,6 +507,7 @@ pub fn Timeline(rows: Vec<AuditView>, testid: &'static str) -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn TravelResult(t: FlagAtView) -> impl IntoView {
     let when = format!("{} UTC", t.at);

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditView;
+#[cfg(feature = "ssr")]
 use crate::audit::Timeline;
 use crate::AppError;
 
@@ -61,9 +62,16 @@ impl DashFlag {
 /// Changes the dashboard lists.
 pub const RECENT: i64 = 12;
 
-/// Everything the dashboard shows.
+/// The dashboard's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "dashboard")]
-pub async fn dashboard() -> Result<DashboardData, AppError> {
+pub async fn dashboard() -> Result<String, AppError> {
+    let d = dashboard_data().await?;
+    Ok(crate::html::render(move || view! { <DashboardBody d /> }))
+}
+
+/// Everything the dashboard shows.
+#[cfg(feature = "ssr")]
+pub async fn dashboard_data() -> Result<DashboardData, AppError> {
     crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
@@ -80,13 +88,30 @@ pub async fn dashboard() -> Result<DashboardData, AppError> {
             )
         },
     };
+    let hours = ctx.backup_max_age.as_secs() / 3600;
+    let backup_gate = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
+        Some(b) => GateView {
+            name: "Backup taken".into(),
+            ok: true,
+            detail: format!(
+                "{} ({} UTC)",
+                b.name,
+                crate::audit::display_time(b.modified)
+            ),
+        },
+        None => GateView {
+            name: "Backup taken".into(),
+            ok: false,
+            detail: format!("no backup younger than {hours} h in the backup directory"),
+        },
+    };
     let flags = store::flags::list(&ctx.pool)
         .await?
         .into_iter()
         .map(|f| {
             let next = f.rollout.phase.next(&flags::DEFAULT_LADDER);
             let gates = match next {
-                Some(_) => vec![migration_gate.clone()],
+                Some(_) => vec![migration_gate.clone(), backup_gate.clone()],
                 None => Vec::new(),
             };
             DashFlag {
@@ -132,7 +157,7 @@ pub fn DashboardPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(d) => view! { <DashboardBody d /> }.into_any(),
+                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}
@@ -141,6 +166,7 @@ pub fn DashboardPage() -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn DashboardBody(d: DashboardData) -> impl IntoView {
     let live = d.live_tenants;

@@ -133,22 +133,17 @@ pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
     })
 }
 
-/// `/flags`.
+/// The flag list, rendered on the server.
+#[server(prefix = "/rpc", endpoint = "flags_page")]
+pub async fn flags_page() -> Result<String, AppError> {
+    let list = list_flags().await?;
+    Ok(crate::html::render(move || view! { <FlagTable list /> }))
+}
+
+#[cfg(feature = "ssr")]
 #[component]
-pub fn FlagsPage() -> impl IntoView {
-    let changes = crate::live::use_changes();
-    let flags = Resource::new(move || changes.get(), |_| list_flags());
+fn FlagTable(list: Vec<FlagSummary>) -> impl IntoView {
     view! {
-        <Title text="Flags" />
-        <section class="page">
-            <div class="page-head">
-                <h1>"Flags"</h1>
-                <p class="muted">"Every flag, the phase it is in and what comes next."</p>
-            </div>
-            <Transition fallback=|| view! { <p class="loading">"Loading flags…"</p> }>
-                {move || Suspend::new(async move {
-                    match flags.await {
-                        Ok(list) => view! {
                             <div class="table-wrap">
                                 <table class="table">
                                     <thead><tr><th>"Flag"</th><th>"Phase"</th><th>"Next"</th><th class="num">"Tenant rows ON"</th><th>"Global"</th></tr></thead>
@@ -165,7 +160,25 @@ pub fn FlagsPage() -> impl IntoView {
                                     </tbody>
                                 </table>
                             </div>
-                        }.into_any(),
+    }
+}
+
+/// `/flags`.
+#[component]
+pub fn FlagsPage() -> impl IntoView {
+    let changes = crate::live::use_changes();
+    let flags = Resource::new(move || changes.get(), |_| flags_page());
+    view! {
+        <Title text="Flags" />
+        <section class="page">
+            <div class="page-head">
+                <h1>"Flags"</h1>
+                <p class="muted">"Every flag, the phase it is in and what comes next."</p>
+            </div>
+            <Transition fallback=|| view! { <p class="loading">"Loading flags…"</p> }>
+                {move || Suspend::new(async move {
+                    match flags.await {
+                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     }
                 })}
@@ -271,16 +284,14 @@ fn FlagEditor(
     let draft = RwSignal::new(current.clone());
     let pilot_query = RwSignal::new(String::new());
 
-    // The preview: the same `Rollout::apply` the server runs when saving.
+    // The preview: `Rollout::preview`, the diff of the `Rollout::apply` the server saves with
+    // (the same per-tenant rule, without building the new state; a property test holds them equal).
     // Its duration is kept (in ms) on the panel as `data-preview-ms`: the Playwright performance
     // check reads it over 100,000 tenants.
     let preview = Memo::new(move |_| {
         let to = draft.get();
         let started = now_ms();
-        let diff = data.with_value(|d| {
-            let after = d.rollout.apply(&d.state, &d.key, &to, &d.tenants);
-            flags::diff(&d.state, &after, d.tenants.iter().map(|t| t.id.as_str()))
-        });
+        let diff = data.with_value(|d| d.rollout.preview(&d.state, &d.key, &to, &d.tenants));
         (diff, now_ms() - started)
     });
     let on_now = data.with_value(|d| d.tenants.iter().filter(|t| d.state.is_on(&t.id)).count());

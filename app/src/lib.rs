@@ -7,17 +7,20 @@
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
+pub mod dba;
 pub mod error;
 pub mod flag_pages;
+pub mod html;
 pub mod live;
 pub mod login;
+pub mod monitoring;
 pub mod tenants;
 pub mod url;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes, A},
+    components::{Redirect, Route, Router, Routes, A},
     hooks::use_location,
     path, SsrMode,
 };
@@ -25,7 +28,7 @@ use leptos_router::{
 use auth::{Logout, UserView};
 
 /// Paths that need a signed-in user; the server redirects anyone else to `/login`.
-pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants", "/audit"];
+pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants", "/audit", "/dba", "/monitoring"];
 
 pub use error::AppError;
 
@@ -35,6 +38,12 @@ pub use error::AppError;
 pub struct ServerContext {
     /// The database pool.
     pub pool: store::PgPool,
+    /// Where backups go.
+    pub backup_dir: std::path::PathBuf,
+    /// The connection string for `pg_dump` (None: backups from the UI are off).
+    pub database_url: Option<String>,
+    /// A backup younger than this satisfies the "backup taken" gate.
+    pub backup_max_age: std::time::Duration,
 }
 
 /// The server context, or an internal error when the server forgot to provide it.
@@ -91,6 +100,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
                     <Route path=path!("tenants/:id") view=tenants::TenantDetailPage ssr=SsrMode::Async />
                     <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("monitoring") view=monitoring::MonitoringPage ssr=SsrMode::Async />
+                    <Route path=path!("dba") view=|| view! { <Redirect path="/dba/migrations" /> } />
+                    <Route path=path!("dba/migrations") view=dba::MigrationsPage ssr=SsrMode::Async />
+                    <Route path=path!("dba/health") view=dba::HealthPage ssr=SsrMode::Async />
+                    <Route path=path!("dba/backups") view=dba::BackupsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
@@ -121,7 +135,11 @@ fn TopBar() -> impl IntoView {
                 <A href="/" exact=true>"Dashboard"</A>
                 <A href="/flags">"Flags"</A>
                 <A href="/tenants">"Tenants"</A>
+                <A href="/monitoring">"Monitoring"</A>
                 <A href="/audit">"Audit log"</A>
+                {move || user.get().filter(|u| matches!(u.role, auth::Role::Admin | auth::Role::Dba)).map(|_| view! {
+                    <A href="/dba/migrations">"Database"</A>
+                })}
             </nav>
             <div class="who">
                 {move || match user.get() {

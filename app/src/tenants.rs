@@ -7,6 +7,7 @@ use leptos_router::{
 };
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "ssr")]
 use crate::audit::Timeline;
 use crate::AppError;
 
@@ -482,9 +483,18 @@ pub struct TenantDetailData {
 /// History rows the tenant page shows.
 pub const HISTORY: i64 = 100;
 
-/// One tenant, each flag's decision and reason, and its history.
+/// The tenant page's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "tenant_detail")]
-pub async fn tenant_detail(id: String) -> Result<TenantDetailData, AppError> {
+pub async fn tenant_detail(id: String) -> Result<String, AppError> {
+    let d = tenant_detail_data(id).await?;
+    Ok(crate::html::render(
+        move || view! { <TenantDetailBody d /> },
+    ))
+}
+
+/// One tenant, each flag's decision and reason, and its history.
+#[cfg(feature = "ssr")]
+pub async fn tenant_detail_data(id: String) -> Result<TenantDetailData, AppError> {
     crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     let row = store::tenants::get(&ctx.pool, &id).await?;
@@ -541,7 +551,7 @@ pub fn TenantDetailPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading the tenant…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(d) => view! { <TenantDetailBody d /> }.into_any(),
+                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
                         Err(e) => view! { <p class="error" role="alert" data-testid="tenant-error">{e.to_string()}</p> }.into_any(),
                     }
                 })}
@@ -550,6 +560,7 @@ pub fn TenantDetailPage() -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn TenantDetailBody(d: TenantDetailData) -> impl IntoView {
     let t = d.tenant;

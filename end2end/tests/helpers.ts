@@ -3,6 +3,7 @@ import { expect, Page } from '@playwright/test';
 export const users = {
   po: { name: 'po', password: process.env.E2E_PO_PASSWORD ?? 'po-password-e2e' },
   qa: { name: 'qa', password: process.env.E2E_QA_PASSWORD ?? 'qa-password-e2e' },
+  dba: { name: 'dba', password: process.env.E2E_DBA_PASSWORD ?? 'dba-password-e2e' },
 };
 
 /** Signs in through the form (works with JavaScript on or off). */

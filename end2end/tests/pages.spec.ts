@@ -19,6 +19,8 @@ test.beforeAll(() => {
 
 test('dashboard, tenant page, tenant filter and audit log follow a raw SQL change; time travel and CSV agree', async ({ page }) => {
   sql(`UPDATE feature_flags SET enabled = false WHERE key = '${FLAG}'`);
+  // Times are taken to the second: leave a full second between each change and each moment.
+  await pause(1100);
   const before = utcNow();
   await pause(1100);
 

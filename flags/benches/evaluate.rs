@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use flags::{cohort, FlagState, Percentage, Snapshot, Target, Tenant};
+use flags::{cohort, FlagState, Percentage, Phase, Rollout, Snapshot, Target, Tenant};
 use unleash_yggdrasil::{Context, EngineState, UpdateMessage};
 
 const FLAGS: usize = 1_000;
@@ -139,6 +139,58 @@ fn bench_cohort(c: &mut Criterion) {
                     .turned_on
                     .len(),
             )
+        })
+    });
+    // What the flag editor computes in the browser on every keystroke: Rollout::preview,
+    // from a 10% rollout to 50% (and from OFF to 50%) over 100,000 tenants.
+    let ten = Rollout {
+        phase: Phase::Percent(Percentage::new(10).unwrap()),
+        ..Rollout::default()
+    };
+    let fifty = Rollout {
+        phase: Phase::Percent(Percentage::new(50).unwrap()),
+        ..Rollout::default()
+    };
+    let at_ten = Rollout::default().apply(
+        &FlagState::default(),
+        "multi_workspace_enabled",
+        &ten,
+        &tenants,
+    );
+    g.bench_function("preview_100k_10_to_50pct", |b| {
+        b.iter(|| {
+            let d = ten.preview(
+                &at_ten,
+                "multi_workspace_enabled",
+                &fifty,
+                black_box(&tenants),
+            );
+            black_box(d.turned_on.len())
+        })
+    });
+    let off = FlagState::default();
+    g.bench_function("preview_100k_off_to_50pct", |b| {
+        b.iter(|| {
+            let d = Rollout::default().preview(
+                &off,
+                "multi_workspace_enabled",
+                &fifty,
+                black_box(&tenants),
+            );
+            black_box(d.turned_on.len())
+        })
+    });
+    // The same change computed the long way (apply, then diff): what the preview replaces.
+    g.bench_function("apply_then_diff_100k_10_to_50pct", |b| {
+        b.iter(|| {
+            let after = ten.apply(
+                &at_ten,
+                "multi_workspace_enabled",
+                &fifty,
+                black_box(&tenants),
+            );
+            let d = flags::diff(&at_ten, &after, tenants.iter().map(|t| t.id.as_str()));
+            black_box(d.turned_on.len())
         })
     });
     g.finish();

@@ -37,6 +37,16 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Sorts both lists by id. Callers usually go through tenants in order (the server sends
+    /// them sorted): then there is nothing to do.
+    pub(crate) fn sort(&mut self) {
+        for ids in [&mut self.turned_on, &mut self.turned_off] {
+            if !ids.is_sorted() {
+                ids.sort_unstable();
+            }
+        }
+    }
+
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
         self.turned_on.is_empty() && self.turned_off.is_empty()
@@ -67,8 +77,7 @@ pub fn diff<'a>(
             _ => {}
         }
     }
-    out.turned_on.sort_unstable();
-    out.turned_off.sort_unstable();
+    out.sort();
     out
 }
 
@@ -89,21 +98,59 @@ impl FlagState {
     /// assert!(none.on.is_empty());
     /// ```
     pub fn materialise(&self, flag_key: &str, target: Target, tenants: &[Tenant]) -> FlagState {
-        let new_cohort = cohort(flag_key, &target, tenants);
+        self.materialise_from(self.target.as_ref(), flag_key, target, tenants)
+    }
+
+    /// [`FlagState::materialise`] as if the current target were `old`. One pass over the tenants:
+    /// those `target` selects get a row (allocated only when missing), those only `old` selected
+    /// lose theirs.
+    pub(crate) fn materialise_from(
+        &self,
+        old: Option<&Target>,
+        flag_key: &str,
+        target: Target,
+        tenants: &[Tenant],
+    ) -> FlagState {
         let mut on = self.on.clone();
-        if let Some(old) = &self.target {
-            for id in cohort(flag_key, old, tenants) {
-                if !new_cohort.contains(id) {
+        for t in tenants {
+            let id = t.id.as_str();
+            let has_row = self.on.contains(id);
+            match (Self::row_after(old, flag_key, &target, t, has_row), has_row) {
+                (true, false) => {
+                    on.insert(t.id.clone());
+                }
+                (false, true) => {
                     on.remove(id);
                 }
+                _ => {}
             }
         }
-        on.extend(new_cohort.into_iter().map(str::to_string));
         FlagState {
             enabled: self.enabled,
             on,
             excluded: self.excluded.clone(),
             target: Some(target),
+        }
+    }
+
+    /// The rule of [`FlagState::materialise`] for one tenant: whether it has an enabled row after
+    /// the move from `old` to `target`. Selected by `target`: yes; selected only by `old`: no;
+    /// neither: its row stays as it is (`has_row`). The bucket is hashed at most once.
+    pub(crate) fn row_after(
+        old: Option<&Target>,
+        flag_key: &str,
+        target: &Target,
+        tenant: &Tenant,
+        has_row: bool,
+    ) -> bool {
+        let mut cached = None;
+        let mut bucket = || *cached.get_or_insert_with(|| crate::bucket(flag_key, &tenant.id));
+        if target.includes_with(tenant, &mut bucket) {
+            true
+        } else if old.is_some_and(|o| o.includes_with(tenant, &mut bucket)) {
+            false
+        } else {
+            has_row
         }
     }
 

@@ -171,16 +171,25 @@ impl Target {
     /// Whether `tenant` is in this target for `flag_key` (pilot, or in the percentage and every
     /// constraint).
     pub fn includes(&self, flag_key: &str, tenant: &Tenant) -> bool {
-        self.pilots.contains(&tenant.id) || self.in_percentage(flag_key, tenant)
+        self.includes_with(tenant, &mut || crate::bucket(flag_key, &tenant.id))
     }
 
-    fn in_percentage(&self, flag_key: &str, tenant: &Tenant) -> bool {
+    /// [`Target::includes`] with the tenant's bucket supplied by the caller (computed only when
+    /// needed, and only once when several targets are checked).
+    pub(crate) fn includes_with(&self, tenant: &Tenant, bucket: &mut impl FnMut() -> u32) -> bool {
+        if self.pilots.contains(&tenant.id) {
+            return true;
+        }
         let pct = self.percentage.get();
         pct > 0
             && self.constraints.iter().all(|c| c.matches(tenant))
-            && (pct >= 100 || crate::bucket(flag_key, &tenant.id) <= pct)
+            && (pct >= 100 || bucket() <= pct)
     }
 }
+
+/// A set of tenant ids with a fast hasher (FxHash). The ids come from Rollgate's own database,
+/// not from request input, and the browser preview hashes every tenant on each keystroke.
+pub type IdSet = HashSet<String, rustc_hash::FxBuildHasher>;
 
 /// The effective state of one flag, exactly as the `feature_flags` table holds it: a global row,
 /// the tenants whose own row is enabled, and the excluded (quarantined) tenants. The rollout
@@ -192,10 +201,10 @@ pub struct FlagState {
     pub enabled: bool,
     /// Tenants whose own row is enabled.
     #[serde(default)]
-    pub on: HashSet<String>,
+    pub on: IdSet,
     /// Tenants that are OFF whatever the other rows say.
     #[serde(default)]
-    pub excluded: HashSet<String>,
+    pub excluded: IdSet,
     /// The current rollout target, if the flag is being rolled out by phases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
@@ -204,7 +213,8 @@ pub struct FlagState {
 impl FlagState {
     /// Whether the flag is ON for a tenant known to exist.
     pub fn is_on(&self, tenant_id: &str) -> bool {
-        !self.excluded.contains(tenant_id) && (self.enabled || self.on.contains(tenant_id))
+        (self.excluded.is_empty() || !self.excluded.contains(tenant_id))
+            && (self.enabled || self.on.contains(tenant_id))
     }
 
     /// Folds one `feature_flags` row into the state: the global row when `tenant_id` is `None`.

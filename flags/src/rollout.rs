@@ -172,17 +172,55 @@ impl Rollout {
         to: &Rollout,
         tenants: &[crate::Tenant],
     ) -> crate::FlagState {
-        let before = crate::FlagState {
-            target: Some(self.target()),
-            ..state.clone()
-        };
-        let mut after = before.materialise(flag_key, to.target(), tenants);
+        let current = self.target();
+        let mut after = state.materialise_from(Some(&current), flag_key, to.target(), tenants);
         if to.global() {
             after.enabled = true;
         } else if self.global() {
             after.enabled = false;
         }
         after
+    }
+
+    /// Which tenants moving from `self` to `to` turns ON and OFF: exactly
+    /// `diff(state, &self.apply(state, flag_key, to, tenants), tenants)`, computed tenant by tenant
+    /// with the same rule ([`FlagState::materialise`]'s) and without building the new state. The
+    /// flag editor calls it on every keystroke; the server saves with [`Rollout::apply`].
+    ///
+    /// [`FlagState::materialise`]: crate::FlagState::materialise
+    pub fn preview(
+        &self,
+        state: &crate::FlagState,
+        flag_key: &str,
+        to: &Rollout,
+        tenants: &[crate::Tenant],
+    ) -> crate::Diff {
+        let current = self.target();
+        let next = to.target();
+        let enabled_after = if to.global() {
+            true
+        } else if self.global() {
+            false
+        } else {
+            state.enabled
+        };
+        let mut out = crate::Diff::default();
+        for t in tenants {
+            let id = t.id.as_str();
+            let excluded = !state.excluded.is_empty() && state.excluded.contains(id);
+            let has_row = state.on.contains(id);
+            let before = !excluded && (state.enabled || has_row);
+            let after = !excluded
+                && (enabled_after
+                    || crate::FlagState::row_after(Some(&current), flag_key, &next, t, has_row));
+            match (before, after) {
+                (false, true) => out.turned_on.push(t.id.clone()),
+                (true, false) => out.turned_off.push(t.id.clone()),
+                _ => {}
+            }
+        }
+        out.sort();
+        out
     }
 
     /// The same rollout in another phase.

@@ -72,6 +72,21 @@ pub enum Command {
         #[arg(long, default_value = "multi_workspace_enabled")]
         flag: String,
     },
+    /// Dump the database to `backup_<db>_YYYYMMDD_HHMMSS.sql.gz` (pg_dump piped through gzip).
+    Backup {
+        /// Directory to write to.
+        #[arg(long, env = "ROLLGATE_BACKUP_DIR", default_value = "backups")]
+        dir: std::path::PathBuf,
+    },
+    /// Restore a backup into the database (replaces its contents). Checks the file first; refuses
+    /// without --yes.
+    Restore {
+        /// A `backup_*.sql.gz` file.
+        file: std::path::PathBuf,
+        /// Yes, replace the database's contents.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Roll a flag back: every row OFF (the seed's Quick Rollback), or one phase down.
     Rollback {
         /// Flag key.
@@ -160,7 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !no_migrate {
                 store::migrate(&pool).await.context("applying migrations")?;
             }
-            crate::startup::serve(pool, addr).await
+            crate::startup::serve(pool, url, addr).await
         }
         Command::Migrate => {
             store::migrate(&pool).await.context("applying migrations")?;
@@ -230,9 +245,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_change(&format!("{flag} rolled back ({to})"), &c);
             Ok(())
         }
+        Command::Backup { dir } => {
+            let u = url.clone();
+            let file = tokio::task::spawn_blocking(move || store::backup::create(&u, &dir))
+                .await
+                .context("the backup task failed")??;
+            let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            let name = file.display().to_string();
+            store::backup::record(
+                &pool,
+                &cli_actor(),
+                "backup.create",
+                serde_json::json!({ "file": name, "bytes": bytes }),
+            )
+            .await?;
+            println!("backup written: {name} ({bytes} bytes)");
+            Ok(())
+        }
+        Command::Restore { file, yes } => {
+            let f = file.clone();
+            let checked = tokio::task::spawn_blocking(move || store::backup::check(&f))
+                .await
+                .context("the check task failed")??;
+            println!(
+                "{}: a complete pg_dump script, {} bytes of SQL, data for {} tables",
+                file.display(),
+                checked.sql_bytes,
+                checked.tables
+            );
+            if !yes {
+                anyhow::bail!(
+                    "restoring replaces the contents of the database; nothing was changed. Re-run with --yes"
+                );
+            }
+            let (u, f) = (url.clone(), file.clone());
+            tokio::task::spawn_blocking(move || store::backup::restore(&u, &f))
+                .await
+                .context("the restore task failed")??;
+            store::backup::record(
+                &pool,
+                &cli_actor(),
+                "backup.restore",
+                serde_json::json!({ "file": file.display().to_string() }),
+            )
+            .await?;
+            println!("restored {}", file.display());
+            Ok(())
+        }
         Command::SeedDemo { tenants } => {
             let inserted = store::demo::seed_tenants(&pool, tenants).await?;
             println!("demo data: {inserted} tenants inserted ({tenants} wanted)");
+            let events =
+                store::demo::seed_activity(&pool, &["acme-logistics", "globex-health"]).await?;
+            if events > 0 {
+                println!("demo data: {events} workspace activity events");
+            }
             Ok(())
         }
     }

@@ -18,3 +18,23 @@ pub fn leptos_options(addr: Option<SocketAddr>) -> anyhow::Result<LeptosOptions>
     }
     Ok(options)
 }
+
+/// The backup directory: `ROLLGATE_BACKUP_DIR`, else `backups` under the working directory.
+pub fn backup_dir() -> std::path::PathBuf {
+    std::env::var_os("ROLLGATE_BACKUP_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("backups"),
+            std::path::PathBuf::from,
+        )
+}
+
+/// `ROLLGATE_BACKUP_MAX_AGE_HOURS` (default 24): how recent a backup must be to count as taken.
+pub fn backup_max_age() -> std::time::Duration {
+    let hours = std::env::var("ROLLGATE_BACKUP_MAX_AGE_HOURS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|h| *h > 0)
+        .unwrap_or(24);
+    std::time::Duration::from_secs(hours * 3600)
+}

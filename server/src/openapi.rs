@@ -36,13 +36,14 @@ impl Modify for Security {
         admin::set_tenant_flag, admin::enable_multi_workspace,
         admin::list_flags, admin::create_flag, admin::get_flag, admin::flag_at, admin::put_rollout, admin::advance, admin::rollback,
         admin::create_token, admin::list_tokens, admin::revoke_token,
-        admin::audit, admin::migrations,
+        admin::audit, admin::migrations, crate::api::activity::ingest,
     ),
     tags(
         (name = "evaluation", description = "Is this flag on for tenant X?"),
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol v1"),
         (name = "sdk", description = "Snapshot and change stream for local evaluation"),
         (name = "admin", description = "Tenants, flags, rollouts, tokens and audit (admin tokens)"),
+        (name = "activity", description = "Workspace activity reported by the SaaS (tenant or server tokens)"),
         (name = "operations", description = "Health"),
     )
 )]

@@ -32,6 +32,9 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let ctx = app::ServerContext {
         pool: state.pool.clone(),
+        backup_dir: state.backup_dir.clone(),
+        database_url: state.database_url.clone(),
+        backup_max_age: state.backup_max_age,
     };
     let options = state.leptos_options.clone();
     let api = Router::new()
@@ -43,6 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/client/stream", get(eval::stream))
         .route("/api/ui/stream", get(eval::ui_stream))
         .route("/audit/export.csv", get(crate::export::audit_csv))
+        // 1,000 events of up to 8 KiB details each.
+        .route(
+            "/api/activity",
+            post(crate::api::activity::ingest)
+                .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024)),
+        )
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route(
@@ -143,10 +152,15 @@ fn session_store(pool: &store::PgPool) -> PostgresStore {
 }
 
 /// Builds the state over `pool` and serves until Ctrl-C or SIGTERM.
-pub async fn serve(pool: store::PgPool, addr: Option<SocketAddr>) -> anyhow::Result<()> {
+pub async fn serve(
+    pool: store::PgPool,
+    database_url: String,
+    addr: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let leptos_options = crate::config::leptos_options(addr)?;
     let addr = leptos_options.site_addr;
-    let state = AppState::new(leptos_options, pool);
+    let mut state = AppState::new(leptos_options, pool);
+    state.database_url = Some(database_url);
     if let Err(e) = state.live.refresh_all(&state.pool).await {
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }

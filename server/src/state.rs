@@ -20,6 +20,13 @@ pub struct AppState {
     pub started_at: Instant,
     /// Mark the session cookie `Secure` (set `ROLLGATE_SECURE_COOKIES=1` behind TLS).
     pub secure_cookies: bool,
+    /// Where `rollgate backup` and the DBA page's "Take a backup" write (`ROLLGATE_BACKUP_DIR`).
+    pub backup_dir: std::path::PathBuf,
+    /// The connection string, for `pg_dump` (None: the DBA page cannot take backups).
+    pub database_url: Option<String>,
+    /// A backup younger than this satisfies the "backup taken" gate
+    /// (`ROLLGATE_BACKUP_MAX_AGE_HOURS`, default 24).
+    pub backup_max_age: std::time::Duration,
 }
 
 impl AppState {
@@ -29,6 +36,9 @@ impl AppState {
             std::env::var("ROLLGATE_SECURE_COOKIES").is_ok_and(|v| v == "1" || v == "true");
         AppState {
             secure_cookies,
+            backup_dir: crate::config::backup_dir(),
+            database_url: None,
+            backup_max_age: crate::config::backup_max_age(),
             leptos_options,
             pool,
             live: Arc::new(Live::default()),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use flate2::{read::GzDecoder, write::GzEncoder, Compression};
 use serde::Serialize;
 
-use crate::Error;
+use crate::{Actor, Error, PgPool};
 
 /// A backup file in the backup directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,7 +187,7 @@ pub fn check(file: &Path) -> Result<BackupCheck, Error> {
         }
         bytes += n as u64;
         let l = line.trim_end();
-        if first && !l.is_empty() {
+        if first && !l.is_empty() && l != "--" {
             if !l.starts_with(HEADER) {
                 return Err(Error::Invalid(format!(
                     "{} is not a pg_dump script",
@@ -259,6 +259,32 @@ pub fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Error> {
         )));
     }
     Ok(checked)
+}
+
+/// Writes an audit row for a database operation (`backup.create`, `backup.restore`).
+pub async fn record(
+    pool: &PgPool,
+    actor: &Actor,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    actor
+        .audit(&mut tx, action, None, None, None, Some(details))
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The newest backup in `dir` if it is younger than `max_age`: the "backup taken" gate.
+pub fn fresh(dir: &Path, max_age: std::time::Duration) -> Result<Option<BackupFile>, Error> {
+    let now = Utc::now();
+    let limit = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    Ok(list(dir)?
+        .into_iter()
+        .next()
+        .filter(|b| now - b.modified <= limit))
 }
 
 /// The backups in `dir`, newest first (a missing directory has none).

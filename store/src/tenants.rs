@@ -133,8 +133,10 @@ const FILTER: &str = "archived_at IS NULL \
     AND ($3::text IS NULL OR region = $3) \
     AND ($4::text IS NULL OR $5 = ( \
         NOT EXISTS (SELECT 1 FROM feature_flags x WHERE x.key = $4 AND x.tenant_id = tenants.id AND x.excluded) \
-        AND EXISTS (SELECT 1 FROM feature_flags r WHERE r.key = $4 AND r.enabled \
-                    AND (r.tenant_id IS NULL OR r.tenant_id = tenants.id))))";
+        AND ((SELECT coalesce(bool_or(g.enabled), false) FROM feature_flags g \
+              WHERE g.key = $4 AND g.tenant_id IS NULL) \
+             OR EXISTS (SELECT 1 FROM feature_flags r \
+                        WHERE r.key = $4 AND r.tenant_id = tenants.id AND r.enabled))))";
 
 /// A page of live (not archived) tenants.
 pub async fn list(pool: &PgPool, q: &TenantQuery) -> Result<Page<TenantRow>, Error> {
@@ -188,8 +190,9 @@ pub async fn on_among(pool: &PgPool, key: &str, ids: &[String]) -> Result<Vec<St
     Ok(sqlx::query_scalar(
         "SELECT t FROM unnest($2::text[]) AS t \
          WHERE NOT EXISTS (SELECT 1 FROM feature_flags x WHERE x.key = $1 AND x.tenant_id = t AND x.excluded) \
-           AND EXISTS (SELECT 1 FROM feature_flags r WHERE r.key = $1 AND r.enabled \
-                       AND (r.tenant_id IS NULL OR r.tenant_id = t))",
+           AND ((SELECT coalesce(bool_or(g.enabled), false) FROM feature_flags g \
+                 WHERE g.key = $1 AND g.tenant_id IS NULL) \
+                OR EXISTS (SELECT 1 FROM feature_flags r WHERE r.key = $1 AND r.tenant_id = t AND r.enabled))",
     )
     .bind(key)
     .bind(ids)

@@ -1,5 +1,6 @@
-//! The REST surface: evaluation (`/api/features`, OFREP, SDK snapshot and stream) and the admin
-//! API under `/api/admin`.
+//! The REST surface: evaluation (`/api/features`, OFREP, SDK snapshot and stream), activity
+//! ingestion (`/api/activity`) and the admin API under `/api/admin`.
+pub mod activity;
 pub mod admin;
 pub mod eval;
 pub mod ofrep;

@@ -1,0 +1,250 @@
+//! Database operations against a real Postgres: backup → restore round trips into a fresh
+//! database, refused restores, drifted and pending migrations, the health figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use sqlx::PgPool;
+
+/// The URL of the test's own database (`#[sqlx::test]` makes one per test from DATABASE_URL).
+async fn url_of(pool: &PgPool, db: Option<&str>) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let current: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{}", db.unwrap_or(&current))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rollgate-ops-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every public table with its row count and a digest of its rows.
+async fn fingerprint(url: &str) -> Vec<(String, i64, String)> {
+    let pool = PgPool::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let (n, digest): (i64, String) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM \"{t}\" r"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        out.push((t, n, digest));
+    }
+    pool.close().await;
+    out
+}
+
+/// Sets the file's modification time `secs` into the past (as if the backup were older).
+fn filetime_minus(file: &Path, secs: u64) -> std::time::SystemTime {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    t
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+async fn backup(url: &str, dir: &Path) -> PathBuf {
+    let (u, d) = (url.to_string(), dir.to_path_buf());
+    blocking(move || store::backup::create(&u, &d))
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn backup_then_restore_into_a_fresh_database_keeps_every_row(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 60).await.unwrap();
+    sqlx::query(
+        "INSERT INTO feature_flags (key, tenant_id, enabled) \
+         SELECT 'multi_workspace_enabled', id, true FROM tenants ORDER BY id LIMIT 7",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE tenants SET tags = ARRAY['it''s', 'quoted|pipe'] WHERE id = (SELECT min(id) FROM tenants)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let url = url_of(&pool, None).await;
+    let dir = scratch("roundtrip");
+    let file = backup(&url, &dir).await;
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("backup_") && name.ends_with(".sql.gz"),
+        "{name}"
+    );
+    assert_eq!(store::backup::list(&dir).unwrap()[0].name, name);
+    // The "backup taken" gate: a backup younger than the configured age.
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        store::backup::fresh(&dir, hour).unwrap().map(|b| b.name),
+        Some(name.clone())
+    );
+    let old = filetime_minus(&file, 2 * 3600);
+    assert!(
+        store::backup::fresh(&dir, hour).unwrap().is_none(),
+        "{old:?}"
+    );
+    assert!(store::backup::fresh(&scratch("empty"), hour)
+        .unwrap()
+        .is_none());
+    let f = file.clone();
+    let checked = blocking(move || store::backup::check(&f)).await.unwrap();
+    assert!(checked.tables >= 8, "{checked:?}");
+
+    // Into a fresh, empty database.
+    let current: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // (Database names stop at 63 bytes: a short, unique one.)
+    let fresh = format!("rg_restore_{}_{}", std::process::id(), current.len());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{fresh}\""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{fresh}\""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let fresh_url = url_of(&pool, Some(&fresh)).await;
+    let (u, f) = (fresh_url.clone(), file.clone());
+    blocking(move || store::backup::restore(&u, &f))
+        .await
+        .unwrap();
+    let original = fingerprint(&url).await;
+    assert!(original.iter().any(|(t, n, _)| t == "tenants" && *n == 60));
+    assert!(original.iter().any(|(t, n, _)| t == "audit_log" && *n > 0));
+    assert_eq!(fingerprint(&fresh_url).await, original);
+
+    // Restoring over a database that has moved on puts it back as it was.
+    sqlx::query("DELETE FROM tenants WHERE id IN (SELECT id FROM tenants ORDER BY id LIMIT 5)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (u, f) = (url.clone(), file.clone());
+    blocking(move || store::backup::restore(&u, &f))
+        .await
+        .unwrap();
+    assert_eq!(fingerprint(&url).await, original);
+
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn bad_backups_are_refused_before_the_database_is_touched(pool: PgPool) {
+    use std::io::Write;
+    store::demo::seed_tenants(&pool, 10).await.unwrap();
+    let url = url_of(&pool, None).await;
+    let dir = scratch("refused");
+    let gz = |path: &Path, text: &str| {
+        let mut e = flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::default(),
+        );
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap();
+    };
+    let not_gzip = dir.join("backup_x_20260101_000000.sql.gz");
+    std::fs::write(&not_gzip, b"DROP TABLE tenants;").unwrap();
+    let not_dump = dir.join("backup_y_20260101_000000.sql.gz");
+    gz(&not_dump, "DROP TABLE tenants;\n");
+    // A real dump cut short: its closing line is missing.
+    let real = backup(&url, &dir).await;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&real).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let truncated = dir.join("backup_z_20260101_000000.sql.gz");
+    gz(&truncated, &text[..text.len() / 2]);
+
+    for (file, expected) in [
+        (&not_gzip, "not a readable gzip"),
+        (&not_dump, "not a pg_dump script"),
+        (&truncated, "truncated"),
+    ] {
+        let (u, f) = (url.clone(), file.clone());
+        let err = blocking(move || store::backup::restore(&u, &f))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{}: {err}", file.display());
+    }
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tenants, 10);
+    let missing = dir.join("nope.sql.gz");
+    let err = blocking(move || store::backup::check(&missing))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("opening"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn drifted_and_pending_migrations_are_reported(pool: PgPool) {
+    let first = store::MIGRATOR.iter().next().unwrap().version;
+    let last = store::MIGRATOR.iter().last().unwrap().version;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = $1")
+        .bind(first)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+        .bind(last)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let status = store::migrations::status(&pool).await.unwrap();
+    let state = |v: i64| {
+        serde_json::to_value(status.iter().find(|m| m.version == v).unwrap().state).unwrap()
+    };
+    assert_eq!(state(first), "drifted");
+    assert_eq!(state(last), "pending");
+    let counts = store::migrations::counts(&pool).await.unwrap();
+    assert_eq!((counts.drifted, counts.pending), (1, 1));
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn health_reports_size_tables_and_thresholds(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 30).await.unwrap();
+    let h = store::dba::health(&pool).await.unwrap();
+    assert!(h.size_bytes > 0);
+    assert!(h.connections >= 1);
+    assert!(h.tables.iter().any(|t| t.name == "public.tenants"));
+    assert!(h
+        .tables
+        .windows(2)
+        .all(|w| w[0].total_bytes >= w[1].total_bytes));
+    assert_eq!(store::dba::query_time_status(20.0), "normal");
+    assert_eq!(store::dba::query_time_status(250.0), "elevated");
+    assert_eq!(store::dba::query_time_status(600.0), "alert");
+}
