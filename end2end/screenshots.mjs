@@ -4,7 +4,7 @@
 //   set -a; . .data/demo-users.env; set +a
 //   (cd end2end && ROLLGATE_URL=http://127.0.0.1:3000 node screenshots.mjs)
 //
-// It changes the demo data the way a product owner would: two pilots, then 10%.
+// It changes the demo data the way a product owner would: two pilots, then 10% (once).
 import { chromium } from '@playwright/test';
 
 const base = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3000';
@@ -47,14 +47,21 @@ if ((await po.getByTestId('current-phase').textContent()) === 'off') {
   await po.getByTestId('save').click();
   await po.getByTestId('flag-message').waitFor();
 }
-await po.getByTestId('phase-10%').click();
-await shot(po, null, 'flag-preview', '[data-testid=preview-on]');
-await po.getByTestId('save').click();
-await po.getByTestId('flag-message').waitFor();
+if ((await po.getByTestId('current-phase').textContent()) === 'pilot') {
+  await po.getByTestId('phase-10%').click();
+  await shot(po, null, 'flag-preview', '[data-testid=preview-on]');
+  await po.getByTestId('save').click();
+  await po.getByTestId('flag-message').waitFor();
+} else {
+  // Already rolled out further: preview the next step without saving it.
+  await po.getByTestId('phase-50%').click();
+  await shot(po, null, 'flag-preview', '[data-testid=preview-on]');
+}
 await shot(po, '/', 'dashboard', '[data-testid=dash-flag]');
 await shot(po, '/flags', 'flags', '[data-testid=flag-row]');
 await shot(po, '/tenants?state=on', 'tenants', '[data-testid=tenant-row]');
 await shot(po, '/tenants/acme-logistics', 'tenant', '[data-testid=tenant-flag]');
+await shot(po, '/monitoring', 'monitoring', '[data-testid=activity-chart]');
 const now = new Date(Date.now() + 1000).toISOString().slice(0, 19);
 await shot(po, `/audit?tt_flag=${FLAG}&tt_at=${now}`, 'audit', '[data-testid=tt-result]');
 

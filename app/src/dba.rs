@@ -126,6 +126,8 @@ pub struct HealthData {
     pub avg_query_ms: Option<f64>,
     /// `normal`, `elevated` or `alert` against the seed's thresholds.
     pub status: Option<String>,
+    /// `pg_stat_statements` or `rollgate` (this server's own statements).
+    pub statements_source: Option<String>,
 }
 
 /// The health page's body, rendered on the server.
@@ -172,6 +174,7 @@ pub async fn health_data() -> Result<HealthData, AppError> {
                 .collect()
         }),
         avg_query_ms: h.avg_query_ms,
+        statements_source: h.statements_source,
     })
 }
 
@@ -379,7 +382,12 @@ pub fn HealthPage() -> impl IntoView {
 fn HealthBody(h: HealthData) -> impl IntoView {
     let avg = match (h.avg_query_ms, h.status.clone()) {
         (Some(ms), Some(status)) => format!("{ms:.2} ms average — {status}"),
-        _ => "unknown (pg_stat_statements is not available)".to_string(),
+        _ => "unknown: no statement timings yet".to_string(),
+    };
+    let source = match h.statements_source.as_deref() {
+        Some("pg_stat_statements") => "From pg_stat_statements: every client of this database.",
+        Some(_) => "pg_stat_statements is not available here: these are Rollgate's own statements, timed by this server since it started.",
+        None => "",
     };
     let status_class = format!(
         "gate {}",
@@ -409,8 +417,9 @@ fn HealthBody(h: HealthData) -> impl IntoView {
         </div>
         <div class="panel">
             <h2>"Slowest statements"</h2>
+            <p class="muted small" data-testid="statements-source">{source}</p>
             {match h.statements {
-                None => view! { <p class="muted" data-testid="no-statements">"pg_stat_statements is not installed or not preloaded in this database (scripts/run enables it on its own Postgres)."</p> }.into_any(),
+                None => view! { <p class="muted" data-testid="no-statements">"No timings yet: pg_stat_statements is not installed or not preloaded in this database (scripts/run enables it on its own Postgres), and this server has not run a statement."</p> }.into_any(),
                 Some(list) => view! {
                     <table class="table">
                         <thead><tr><th>"Statement"</th><th class="num">"Calls"</th><th class="num">"Mean"</th><th class="num">"Total"</th></tr></thead>

@@ -46,10 +46,13 @@ pub struct DbHealth {
     pub connections: i64,
     /// The largest tables, biggest first.
     pub tables: Vec<TableSize>,
-    /// Slowest statements by mean time, when `pg_stat_statements` is available.
+    /// Slowest statements by mean time (None: no source has any).
     pub statements: Option<Vec<Statement>>,
-    /// Average statement time over all calls, ms (with `pg_stat_statements`).
+    /// Average statement time over all calls, ms.
     pub avg_query_ms: Option<f64>,
+    /// Where the statement figures come from: `pg_stat_statements` (every client of the
+    /// database) or `rollgate` (this process's own statements, measured by the server).
+    pub statements_source: Option<String>,
 }
 
 /// `normal`, `elevated` (between the thresholds) or `alert` for an average query time.
@@ -82,14 +85,24 @@ pub async fn health(pool: &PgPool) -> Result<DbHealth, Error> {
     )
     .fetch_all(pool)
     .await?;
-    let (statements, avg_query_ms) = match pg_stat_statements(pool).await {
+    let (mut statements, mut avg_query_ms) = match pg_stat_statements(pool).await {
         Ok(v) => v,
-        // Not installed, or not preloaded: the page says so.
+        // Not installed, or not preloaded: fall back to Rollgate's own timings.
         Err(e) => {
             tracing::debug!(error = %e, "pg_stat_statements unavailable");
             (None, None)
         }
     };
+    let mut statements_source = statements
+        .as_ref()
+        .map(|_| "pg_stat_statements".to_string());
+    if statements.is_none() {
+        if let Some((own, avg)) = own_timings(10) {
+            statements = Some(own);
+            avg_query_ms = Some(avg);
+            statements_source = Some("rollgate".to_string());
+        }
+    }
     Ok(DbHealth {
         database,
         server_version,
@@ -98,6 +111,7 @@ pub async fn health(pool: &PgPool) -> Result<DbHealth, Error> {
         tables,
         statements,
         avg_query_ms,
+        statements_source,
     })
 }
 
@@ -125,4 +139,55 @@ async fn pg_stat_statements(
     .fetch_one(pool)
     .await?;
     Ok((Some(statements), avg))
+}
+
+/// Statement timings Rollgate measured itself (fed by the server's tracing layer from sqlx's
+/// per-statement events): the health page's fallback when `pg_stat_statements` is unavailable.
+static OWN_TIMINGS: std::sync::Mutex<Option<std::collections::HashMap<String, (i64, f64)>>> =
+    std::sync::Mutex::new(None);
+
+/// Distinct statements kept (new ones beyond this are not tracked).
+const OWN_TIMINGS_MAX: usize = 500;
+
+/// Records one statement's duration.
+pub fn record_timing(statement: &str, ms: f64) {
+    let key: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+    let key: String = key.chars().take(300).collect();
+    if key.is_empty() {
+        return;
+    }
+    if let Ok(mut guard) = OWN_TIMINGS.lock() {
+        let map = guard.get_or_insert_with(Default::default);
+        if let Some(e) = map.get_mut(&key) {
+            e.0 += 1;
+            e.1 += ms;
+        } else if map.len() < OWN_TIMINGS_MAX {
+            map.insert(key, (1, ms));
+        }
+    }
+}
+
+/// The slowest statements by mean time and the average over all calls, from [`record_timing`];
+/// `None` when nothing was recorded.
+pub fn own_timings(limit: usize) -> Option<(Vec<Statement>, f64)> {
+    let guard = OWN_TIMINGS.lock().ok()?;
+    let map = guard.as_ref()?;
+    let (calls, total) = map
+        .values()
+        .fold((0_i64, 0.0_f64), |(c, t), (n, ms)| (c + n, t + ms));
+    if calls == 0 {
+        return None;
+    }
+    let mut rows: Vec<Statement> = map
+        .iter()
+        .map(|(q, (n, ms))| Statement {
+            query: q.clone(),
+            calls: *n,
+            mean_ms: ms / *n as f64,
+            total_ms: *ms,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.mean_ms.total_cmp(&a.mean_ms));
+    rows.truncate(limit);
+    Some((rows, total / calls as f64))
 }

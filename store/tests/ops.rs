@@ -244,6 +244,20 @@ async fn health_reports_size_tables_and_thresholds(pool: PgPool) {
         .tables
         .windows(2)
         .all(|w| w[0].total_bytes >= w[1].total_bytes));
+    // The test database has no pg_stat_statements: Rollgate's own timings stand in.
+    store::dba::record_timing("SELECT  1\n FROM tenants", 4.0);
+    store::dba::record_timing("SELECT 1 FROM tenants", 6.0);
+    store::dba::record_timing("UPDATE flags SET x = 1", 30.0);
+    let h = store::dba::health(&pool).await.unwrap();
+    assert_eq!(h.statements_source.as_deref(), Some("rollgate"));
+    let st = h.statements.unwrap();
+    assert_eq!(st[0].query, "UPDATE flags SET x = 1");
+    let select = st
+        .iter()
+        .find(|s| s.query == "SELECT 1 FROM tenants")
+        .unwrap();
+    assert_eq!((select.calls, select.mean_ms), (2, 5.0));
+    assert!((h.avg_query_ms.unwrap() - 40.0 / 3.0).abs() < 1e-9);
     assert_eq!(store::dba::query_time_status(20.0), "normal");
     assert_eq!(store::dba::query_time_status(250.0), "elevated");
     assert_eq!(store::dba::query_time_status(600.0), "alert");
