@@ -24,4 +24,7 @@ pub enum Error {
     /// The snapshot parsed but breaks a rule of the model (empty key, unknown tenant in a list…).
     #[error("snapshot is inconsistent: {0}")]
     Inconsistent(String),
+    /// A Markdown plan with nothing to import.
+    #[error("plan import: {0}")]
+    PlanImport(String),
 }

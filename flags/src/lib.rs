@@ -34,6 +34,7 @@ mod error;
 mod evaluate;
 mod evaluator;
 mod model;
+pub mod plan;
 mod rollout;
 mod snapshot;
 

@@ -93,6 +93,14 @@ proptest! {
     }
 
     #[test]
+    fn plan_import_never_panics(text in "(#{0,3} ?[0-9.]{0,4} ?[A-Za-z ()]{0,20}\n|- \\[[ xX]?\\] ?.{0,20}\n|\\|.{0,30}\\|\n|```\n|.{0,40}\n){0,40}") {
+        match flags::plan::import_markdown(&text) {
+            Ok(p) => prop_assert!(!p.checklists.is_empty() || !p.milestones.is_empty() || !p.contacts.is_empty()),
+            Err(e) => prop_assert!(e.to_string().starts_with("plan import")),
+        }
+    }
+
+    #[test]
     fn snapshot_parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = Snapshot::from_json(&bytes);
     }
