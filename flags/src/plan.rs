@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Phase};
 
+/// The seed plan (`production-rollout-plan.md`), the template every new plan starts from.
+pub const SEED_PLAN: &str = include_str!("seed-plan.md");
+
 /// A checklist: a heading and its `- [ ]` items.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checklist {
@@ -401,7 +404,7 @@ pub fn decision_overdue(gates: &PhaseGates, facts: &GateFacts) -> bool {
 mod tests {
     use super::*;
 
-    const SEED: &str = include_str!("../tests/vectors/production-rollout-plan.md");
+    const SEED: &str = SEED_PLAN;
 
     #[test]
     fn the_seed_yields_its_checklists_milestones_and_contacts() {

@@ -78,6 +78,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/admin/flags/{key}", get(admin::get_flag))
         .route("/api/admin/flags/{key}/at", get(admin::flag_at))
+        .route(
+            "/api/admin/flags/{key}/plan",
+            get(admin::get_plan).put(admin::import_plan),
+        )
+        .route("/api/admin/flags/{key}/plan/ticks", post(admin::tick_item))
+        .route(
+            "/api/admin/flags/{key}/plan/signoffs",
+            post(admin::sign_milestone),
+        )
         .route("/api/admin/flags/{key}/rollout", put(admin::put_rollout))
         .route("/api/admin/flags/{key}/advance", post(admin::advance))
         .route("/api/admin/flags/{key}/rollback", post(admin::rollback))

@@ -1375,3 +1375,171 @@ async fn activity_batches_are_all_or_nothing(pool: PgPool) {
     assert_eq!(hourly.len(), 24);
     assert_eq!(hourly.iter().map(|(_, n)| n).sum::<i64>(), 2);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let uri = format!("/api/admin/flags/{FLAG}/plan");
+    let get = || async {
+        app.call(Method::GET, &uri, Some(&app.admin), &[], None)
+            .await
+    };
+
+    // A new plan is the seed's: its checklists and its eight sign-offs; entering pilot needs the
+    // prerequisites and the smoke test ticked and three milestones signed.
+    let res = get().await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let plan = res.json();
+    assert_eq!(plan["document"]["milestones"].as_array().unwrap().len(), 8);
+    assert_eq!(plan["next"], "pilot");
+    let kinds: Vec<String> = plan["unmet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "unticked").count(),
+        10,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "unsigned").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert!(plan["unmet_text"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("not ticked: Prerequisites"));
+
+    // Tick every item the gate names, sign the three milestones: the gate holds.
+    for checklist in plan["document"]["checklists"].as_array().unwrap() {
+        let name = checklist["name"].as_str().unwrap();
+        if name != "Prerequisites" && name != "Smoke Test (Existing Features)" {
+            continue;
+        }
+        for item in checklist["items"].as_array().unwrap() {
+            let res = app
+                .call(
+                    Method::POST,
+                    &format!("{uri}/ticks"),
+                    Some(&app.admin),
+                    &[],
+                    Some(json!({"checklist": name, "item": item, "note": "checked in staging"})),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        }
+    }
+    for m in ["Code deployed", "Migrations applied", "Smoke tests passed"] {
+        let res = app
+            .call(
+                Method::POST,
+                &format!("{uri}/signoffs"),
+                Some(&app.admin),
+                &[],
+                Some(json!({"milestone": m})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        assert_eq!(res.json()["role"], "admin");
+    }
+    assert_eq!(get().await.json()["unmet"], json!([]));
+
+    // Unticking brings the gate back; the history keeps both rows.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("{uri}/ticks"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"checklist": "Prerequisites", "item": "Rollback tested in staging", "ticked": false})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let unmet = get().await.json()["unmet"].clone();
+    assert_eq!(unmet.as_array().unwrap().len(), 1, "{unmet}");
+    let history: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM plan_ticks WHERE item = 'Rollback tested in staging'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(history, 2);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action IN ('plan.tick', 'plan.signoff')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 10 + 3 + 1);
+
+    // Bad input is refused with the reason, nothing recorded.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("{uri}/ticks"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"checklist": "Prerequisites", "item": "nope"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    assert!(res.text.contains("no item"), "{}", res.text);
+    let res = app
+        .call(
+            Method::POST,
+            &format!("{uri}/signoffs"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"milestone": "Moon landing"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    let res = app
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"markdown": "just words"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    assert!(res.text.contains("found no checklist"), "{}", res.text);
+    let res = app
+        .call(
+            Method::GET,
+            "/api/admin/flags/no_such_flag/plan",
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let res = app
+        .call(Method::GET, &uri, Some(&app.server), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    // Importing a plan replaces the document; the gates now name a checklist it lacks.
+    let res = app
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"markdown": "## Prerequisites\n- [ ] Only this\n\n| Milestone | Owner |\n|---|---|\n| Code deployed | DevOps |\n"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let plan = get().await.json();
+    assert_eq!(plan["document"]["checklists"].as_array().unwrap().len(), 1);
+    assert!(plan["unmet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["kind"] == "missing_checklist"));
+    assert_eq!(plan["version"], 2);
+}

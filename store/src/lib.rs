@@ -12,6 +12,7 @@ pub mod flags;
 pub mod health;
 pub mod migrations;
 pub mod notify;
+pub mod plans;
 pub mod snapshot;
 pub mod tenants;
 pub mod tokens;

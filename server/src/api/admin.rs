@@ -617,3 +617,124 @@ pub async fn migrations(
         verification_count: store::migrations::seed_verification(&state.pool).await?,
     }))
 }
+
+// ---------------------------------------------------------------- rollout plans
+
+/// The flag's rollout plan (created from the seed template on first use) with the gates of the
+/// next phase evaluated now.
+#[utoipa::path(get, path = "/api/admin/flags/{key}/plan", tag = "admin", params(("key" = String, Path)), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::plans::PlanState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Json<store::plans::PlanState>, ApiError> {
+    admin(&caller)?;
+    let Path(key) = key?;
+    Ok(Json(
+        store::plans::get(&state.pool, &key, Utc::now()).await?,
+    ))
+}
+
+/// A plan written in Markdown, like the seed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanImportBody {
+    /// The Markdown text.
+    pub markdown: String,
+}
+
+/// Replaces the plan's checklists, milestones and contacts with those of a Markdown plan.
+#[utoipa::path(put, path = "/api/admin/flags/{key}/plan", tag = "admin", params(("key" = String, Path)), request_body = PlanImportBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn import_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Json<PlanImportBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let Json(body) = body?;
+    let doc = store::plans::import(&state.pool, &actor, &key, &body.markdown).await?;
+    Ok(Json(doc).into_response())
+}
+
+/// A tick (or untick) of a checklist item.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TickBody {
+    /// Checklist name.
+    pub checklist: String,
+    /// Item text.
+    pub item: String,
+    /// `false` unticks (default `true`).
+    #[serde(default = "yes")]
+    pub ticked: bool,
+    /// Optional note (≤ 2000 characters).
+    #[serde(default)]
+    pub note: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Ticks or unticks a checklist item (the history keeps every tick).
+#[utoipa::path(post, path = "/api/admin/flags/{key}/plan/ticks", tag = "admin", params(("key" = String, Path)), request_body = TickBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = store::plans::TickRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn tick_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Json<TickBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let Json(b) = body?;
+    let row = store::plans::tick(
+        &state.pool,
+        &actor,
+        &key,
+        &b.checklist,
+        &b.item,
+        b.ticked,
+        &b.note,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// A signature (or its withdrawal).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignBody {
+    /// Milestone name.
+    pub milestone: String,
+    /// `false` withdraws (default `true`).
+    #[serde(default = "yes")]
+    pub signed: bool,
+}
+
+/// Signs a milestone (admin tokens may sign for every owner).
+#[utoipa::path(post, path = "/api/admin/flags/{key}/plan/signoffs", tag = "admin", params(("key" = String, Path)), request_body = SignBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = store::plans::SignoffRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn sign_milestone(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Json<SignBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let Json(b) = body?;
+    let row =
+        store::plans::sign(&state.pool, &actor, &key, &b.milestone, b.signed, "admin").await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
