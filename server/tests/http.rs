@@ -1543,3 +1543,31 @@ async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
         .any(|u| u["kind"] == "missing_checklist"));
     assert_eq!(plan["version"], 2);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn security_headers_on_every_response(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    for (uri, token) in [
+        ("/api/health", None),
+        ("/login", None),
+        ("/no-such-page", None),
+        ("/api/admin/flags", Some(app.admin.as_str())),
+        ("/api/admin/flags", None),
+    ] {
+        let res = app.call(Method::GET, uri, token, &[], None).await;
+        let h = |name: &str| {
+            res.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(h("x-content-type-options"), "nosniff", "{uri}");
+        assert_eq!(h("x-frame-options"), "DENY", "{uri}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{uri}");
+        let csp = h("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
+        assert!(csp.contains("object-src 'none'"), "{uri}: {csp}");
+        assert_eq!(csp, server::startup::CONTENT_SECURITY_POLICY, "{uri}");
+    }
+}
