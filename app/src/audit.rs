@@ -327,17 +327,7 @@ pub fn AuditPage() -> impl IntoView {
                     "Every change, whoever made it: the admin UI, the REST API, the CLI or raw SQL. Times are UTC."
                 </p>
             </div>
-            <Transition fallback=|| view! { <p class="loading">"Loading the audit log…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
-                        Err(e) => view! {
-                            <p class="error" role="alert" data-testid="audit-error">{e.to_string()}</p>
-                            <p><a href="/audit">"Clear the filters"</a></p>
-                        }.into_any(),
-                    }
-                })}
-            </Transition>
+            <crate::html::ServerBody data loading="Loading the audit log…" error_testid="audit-error" clear_href="/audit" />
         </section>
     }
 }

@@ -154,14 +154,7 @@ pub fn DashboardPage() -> impl IntoView {
                 <h1>"Dashboard"</h1>
                 <p class="muted">"Where every rollout stands, what the next phase needs, and the latest changes. Updates live."</p>
             </div>
-            <Transition fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <crate::html::ServerBody data loading="Loading the dashboard…" />
         </section>
     }
 }

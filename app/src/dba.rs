@@ -296,21 +296,6 @@ fn DbaNav() -> impl IntoView {
     }
 }
 
-/// The part every DBA page shares: its body, rendered on the server.
-#[component]
-fn DbaBody(data: Resource<Result<String, AppError>>) -> impl IntoView {
-    view! {
-        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert" data-testid="dba-error">{e.to_string()}</p> }.into_any(),
-                }
-            })}
-        </Transition>
-    }
-}
-
 /// `/dba/migrations`.
 #[component]
 pub fn MigrationsPage() -> impl IntoView {
@@ -323,7 +308,7 @@ pub fn MigrationsPage() -> impl IntoView {
                 <h1>"Migrations"</h1>
                 <p class="muted">"What this binary knows against what the database has applied. Drifted: the file changed after it was applied."</p>
             </div>
-            <DbaBody data />
+            <crate::html::ServerBody data loading="Loading…" error_testid="dba-error" />
         </section>
     }
 }
@@ -372,7 +357,7 @@ pub fn HealthPage() -> impl IntoView {
                 <h1>"Database health"</h1>
                 <p class="muted">"Average query time against the plan's thresholds: normal below 100 ms, alert above 500 ms."</p>
             </div>
-            <DbaBody data />
+            <crate::html::ServerBody data loading="Loading…" error_testid="dba-error" />
         </section>
     }
 }
@@ -465,7 +450,7 @@ pub fn BackupsPage() -> impl IntoView {
                     {move || if take.pending().get() { "Backing up…" } else { "Take a backup now" }}
                 </button>
             </ActionForm>
-            <DbaBody data />
+            <crate::html::ServerBody data loading="Loading…" error_testid="dba-error" />
         </section>
     }
 }

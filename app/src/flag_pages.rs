@@ -175,14 +175,7 @@ pub fn FlagsPage() -> impl IntoView {
                 <h1>"Flags"</h1>
                 <p class="muted">"Every flag, the phase it is in and what comes next."</p>
             </div>
-            <Transition fallback=|| view! { <p class="loading">"Loading flags…"</p> }>
-                {move || Suspend::new(async move {
-                    match flags.await {
-                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <crate::html::ServerBody data=flags loading="Loading flags…" />
         </section>
     }
 }

@@ -20,3 +20,27 @@ pub fn render<V: IntoView + 'static>(view: impl FnOnce() -> V) -> String {
 pub fn ServerHtml(html: String) -> impl IntoView {
     view! { <div class="server-html" inner_html=html></div> }
 }
+
+/// A page body that a server function renders: `loading` while it comes, then the HTML, or the
+/// error (marked with `error_testid`, followed by a link to `clear_href` when given).
+#[component]
+pub fn ServerBody(
+    data: Resource<Result<String, crate::AppError>>,
+    loading: &'static str,
+    #[prop(optional)] error_testid: Option<&'static str>,
+    #[prop(optional)] clear_href: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=move || view! { <p class="loading">{loading}</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(html) => view! { <ServerHtml html /> }.into_any(),
+                    Err(e) => view! {
+                        <p class="error" role="alert" data-testid=error_testid>{e.to_string()}</p>
+                        {clear_href.map(|href| view! { <p><a href=href>"Clear the filters"</a></p> })}
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}

@@ -112,14 +112,7 @@ pub fn MonitoringPage() -> impl IntoView {
                 <p class="muted">"The plan's pilot monitoring queries, run as written against " <code>"workspace_activity_logs"</code>
                     " (the SaaS reports events with " <code>"POST /api/activity"</code> "), and the pilot tenants' activity per hour."</p>
             </div>
-            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <crate::html::ServerBody data loading="Loading…" />
         </section>
     }
 }

@@ -129,6 +129,18 @@ impl TenantFilter {
     }
 }
 
+/// Shows the list for `f` by replacing the URL (no new history entry, no scrolling).
+fn show(navigate: &impl Fn(&str, NavigateOptions), f: &TenantFilter) {
+    navigate(
+        &f.href(),
+        NavigateOptions {
+            replace: true,
+            scroll: false,
+            ..Default::default()
+        },
+    );
+}
+
 /// Lists live tenants matching the filter, a page at a time.
 #[server(prefix = "/rpc", endpoint = "list_tenants")]
 pub async fn list_tenants(filter: TenantFilter) -> Result<TenantPage, AppError> {
@@ -208,14 +220,7 @@ pub fn TenantsPage() -> impl IntoView {
             let mut f = filter.get_untracked();
             field(&mut f, event_target_value(&ev));
             f.page = 1;
-            navigate(
-                &f.href(),
-                NavigateOptions {
-                    replace: true,
-                    scroll: false,
-                    ..Default::default()
-                },
-            )
+            show(&navigate, &f);
         }
     };
     let on_search = set(|f, v| f.q = v);
@@ -331,14 +336,7 @@ fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
             page: 1,
             ..picker_filter.clone()
         };
-        navigate(
-            &f.href(),
-            NavigateOptions {
-                replace: true,
-                scroll: false,
-                ..Default::default()
-            },
-        );
+        show(&navigate, &f);
     };
     // Which flag's state and bucket the list shows (a GET form, so it works without JavaScript).
     let picker = view! {
@@ -548,14 +546,7 @@ pub fn TenantDetailPage() -> impl IntoView {
         <Title text=title />
         <section class="page">
             <p class="crumbs"><a href="/tenants">"← Tenants"</a></p>
-            <Transition fallback=|| view! { <p class="loading">"Loading the tenant…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok(html) => view! { <crate::html::ServerHtml html /> }.into_any(),
-                        Err(e) => view! { <p class="error" role="alert" data-testid="tenant-error">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <crate::html::ServerBody data loading="Loading the tenant…" error_testid="tenant-error" />
         </section>
     }
 }
