@@ -9,14 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 ADDR=${BENCH_ADDR:-127.0.0.1:3400}
 WRK_ARGS=${WRK_ARGS:--t1 -c32 -d10s}
 TENANTS=${BENCH_TENANTS:-10000}
-SERVER_PID=""
-cleanup() {
-    trap - EXIT INT TERM
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    pg_stop_started
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_on_exit
 
 ensure_rust
 ensure_postgres

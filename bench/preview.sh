@@ -11,14 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 ADDR=${BENCH_ADDR:-127.0.0.1:3401}
 TENANTS=${BENCH_TENANTS:-100000}
-SERVER_PID=""
-cleanup() {
-    trap - EXIT INT TERM
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    pg_stop_started
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_on_exit
 
 ensure_rust
 ensure_postgres

@@ -153,6 +153,25 @@ pg_start() {
     export PG_URL_BASE
 }
 
+# The server a script started (its pid), stopped by `cleanup`.
+SERVER_PID=""
+
+# Stops the server in $SERVER_PID and every Postgres this script started.
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    pg_stop_started
+}
+
+# Runs `cleanup` when the script ends, Ctrl-C included.
+cleanup_on_exit() {
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
 pg_stop_started() {
     local bindir dir
     bindir=$(pg_bindir)
