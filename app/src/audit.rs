@@ -112,12 +112,12 @@ impl AuditFilter {
     /// The store query (validates the times).
     #[cfg(feature = "ssr")]
     pub fn to_query(&self, limit: i64) -> Result<store::audit::AuditQuery, AppError> {
-        let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        // Blank filters are dropped (and values trimmed) by the store.
         Ok(store::audit::AuditQuery {
-            flag: opt(&self.flag),
-            tenant: opt(&self.tenant),
-            actor: opt(&self.actor),
-            source: opt(&self.source),
+            flag: Some(self.flag.clone()),
+            tenant: Some(self.tenant.clone()),
+            actor: Some(self.actor.clone()),
+            source: Some(self.source.clone()),
             since: parse_time(&self.since, "from")?,
             until: parse_time(&self.until, "until")?,
             before_id: self.before,
@@ -278,11 +278,7 @@ pub async fn audit_page_data(filter: AuditFilter) -> Result<AuditPageData, AppEr
             tenants_on: f.tenants_on,
         })
     };
-    let flags = store::flags::list(&ctx.pool)
-        .await?
-        .into_iter()
-        .map(|f| f.key)
-        .collect();
+    let flags = store::flags::keys(&ctx.pool).await?;
     Ok(AuditPageData {
         rows,
         older,

@@ -121,6 +121,11 @@ mod ssr {
         DUMMY.get_or_init(|| hash_password("rollgate-no-such-user").unwrap_or_default())
     }
 
+    /// Whether `session` belongs to a signed-in user (for axum handlers outside Leptos).
+    pub async fn is_signed_in(session: &Session) -> bool {
+        matches!(session.get::<i64>(USER_ID).await, Ok(Some(_)))
+    }
+
     /// The session of the current request.
     pub async fn session() -> Result<Session, AppError> {
         leptos_axum::extract::<Session>().await.map_err(|e| {
@@ -168,7 +173,9 @@ mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{actor, current_user, hash_password, require, verify_password, USER_ID};
+pub use ssr::{
+    actor, current_user, hash_password, is_signed_in, require, verify_password, USER_ID,
+};
 
 /// Who is signed in.
 #[server(prefix = "/rpc", endpoint = "whoami")]

@@ -78,8 +78,8 @@ pub async fn dashboard_data() -> Result<DashboardData, AppError> {
     let migrations = store::migrations::counts(&ctx.pool).await?;
     let migration_gate = GateView {
         name: "Migrations applied".into(),
-        ok: migrations.pending == 0 && migrations.drifted == 0,
-        detail: if migrations.pending == 0 && migrations.drifted == 0 {
+        ok: migrations.ready(),
+        detail: if migrations.ready() {
             format!("{} applied, none pending", migrations.applied)
         } else {
             format!(

@@ -71,7 +71,7 @@ pub async fn migrations_data() -> Result<MigrationsData, AppError> {
         .collect();
     Ok(MigrationsData {
         migrations,
-        ready: counts.pending == 0 && counts.drifted == 0,
+        ready: counts.ready(),
         verification_query: store::migrations::SEED_VERIFICATION_QUERY.to_string(),
         verification_count: store::migrations::seed_verification(&ctx.pool).await?,
     })

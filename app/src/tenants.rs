@@ -163,11 +163,7 @@ pub async fn list_tenants(filter: TenantFilter) -> Result<TenantPage, AppError> 
     .await?;
     let ids: Vec<String> = page.items.iter().map(|t| t.id.clone()).collect();
     let on = store::tenants::on_among(&ctx.pool, &flag, &ids).await?;
-    let flags = store::flags::list(&ctx.pool)
-        .await?
-        .into_iter()
-        .map(|f| f.key)
-        .collect();
+    let flags = store::flags::keys(&ctx.pool).await?;
     Ok(TenantPage {
         items: page.items.into_iter().map(TenantView::from).collect(),
         total: page.total,

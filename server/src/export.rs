@@ -27,7 +27,7 @@ pub async fn audit_csv(
     session: Session,
     query: Result<Query<app::audit::AuditFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    if !matches!(session.get::<i64>(app::auth::USER_ID).await, Ok(Some(_))) {
+    if !app::auth::is_signed_in(&session).await {
         return Err(ApiError::unauthorized("sign in to export the audit log"));
     }
     let Query(filter) = query?;

@@ -156,16 +156,16 @@ async fn require_sign_in(session: Session, req: Request, next: Next) -> Response
         || app::PROTECTED_PREFIXES
             .iter()
             .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if protected && req.method() == axum::http::Method::GET {
-        let signed_in = matches!(session.get::<i64>(app::auth::USER_ID).await, Ok(Some(_)));
-        if !signed_in {
-            let target = match req.uri().path_and_query() {
-                Some(pq) => pq.as_str().to_string(),
-                None => path.to_string(),
-            };
-            let next = app::url::encode(&target);
-            return Redirect::to(&format!("/login?next={next}")).into_response();
-        }
+    if protected
+        && req.method() == axum::http::Method::GET
+        && !app::auth::is_signed_in(&session).await
+    {
+        let target = match req.uri().path_and_query() {
+            Some(pq) => pq.as_str().to_string(),
+            None => path.to_string(),
+        };
+        let next = app::url::encode(&target);
+        return Redirect::to(&format!("/login?next={next}")).into_response();
     }
     next.run(req).await
 }

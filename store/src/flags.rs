@@ -88,6 +88,13 @@ pub async fn list(pool: &PgPool) -> Result<Vec<FlagRow>, Error> {
     rows.into_iter().map(to_row).collect()
 }
 
+/// Every flag key, sorted (for pickers: no counts, no rollouts).
+pub async fn keys(pool: &PgPool) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar("SELECT key FROM flags ORDER BY key")
+        .fetch_all(pool)
+        .await?)
+}
+
 /// For every flag, how many live tenants have it ON right now (the evaluation rule in SQL: the
 /// global row or the tenant's row enabled, and the tenant's row not excluded), and the number of
 /// live tenants.

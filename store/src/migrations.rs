@@ -108,6 +108,13 @@ pub async fn status(pool: &PgPool) -> Result<Vec<MigrationInfo>, Error> {
     Ok(out)
 }
 
+impl MigrationCounts {
+    /// The migration-readiness gate: no pending (or failed) and no drifted migration.
+    pub fn ready(&self) -> bool {
+        self.pending == 0 && self.drifted == 0
+    }
+}
+
 /// Applied / pending / drifted counts.
 pub async fn counts(pool: &PgPool) -> Result<MigrationCounts, Error> {
     let mut c = MigrationCounts::default();

@@ -84,34 +84,41 @@ fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(v).map_err(|e| Error::Invalid(format!("encoding the plan: {e}")))
 }
 
-/// Creates the flag's plan from the seed template if it has none.
-async fn ensure(pool: &PgPool, key: &str) -> Result<(), Error> {
-    crate::flags::get(pool, key).await?;
-    sqlx::query(
-        "INSERT INTO rollout_plans (flag_key, document, gates) VALUES ($1, $2, $3) \
-         ON CONFLICT (flag_key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(to_json(&seed_document()?)?)
-    .bind(to_json(&flags::plan::seed_gates())?)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// The stored plan of `key`: its document, gates and version. A flag without one gets the seed
+/// template on first use; an unknown flag is `NotFound`.
+async fn load(pool: &PgPool, key: &str) -> Result<(PlanDocument, Vec<PhaseGates>, i64), Error> {
+    const SELECT: &str = "SELECT document, gates, version FROM rollout_plans WHERE flag_key = $1";
+    let row: Option<(serde_json::Value, serde_json::Value, i64)> = sqlx::query_as(SELECT)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    let (document, gates, version) = match row {
+        Some(row) => row,
+        None => {
+            crate::flags::get(pool, key).await?;
+            sqlx::query(
+                "INSERT INTO rollout_plans (flag_key, document, gates) VALUES ($1, $2, $3) \
+                 ON CONFLICT (flag_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(to_json(&seed_document()?)?)
+            .bind(to_json(&flags::plan::seed_gates())?)
+            .execute(pool)
+            .await?;
+            sqlx::query_as(SELECT).bind(key).fetch_one(pool).await?
+        }
+    };
+    let document: PlanDocument = serde_json::from_value(document)
+        .map_err(|e| Error::Invalid(format!("stored plan of {key:?} is unreadable: {e}")))?;
+    let gates: Vec<PhaseGates> = serde_json::from_value(gates)
+        .map_err(|e| Error::Invalid(format!("stored gates of {key:?} are unreadable: {e}")))?;
+    Ok((document, gates, version))
 }
 
 /// The plan of `key` (created from the seed template on first use) with the gates of the next
 /// phase evaluated at `now`.
 pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanState, Error> {
-    ensure(pool, key).await?;
-    let (document, gates, version): (serde_json::Value, serde_json::Value, i64) =
-        sqlx::query_as("SELECT document, gates, version FROM rollout_plans WHERE flag_key = $1")
-            .bind(key)
-            .fetch_one(pool)
-            .await?;
-    let document: PlanDocument = serde_json::from_value(document)
-        .map_err(|e| Error::Invalid(format!("stored plan of {key:?} is unreadable: {e}")))?;
-    let gates: Vec<PhaseGates> = serde_json::from_value(gates)
-        .map_err(|e| Error::Invalid(format!("stored gates of {key:?} are unreadable: {e}")))?;
+    let (document, gates, version) = load(pool, key).await?;
     let ticks: Vec<TickRow> = sqlx::query_as(
         "SELECT DISTINCT ON (checklist, item) checklist, item, ticked, note, actor, at \
          FROM plan_ticks WHERE flag_key = $1 ORDER BY checklist, item, id DESC",
@@ -150,7 +157,7 @@ pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanSta
             .map(|s| s.milestone.clone())
             .collect::<BTreeSet<_>>(),
         guards_not_ok: BTreeSet::new(),
-        migrations_ready: counts.pending == 0 && counts.drifted == 0,
+        migrations_ready: counts.ready(),
     };
     let phase = flag.rollout.phase;
     let next = phase.next(&DEFAULT_LADDER);
@@ -183,7 +190,7 @@ pub async fn import(
 ) -> Result<PlanDocument, Error> {
     let document =
         flags::plan::import_markdown(markdown).map_err(|e| Error::Invalid(e.to_string()))?;
-    ensure(pool, key).await?;
+    load(pool, key).await?;
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
     let before: serde_json::Value =
@@ -224,9 +231,8 @@ pub async fn tick(
     ticked: bool,
     note: &str,
 ) -> Result<TickRow, Error> {
-    let plan = get(pool, key, Utc::now()).await?;
-    let known = plan
-        .document
+    let (document, _, _) = load(pool, key).await?;
+    let known = document
         .checklists
         .iter()
         .any(|c| c.name == checklist && c.items.iter().any(|i| i == item));
@@ -271,8 +277,8 @@ pub async fn sign(
     signed: bool,
     role: &str,
 ) -> Result<SignoffRow, Error> {
-    let plan = get(pool, key, Utc::now()).await?;
-    if !plan.document.milestones.iter().any(|m| m.name == milestone) {
+    let (document, _, _) = load(pool, key).await?;
+    if !document.milestones.iter().any(|m| m.name == milestone) {
         return Err(Error::Invalid(format!(
             "the plan of {key:?} has no milestone {milestone:?}"
         )));

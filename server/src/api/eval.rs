@@ -133,9 +133,10 @@ pub async fn ui_stream(
     State(state): State<AppState>,
     session: tower_sessions::Session,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    match session.get::<i64>(app::auth::USER_ID).await {
-        Ok(Some(_)) => Ok(version_events(&state)),
-        _ => Err(ApiError::unauthorized("sign in to follow changes")),
+    if app::auth::is_signed_in(&session).await {
+        Ok(version_events(&state))
+    } else {
+        Err(ApiError::unauthorized("sign in to follow changes"))
     }
 }
 
