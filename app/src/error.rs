@@ -48,6 +48,8 @@ impl From<store::Error> for AppError {
             store::Error::NotFound(what) => AppError::NotFound(what),
             store::Error::Conflict(what) => AppError::Conflict(what),
             store::Error::Invalid(what) => AppError::Invalid(what),
+            store::Error::Forbidden(what) => AppError::Invalid(what),
+            e @ store::Error::Gated { .. } => AppError::Conflict(e.to_string()),
             store::Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 AppError::Unavailable

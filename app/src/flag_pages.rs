@@ -111,6 +111,7 @@ pub async fn save_rollout(
         &key,
         &rollout,
         Some(version),
+        &store::gates::Gating::now(),
     )
     .await?;
     Ok(SaveResult {
@@ -244,6 +245,7 @@ pub fn FlagPage() -> impl IntoView {
                 Some(Ok(d)) => view! { <FlagEditor data=d message saved reload editing /> }.into_any(),
                 Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
             }}
+            <crate::plan::PlanPanel />
         </section>
     }
 }

@@ -14,6 +14,7 @@ pub mod html;
 pub mod live;
 pub mod login;
 pub mod monitoring;
+pub mod plan;
 pub mod tenants;
 pub mod url;
 

@@ -285,6 +285,20 @@ pub struct GateFacts {
     pub guards_not_ok: BTreeSet<String>,
     /// No pending or drifted migrations.
     pub migrations_ready: bool,
+    /// Whether the change still needs a second user's approval.
+    pub approval: Approval,
+}
+
+/// The approval state of the change being gated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Approval {
+    /// The plan does not require approvals.
+    #[default]
+    NotRequired,
+    /// A second user approved this exact change.
+    Approved,
+    /// Needed from one of these roles (and not the requester).
+    Needed(Vec<String>),
 }
 
 /// A gate that does not hold.
@@ -320,6 +334,11 @@ pub enum Unmet {
     },
     /// Migrations are pending or drifted.
     Migrations,
+    /// The exact change has not been approved by a second user.
+    Approval {
+        /// Roles that may approve.
+        roles: Vec<String>,
+    },
 }
 
 impl fmt::Display for Unmet {
@@ -341,6 +360,11 @@ impl fmt::Display for Unmet {
             Unmet::Unsigned { milestone } => write!(f, "not signed: {milestone}"),
             Unmet::Guard { guard } => write!(f, "guard not ok: {guard}"),
             Unmet::Migrations => f.write_str("migrations pending or drifted"),
+            Unmet::Approval { roles } => write!(
+                f,
+                "not approved: this exact change needs the approval of a second user ({})",
+                roles.join(" or ")
+            ),
         }
     }
 }
@@ -387,6 +411,55 @@ pub fn unmet(plan: &PlanDocument, gates: &PhaseGates, facts: &GateFacts) -> Vec<
     }
     if gates.migrations && !facts.migrations_ready {
         out.push(Unmet::Migrations);
+    }
+    out
+}
+
+/// Every gate a move from `from` to `to` must pass: the gates of each phase entered on the way
+/// (`from < phase <= to`), the approval once. Entering a phase beyond the next one skips the
+/// intermediate monitoring windows, so their windows count as not started. Duplicates (the same
+/// checklist guarding two phases) are listed once. Moving down is never gated: empty.
+pub fn unmet_for_change(
+    plan: &PlanDocument,
+    gates: &[PhaseGates],
+    from: Phase,
+    to: Phase,
+    facts: &GateFacts,
+) -> Vec<Unmet> {
+    if to <= from {
+        return Vec::new();
+    }
+    let mut entered: Vec<&PhaseGates> = gates
+        .iter()
+        .filter(|g| g.phase > from && g.phase <= to)
+        .collect();
+    entered.sort_by_key(|g| g.phase);
+    let mut window: Option<i64> = None;
+    let mut rest: Vec<Unmet> = Vec::new();
+    for (i, g) in entered.into_iter().enumerate() {
+        let skipped = GateFacts {
+            phase_since: facts.now,
+            ..facts.clone()
+        };
+        for u in unmet(plan, g, if i == 0 { facts } else { &skipped }) {
+            match u {
+                Unmet::Window { remaining_secs } => {
+                    window = Some(window.map_or(remaining_secs, |w| w.max(remaining_secs)));
+                }
+                other if !rest.contains(&other) => rest.push(other),
+                _ => {}
+            }
+        }
+    }
+    let mut out: Vec<Unmet> = window
+        .map(|remaining_secs| Unmet::Window { remaining_secs })
+        .into_iter()
+        .collect();
+    out.extend(rest);
+    if let Approval::Needed(roles) = &facts.approval {
+        out.push(Unmet::Approval {
+            roles: roles.clone(),
+        });
     }
     out
 }
@@ -564,6 +637,57 @@ mod tests {
         assert!(unmet(&plan, &g, &f).contains(&Unmet::MissingChecklist {
             checklist: "Nope".into()
         }));
+    }
+
+    #[test]
+    fn a_change_passes_the_gates_of_every_phase_it_enters() {
+        let plan = import_markdown(SEED).unwrap();
+        let gates = seed_gates();
+        let ten: Phase = "10%".parse().unwrap();
+        let fifty: Phase = "50%".parse().unwrap();
+        let mut f = facts(30);
+        tick_all(&plan, "Monitor Pilot (24-72 hours)", &mut f);
+        f.signed.insert("Pilot enabled".into());
+        f.signed.insert("Pilot validated".into());
+        // Pilot → 10%: its gates hold.
+        assert_eq!(unmet_for_change(&plan, &gates, Phase::Pilot, ten, &f), []);
+        // Moving down, or staying, is never gated.
+        assert_eq!(unmet_for_change(&plan, &gates, fifty, Phase::Off, &f), []);
+        assert_eq!(unmet_for_change(&plan, &gates, ten, ten, &f), []);
+        // Pilot → 50% skips the 10% window: 48 h of it are still ahead, listed once.
+        let skip = unmet_for_change(&plan, &gates, Phase::Pilot, fifty, &f);
+        assert_eq!(
+            skip[0],
+            Unmet::Window {
+                remaining_secs: 48 * 3600
+            }
+        );
+        assert_eq!(
+            skip.iter()
+                .filter(|u| matches!(u, Unmet::Window { .. }))
+                .count(),
+            1
+        );
+        assert!(skip.iter().any(|u| matches!(u, Unmet::Unticked { checklist, .. } if checklist == "Monitor for 48 hours")));
+        // Off → 100% needs every gate of the ladder; the shared checklist appears once.
+        let all = unmet_for_change(&plan, &gates, Phase::Off, Phase::Full, &facts(0));
+        for (i, u) in all.iter().enumerate() {
+            assert!(!all[i + 1..].contains(u), "listed twice: {u}");
+        }
+        assert!(all.iter().any(|u| matches!(u, Unmet::Unticked { checklist, .. } if checklist == "Monitor for 48 hours")));
+        assert!(all.contains(&Unmet::Unsigned {
+            milestone: "50% rollout".into()
+        }));
+        // The approval is asked once, last.
+        f.approval = Approval::Needed(vec!["product_owner".into(), "admin".into()]);
+        let u = unmet_for_change(&plan, &gates, Phase::Pilot, ten, &f);
+        assert_eq!(u.len(), 1);
+        assert_eq!(
+            u[0].to_string(),
+            "not approved: this exact change needs the approval of a second user (product_owner or admin)"
+        );
+        f.approval = Approval::Approved;
+        assert_eq!(unmet_for_change(&plan, &gates, Phase::Pilot, ten, &f), []);
     }
 
     #[test]

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use store::gates::Gating;
 
 /// Rollgate: the rollout control plane for tenant-scoped feature flags.
 #[derive(Debug, Parser)]
@@ -49,6 +50,7 @@ pub enum Command {
         command: TokenCommand,
     },
     /// Turn a flag ON for one tenant (it becomes a pilot), like the seed's enable-multi-workspace.
+    /// On an OFF flag this enters the pilot phase, so the pilot gates apply.
     Enable {
         /// Flag key.
         #[arg(long, default_value = "multi_workspace_enabled")]
@@ -56,6 +58,9 @@ pub enum Command {
         /// Tenant id.
         #[arg(long)]
         tenant: String,
+        /// Break glass: pass unmet gates, with this reason (audited).
+        #[arg(long = "override")]
+        override_reason: Option<String>,
     },
     /// Turn a flag OFF for one tenant.
     Disable {
@@ -66,11 +71,15 @@ pub enum Command {
         #[arg(long)]
         tenant: String,
     },
-    /// Advance a flag to the next phase (OFF → pilot → 10% → 50% → 100%).
+    /// Advance a flag to the next phase (OFF → pilot → 10% → 50% → 100%) when the plan's gates
+    /// for it hold; otherwise lists what does not hold.
     Advance {
         /// Flag key.
         #[arg(long, default_value = "multi_workspace_enabled")]
         flag: String,
+        /// Break glass: pass unmet gates, with this reason (audited as gate.override).
+        #[arg(long = "override")]
+        override_reason: Option<String>,
     },
     /// Dump the database to `backup_<db>_YYYYMMDD_HHMMSS.sql.gz` (pg_dump piped through gzip).
     Backup {
@@ -219,20 +228,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("user {} ({}) ready", row.username, row.role);
             Ok(())
         }
-        Command::Enable { flag, tenant } => {
+        Command::Enable {
+            flag,
+            tenant,
+            override_reason,
+        } => {
+            let gating = Gating::with_override(override_reason);
             let c =
-                store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, true, None).await?;
+                store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, true, None, &gating)
+                    .await
+                    .map_err(gated)?;
             print_change(&format!("{flag} enabled for {tenant}"), &c);
             Ok(())
         }
         Command::Disable { flag, tenant } => {
-            let c =
-                store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, false, None).await?;
+            let c = store::flags::set_tenant(
+                &pool,
+                &cli_actor(),
+                &flag,
+                &tenant,
+                false,
+                None,
+                &Gating::now(),
+            )
+            .await?;
             print_change(&format!("{flag} disabled for {tenant}"), &c);
             Ok(())
         }
-        Command::Advance { flag } => {
-            let (next, c) = store::flags::advance(&pool, &cli_actor(), &flag, None).await?;
+        Command::Advance {
+            flag,
+            override_reason,
+        } => {
+            let gating = Gating::with_override(override_reason);
+            let (next, c) = store::flags::advance(&pool, &cli_actor(), &flag, None, &gating)
+                .await
+                .map_err(gated)?;
             print_change(&format!("{flag} advanced to {next}"), &c);
             Ok(())
         }
@@ -374,5 +404,16 @@ async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()
             println!("revoked token {} ({})", t.id, t.name);
             Ok(())
         }
+    }
+}
+
+/// A refused phase change, one unmet gate per line (other errors unchanged).
+fn gated(e: store::Error) -> anyhow::Error {
+    match e {
+        store::Error::Gated { phase, unmet } => anyhow::anyhow!(
+            "refused: the gates of {phase} do not hold:\n  - {}\n(an operator may pass them with --override \"reason\", audited)",
+            unmet.join("\n  - ")
+        ),
+        other => other.into(),
     }
 }

@@ -38,3 +38,13 @@ pub fn backup_max_age() -> std::time::Duration {
         .unwrap_or(24);
     std::time::Duration::from_secs(hours * 3600)
 }
+
+/// `ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS` (default 60): how often plans with automatic advance are
+/// checked; `0` turns the job off.
+pub fn auto_advance_interval() -> Option<std::time::Duration> {
+    let secs = std::env::var("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(60);
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
+}

@@ -17,16 +17,21 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// The gates that do not hold (`gates_unmet` only).
+    pub unmet: Vec<String>,
 }
 
 /// The JSON body of every REST error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `unprocessable`, `unavailable`, `internal`.
+    /// `gates_unmet`, `unprocessable`, `unavailable`, `internal`.
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
+    /// With `gates_unmet`: each gate of the phase that does not hold, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmet: Vec<String>,
 }
 
 impl ApiError {
@@ -76,6 +81,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            unmet: Vec::new(),
         }
     }
 }
@@ -87,6 +93,7 @@ impl IntoResponse for ApiError {
             Json(ErrorBody {
                 error: self.code.to_string(),
                 message: self.message,
+                unmet: self.unmet,
             }),
         )
             .into_response();
@@ -106,6 +113,17 @@ impl From<store::Error> for ApiError {
             store::Error::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             store::Error::Conflict(what) => ApiError::conflict(what),
             store::Error::Invalid(what) => ApiError::unprocessable(what),
+            store::Error::Forbidden(what) => ApiError::forbidden(what),
+            e @ store::Error::Gated { .. } => {
+                let message = e.to_string();
+                let store::Error::Gated { unmet, .. } = e else {
+                    return ApiError::internal();
+                };
+                ApiError {
+                    unmet,
+                    ..ApiError::new(StatusCode::CONFLICT, "gates_unmet", message)
+                }
+            }
             store::Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again shortly")

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod export;
 pub mod health;
+pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

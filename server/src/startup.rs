@@ -89,6 +89,22 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/flags/{key}/plan/signoffs",
             post(admin::sign_milestone),
         )
+        .route(
+            "/api/admin/flags/{key}/plan/requests",
+            post(admin::request_change),
+        )
+        .route(
+            "/api/admin/flags/{key}/plan/requests/{id}/approve",
+            post(admin::approve_change),
+        )
+        .route(
+            "/api/admin/flags/{key}/plan/settings",
+            put(admin::plan_settings),
+        )
+        .route(
+            "/api/admin/flags/{key}/plan/contacts",
+            put(admin::plan_contacts),
+        )
         .route("/api/admin/flags/{key}/rollout", put(admin::put_rollout))
         .route("/api/admin/flags/{key}/advance", post(admin::advance))
         .route("/api/admin/flags/{key}/rollback", post(admin::rollback))
@@ -198,6 +214,9 @@ pub async fn serve(
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
     crate::live::spawn(state.pool.clone(), state.live.clone());
+    if let Some(every) = crate::config::auto_advance_interval() {
+        crate::jobs::spawn_auto_advance(state.pool.clone(), every);
+    }
     tokio::spawn(
         session_store(&state.pool)
             .continuously_delete_expired(std::time::Duration::from_secs(3600)),

@@ -113,6 +113,21 @@ impl TestApp {
         self.call(Method::GET, &uri, Some(token), &[], None).await
     }
 
+    /// A plan without gates or approvals for `flag`: for tests of the rollout mechanics, not of
+    /// the gates (which `advance_is_gated_approved_and_overridable` covers).
+    async fn ungate(&self, flag: &str) {
+        let res = self
+            .call(
+                Method::PUT,
+                &format!("/api/admin/flags/{flag}/plan/settings"),
+                Some(&self.admin),
+                &[],
+                Some(json!({"approvals_required": false, "approver_roles": [], "auto_advance": false, "gates": []})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    }
+
     async fn post(&self, uri: &str, body: Option<Value>) -> Res {
         self.call(Method::POST, uri, Some(&self.admin), &[], body)
             .await
@@ -272,6 +287,7 @@ async fn tenant_page_is_server_rendered_for_signed_in_users_only(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn server_functions_check_roles_on_the_server(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
+    app.ungate(FLAG).await;
     let body = json!({"key": FLAG, "rollout": {"phase": "100%", "pilots": [], "constraints": []}, "version": 1});
     // Anonymous: refused.
     let res = app
@@ -363,6 +379,7 @@ async fn server_functions_check_roles_on_the_server(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn seed_pilot_and_quick_rollback(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
+    app.ungate(FLAG).await;
     let (a, b) = (app.tenant(1), app.tenant(2));
     let tenant_token = token(&pool, "tenant-a", Scope::Tenant, Some(&a)).await;
     app.state.live.tokens.reload(&pool).await.unwrap();
@@ -651,6 +668,7 @@ async fn tokens_and_scopes(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn admin_errors_have_the_right_status(pool: PgPool) {
     let app = TestApp::new(pool).await;
+    app.ungate(FLAG).await;
     let t = app.tenant(3);
     let malformed = app
         .raw(
@@ -798,6 +816,7 @@ async fn admin_errors_have_the_right_status(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn phase_ladder_materialises_nested_cohorts(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
+    app.ungate(FLAG).await;
     let tenants: Vec<flags::Tenant> = (0..40).map(|n| flags::Tenant::new(app.tenant(n))).collect();
     let pilot = app.tenant(7);
     app.post(
@@ -919,6 +938,7 @@ async fn phase_ladder_materialises_nested_cohorts(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn ofrep_single_and_bulk(pool: PgPool) {
     let app = TestApp::new(pool).await;
+    app.ungate(FLAG).await;
     let a = app.tenant(4);
     app.post(
         &format!("/api/admin/tenants/{a}/enable-multi-workspace"),
@@ -1445,7 +1465,11 @@ async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
         assert_eq!(res.json()["role"], "admin");
     }
-    assert_eq!(get().await.json()["unmet"], json!([]));
+    // What is left is the second user's approval of the exact change.
+    assert_eq!(
+        get().await.json()["unmet"],
+        json!([{"kind": "approval", "roles": ["product_owner", "admin"]}])
+    );
 
     // Unticking brings the gate back; the history keeps both rows.
     let res = app
@@ -1459,7 +1483,8 @@ async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::CREATED);
     let unmet = get().await.json()["unmet"].clone();
-    assert_eq!(unmet.as_array().unwrap().len(), 1, "{unmet}");
+    assert_eq!(unmet.as_array().unwrap().len(), 2, "{unmet}");
+    assert_eq!(unmet[0]["kind"], "unticked", "{unmet}");
     let history: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM plan_ticks WHERE item = 'Rollback tested in staging'",
     )
@@ -1570,4 +1595,522 @@ async fn security_headers_on_every_response(pool: PgPool) {
         assert!(csp.contains("object-src 'none'"), "{uri}: {csp}");
         assert_eq!(csp, server::startup::CONTENT_SECURITY_POLICY, "{uri}");
     }
+}
+
+/// Ticks every item of `checklists` and signs `milestones` of FLAG's plan as the admin token.
+async fn satisfy(app: &TestApp, checklists: &[&str], milestones: &[&str]) {
+    let uri = format!("/api/admin/flags/{FLAG}/plan");
+    let plan = app
+        .call(Method::GET, &uri, Some(&app.admin), &[], None)
+        .await
+        .json();
+    for checklist in plan["document"]["checklists"].as_array().unwrap() {
+        let name = checklist["name"].as_str().unwrap();
+        if !checklists.contains(&name) {
+            continue;
+        }
+        for item in checklist["items"].as_array().unwrap() {
+            let res = app
+                .post(
+                    &format!("{uri}/ticks"),
+                    Some(json!({"checklist": name, "item": item})),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        }
+    }
+    for m in milestones {
+        let res = app
+            .post(&format!("{uri}/signoffs"), Some(json!({"milestone": m})))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    }
+}
+
+async fn phase(app: &TestApp) -> String {
+    app.call(
+        Method::GET,
+        &format!("/api/admin/flags/{FLAG}"),
+        Some(&app.admin),
+        &[],
+        None,
+    )
+    .await
+    .json()["rollout"]["phase"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn audit_count(pool: &PgPool, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1 AND flag_key = $2")
+        .bind(action)
+        .bind(FLAG)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let approver = token(&pool, "approver", Scope::Admin, None).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+    let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
+    let advance = format!("/api/admin/flags/{FLAG}/advance");
+    let pilot = app.tenant(5);
+
+    // The seed's pilot command on a flag whose pilot gates do not hold: refused with the list,
+    // nothing changes.
+    let res = app
+        .post(
+            &format!("/api/admin/tenants/{pilot}/enable-multi-workspace"),
+            None,
+        )
+        .await;
+    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    let unmet: Vec<String> = serde_json::from_value(res.json()["unmet"].clone()).unwrap();
+    assert!(
+        unmet.iter().any(|u| u == "not signed: Smoke tests passed"),
+        "{unmet:?}"
+    );
+    assert!(
+        unmet
+            .iter()
+            .any(|u| u.starts_with("not ticked: Prerequisites")),
+        "{unmet:?}"
+    );
+    assert_eq!(phase(&app).await, "off");
+    assert_eq!(
+        app.features(&app.server, Some(&pilot)).await.json(),
+        json!({ FLAG: false })
+    );
+    assert_eq!(audit_count(&pool, "rollout.apply").await, 0);
+
+    // Gates held: only the approval is missing.
+    satisfy(
+        &app,
+        &["Prerequisites", "Smoke Test (Existing Features)"],
+        &["Code deployed", "Migrations applied", "Smoke tests passed"],
+    )
+    .await;
+    let res = app.post(&advance, None).await;
+    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    assert_eq!(
+        res.json()["unmet"],
+        json!(["not approved: this exact change needs the approval of a second user (product_owner or admin)"])
+    );
+
+    // A request binds to the hash of the exact change; the requester cannot approve it.
+    let req = app.post(&format!("{plan_uri}/requests"), None).await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    let req = req.json();
+    let plan = app
+        .call(Method::GET, &plan_uri, Some(&app.admin), &[], None)
+        .await
+        .json();
+    assert_eq!(req["change_hash"], plan["proposal"]["hash"]);
+    assert_eq!(req["to_phase"], "pilot");
+    let approve = format!("{plan_uri}/requests/{}/approve", req["id"]);
+    assert_error(
+        &app.post(&approve, None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // Any edit voids it: a DBA's raw SQL turns a tenant on, the change is no longer the same.
+    sqlx::query(
+        "INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('multi_workspace_enabled', $1, true)",
+    )
+    .bind(app.tenant(9))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let res = app
+        .call(Method::POST, &approve, Some(&approver), &[], None)
+        .await;
+    assert_error(&res, StatusCode::CONFLICT, "conflict");
+    assert!(res.text.contains("stale"), "{}", res.text);
+    sqlx::query(
+        "DELETE FROM feature_flags WHERE key = 'multi_workspace_enabled' AND tenant_id = $1",
+    )
+    .bind(app.tenant(9))
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Undoing it is an edit too (the row trigger bumps the version): ask again, then a second
+    // token approves.
+    let req = app.post(&format!("{plan_uri}/requests"), None).await.json();
+    let approve = format!("{plan_uri}/requests/{}/approve", req["id"]);
+    let res = app
+        .call(Method::POST, &approve, Some(&approver), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["approved_by"], "token:approver");
+    assert_error(
+        &app.call(Method::POST, &approve, Some(&approver), &[], None)
+            .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    // An edit of the flag after the approval voids it too (the version is in the hash).
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/rollout"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "off", "pilots": [pilot.clone()]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_error(
+        &app.post(&advance, None).await,
+        StatusCode::CONFLICT,
+        "gates_unmet",
+    );
+    let req = app.post(&format!("{plan_uri}/requests"), None).await.json();
+    let res = app
+        .call(
+            Method::POST,
+            &format!("{plan_uri}/requests/{}/approve", req["id"]),
+            Some(&approver),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let res = app.post(&advance, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([pilot.clone()]));
+    assert_eq!(phase(&app).await, "pilot");
+    let applied: bool =
+        sqlx::query_scalar("SELECT applied_at IS NOT NULL FROM change_requests WHERE id = $1")
+            .bind(req["id"].as_i64().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(applied);
+
+    // Into 10%: the pilot's 24 h window has not elapsed; skipping to 50% is refused too.
+    satisfy(
+        &app,
+        &["Monitor Pilot (24-72 hours)"],
+        &["Pilot enabled", "Pilot validated"],
+    )
+    .await;
+    let res = app.post(&advance, None).await;
+    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    assert!(
+        res.json()["unmet"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("monitoring window not elapsed: 2"),
+        "{}",
+        res.text
+    );
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/rollout"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "50%", "pilots": [pilot.clone()]})),
+        )
+        .await;
+    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    assert_eq!(phase(&app).await, "pilot");
+    // Break glass: an admin passes the gates with a written reason, audited with what it passed.
+    let res = app
+        .post(
+            &advance,
+            Some(json!({"override_reason": "incident 4711: the pilot tenant needs it today"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(phase(&app).await, "10%");
+    let (reason, passed): (String, Value) = sqlx::query_as(
+        "SELECT after->>'reason', after->'unmet' FROM audit_log WHERE action = 'gate.override' AND flag_key = $1",
+    )
+    .bind(FLAG)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(reason.starts_with("incident 4711"));
+    assert!(passed.to_string().contains("monitoring window"), "{passed}");
+
+    // Rollback is never gated.
+    let res = app
+        .post(
+            &format!("/api/admin/flags/{FLAG}/rollback"),
+            Some(json!({"to": "previous"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(phase(&app).await, "pilot");
+    let res = app
+        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(phase(&app).await, "off");
+
+    // Bad settings are refused with the reason.
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("{plan_uri}/settings"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"approvals_required": true, "approver_roles": ["wizard"], "auto_advance": false})),
+        )
+        .await;
+    assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert!(res.text.contains("wizard"), "{}", res.text);
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("{plan_uri}/contacts"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"contacts": [{"role": "On-call Engineer", "contact": "  "}]})),
+        )
+        .await;
+    assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("{plan_uri}/contacts"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"contacts": [{"role": "On-call Engineer", "contact": "ops@example.com, +1 555 0100"}]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let plan = app
+        .call(Method::GET, &plan_uri, Some(&app.admin), &[], None)
+        .await
+        .json();
+    assert_eq!(
+        plan["document"]["contacts"],
+        json!([{"role": "On-call Engineer", "contact": "ops@example.com, +1 555 0100"}])
+    );
+    assert_eq!(audit_count(&pool, "plan.contacts").await, 1);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/plan/settings"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"approvals_required": false, "approver_roles": ["admin"], "auto_advance": true})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let now = chrono::Utc::now();
+    // Gates of the pilot unmet: nothing happens, however late it is.
+    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::days(30))
+        .await
+        .unwrap();
+    assert!(moved.is_empty(), "{moved:?}");
+    satisfy(
+        &app,
+        &["Prerequisites", "Smoke Test (Existing Features)"],
+        &["Code deployed", "Migrations applied", "Smoke tests passed"],
+    )
+    .await;
+    app.post(
+        &format!(
+            "/api/admin/tenants/{}/enable-multi-workspace",
+            app.tenant(2)
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(phase(&app).await, "pilot");
+    satisfy(
+        &app,
+        &["Monitor Pilot (24-72 hours)"],
+        &["Pilot enabled", "Pilot validated"],
+    )
+    .await;
+    // 23 hours into the pilot: the window holds it back.
+    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::hours(23))
+        .await
+        .unwrap();
+    assert!(moved.is_empty(), "{moved:?}");
+    assert_eq!(phase(&app).await, "pilot");
+    // 25 hours: every gate holds, Rollgate advances and says so in the audit log.
+    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(moved, [(FLAG.to_string(), "10%".parse().unwrap())]);
+    assert_eq!(phase(&app).await, "10%");
+    let (actor, source): (String, String) = sqlx::query_as(
+        "SELECT actor, source FROM audit_log WHERE action = 'rollout.apply' AND flag_key = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(FLAG)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (actor.as_str(), source.as_str()),
+        ("rollgate:auto-advance", "system")
+    );
+    // The next phase starts its own window: at once, nothing more.
+    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::hours(26))
+        .await
+        .unwrap();
+    assert!(moved.is_empty());
+}
+
+/// Posts a plain HTML form to a server function, as the plan panel's forms do.
+async fn form(app: &TestApp, cookie: &str, endpoint: &str, body: &str) -> Res {
+    app.raw(
+        Request::post(format!("/rpc/{endpoint}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .header("cookie", cookie)
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let qa = sign_in(&app, "quinn", "qa").await;
+    let po = sign_in(&app, "petra", "product_owner").await;
+    let po2 = sign_in(&app, "paul", "product_owner").await;
+    let viewer = sign_in(&app, "vera", "viewer").await;
+    let key = format!("key={FLAG}");
+
+    // QA ticks a smoke-test item and signs "Smoke tests passed".
+    let res = form(&app, &qa, "plan_tick", &format!("{key}&checklist=Smoke+Test+%28Existing+Features%29&item=Login+works&ticked=true&note=ok+on+staging")).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    let res = form(
+        &app,
+        &qa,
+        "plan_sign",
+        &format!("{key}&milestone=Smoke+tests+passed&signed=true"),
+    )
+    .await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    // …but not a Product milestone, nor advance, nor change settings.
+    let res = form(
+        &app,
+        &qa,
+        "plan_sign",
+        &format!("{key}&milestone=Pilot+enabled&signed=true"),
+    )
+    .await;
+    assert!(
+        !res.status.is_success() && res.text.contains("signed by its owner"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let res = form(&app, &qa, "plan_advance", &key).await;
+    assert!(
+        res.text.contains("Forbidden"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let res = form(
+        &app,
+        &qa,
+        "plan_settings",
+        &format!("{key}&approver_roles=qa"),
+    )
+    .await;
+    assert!(
+        res.text.contains("Forbidden"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // A viewer ticks nothing; anonymous does nothing.
+    let res = form(
+        &app,
+        &viewer,
+        "plan_tick",
+        &format!("{key}&checklist=Prerequisites&item=x&ticked=true"),
+    )
+    .await;
+    assert!(
+        res.text.contains("Forbidden"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let res = form(&app, "x=y", "plan_request", &key).await;
+    assert!(
+        res.text.contains("Unauthenticated"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // A product owner may not break glass.
+    let res = form(
+        &app,
+        &po,
+        "plan_advance",
+        &format!("{key}&override_reason=because"),
+    )
+    .await;
+    assert!(
+        res.text.contains("only an admin"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // Nobody approves their own change; a second product owner may.
+    let res = form(&app, &po, "plan_request", &key).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM change_requests ORDER BY id DESC LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let res = form(&app, &po, "plan_approve", &format!("{key}&id={id}")).await;
+    assert!(
+        res.text.contains("a second user must approve"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let res = form(&app, &qa, "plan_approve", &format!("{key}&id={id}")).await;
+    assert!(
+        res.text.contains("needs the role"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    let res = form(&app, &po2, "plan_approve", &format!("{key}&id={id}")).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    // Gates still unmet (prerequisites): the advance is refused with the list.
+    let res = form(&app, &po, "plan_advance", &key).await;
+    assert!(
+        res.text.contains("not ticked: Prerequisites"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // Every refusal left the plan as it was: one tick, one signature, one approval.
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM plan_ticks), (SELECT count(*) FROM plan_signoffs), \
+                (SELECT count(*) FROM change_requests WHERE approved_by IS NOT NULL)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (1, 1, 1));
+    // The panel shows it, rendered on the server.
+    let res = form(&app, &qa, "plan_panel", &key).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    assert!(res.text.contains("Signed by quinn (qa)"), "{}", res.text);
+    assert!(res.text.contains("ticked by quinn"), "{}", res.text);
 }

@@ -14,6 +14,17 @@ pub enum Error {
     /// A check constraint or a rule rejected the input.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The actor may not do this (a rule of the data, such as approving one's own change).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A phase change was refused: the gates of `phase` do not hold.
+    #[error("the gates of {phase} do not hold: {}", unmet.join("; "))]
+    Gated {
+        /// The phase the change would enter.
+        phase: String,
+        /// Each gate that does not hold, in words.
+        unmet: Vec<String>,
+    },
     /// The database could not be reached or failed.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),

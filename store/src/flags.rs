@@ -7,6 +7,7 @@ use flags::{FlagState, Rollout, Tenant};
 use serde::Serialize;
 use sqlx::PgConnection;
 
+use crate::gates::Gating;
 use crate::{Actor, Error, PgPool};
 
 /// A flag with its rollout and counts.
@@ -164,12 +165,35 @@ pub async fn create(
     get(pool, key).await
 }
 
-async fn lock_flag(conn: &mut PgConnection, key: &str) -> Result<(Rollout, i64), Error> {
-    let row: Option<(serde_json::Value, i64)> =
-        sqlx::query_as("SELECT rollout, version FROM flags WHERE key = $1 FOR UPDATE")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
+/// The flag's rollout and version, locked for the rest of the transaction.
+pub(crate) async fn lock_flag(conn: &mut PgConnection, key: &str) -> Result<(Rollout, i64), Error> {
+    rollout_of(
+        conn,
+        key,
+        "SELECT rollout, version FROM flags WHERE key = $1 FOR UPDATE",
+    )
+    .await
+}
+
+/// The flag's rollout and version, without a lock.
+pub(crate) async fn read_flag(conn: &mut PgConnection, key: &str) -> Result<(Rollout, i64), Error> {
+    rollout_of(
+        conn,
+        key,
+        "SELECT rollout, version FROM flags WHERE key = $1",
+    )
+    .await
+}
+
+async fn rollout_of(
+    conn: &mut PgConnection,
+    key: &str,
+    sql: &'static str,
+) -> Result<(Rollout, i64), Error> {
+    let row: Option<(serde_json::Value, i64)> = sqlx::query_as(sql)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
     let (rollout, version) = row.ok_or_else(|| Error::NotFound(format!("flag {key:?}")))?;
     let rollout = serde_json::from_value(rollout)
         .map_err(|e| Error::Invalid(format!("stored rollout of {key:?} is unreadable: {e}")))?;
@@ -194,7 +218,7 @@ pub(crate) async fn live_tenants(conn: &mut PgConnection) -> Result<Vec<Tenant>,
         .collect())
 }
 
-async fn flag_state(
+pub(crate) async fn flag_state(
     conn: &mut PgConnection,
     key: &str,
     rollout: &Rollout,
@@ -276,12 +300,14 @@ async fn check_pilots(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), 
 }
 
 /// Moves the flag to `rollout` inside `conn`'s transaction; returns the states before and after.
+/// A rise of the phase passes the plan's gates first (see [`crate::gates`]).
 async fn apply_in_tx(
     conn: &mut PgConnection,
     actor: &Actor,
     key: &str,
     rollout: &Rollout,
     expected_version: Option<i64>,
+    gating: &Gating,
 ) -> Result<(FlagState, FlagState, Vec<Tenant>), Error> {
     let (old, version) = lock_flag(conn, key).await?;
     if let Some(expected) = expected_version {
@@ -295,6 +321,20 @@ async fn apply_in_tx(
     let tenants = live_tenants(conn).await?;
     let before = flag_state(conn, key, &old).await?;
     let after = old.apply(&before, key, rollout, &tenants);
+    if rollout.phase > old.phase {
+        let diff = flags::diff(&before, &after, tenants.iter().map(|t| t.id.as_str()));
+        let change = crate::gates::Computed {
+            old: &old,
+            target: rollout,
+            version,
+            after: &after,
+            tenants: &tenants,
+            diff: &diff,
+        };
+        if let Some(hash) = crate::gates::check(conn, actor, key, &change, gating).await? {
+            crate::gates::mark_applied(conn, key, &hash).await?;
+        }
+    }
     write_rows(conn, key, &before, &after).await?;
     sqlx::query(
         "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
@@ -339,26 +379,28 @@ async fn finish(
 
 /// Moves the flag to `rollout` (phase, pilots, constraints) and writes exactly the rows that
 /// differ. With `expected_version`, refuses with [`Error::Conflict`] when someone changed the flag
-/// since that version.
+/// since that version. A higher phase passes the plan's gates ([`Error::Gated`] otherwise).
 pub async fn apply_rollout(
     pool: &PgPool,
     actor: &Actor,
     key: &str,
     rollout: &Rollout,
     expected_version: Option<i64>,
+    gating: &Gating,
 ) -> Result<Change, Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
     let (before, after, tenants) =
-        apply_in_tx(&mut tx, actor, key, rollout, expected_version).await?;
+        apply_in_tx(&mut tx, actor, key, rollout, expected_version, gating).await?;
     let change = finish(&mut tx, key, &before, &after, &tenants).await?;
     tx.commit().await?;
     Ok(change)
 }
 
 /// The seed's per-tenant switch: enabling makes the tenant a pilot (and moves an OFF flag to the
-/// pilot phase with this tenant as its only pilot); disabling removes it from the pilots and turns its row off. `excluded`, when
-/// given, quarantines or releases the tenant.
+/// pilot phase with this tenant as its only pilot — which passes the pilot gates); disabling
+/// removes it from the pilots and turns its row off. `excluded`, when given, quarantines or
+/// releases the tenant.
 pub async fn set_tenant(
     pool: &PgPool,
     actor: &Actor,
@@ -366,6 +408,7 @@ pub async fn set_tenant(
     tenant_id: &str,
     enabled: bool,
     excluded: Option<bool>,
+    gating: &Gating,
 ) -> Result<Change, Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
@@ -389,7 +432,7 @@ pub async fn set_tenant(
     } else {
         rollout.pilots.remove(tenant_id);
     }
-    let (before, _, tenants) = apply_in_tx(&mut tx, actor, key, &rollout, None).await?;
+    let (before, _, tenants) = apply_in_tx(&mut tx, actor, key, &rollout, None, gating).await?;
     sqlx::query(
         "INSERT INTO feature_flags (key, tenant_id, enabled, excluded) VALUES ($1, $2, $3, coalesce($4, false)) \
          ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique \
@@ -456,14 +499,16 @@ pub async fn editor_data(
     Ok((row, state, tenants))
 }
 
-/// Moves the flag one rung up the default ladder (OFF → pilot → 10% → 50% → 100%). Refuses with
-/// [`Error::Invalid`] at the top; with `expected_version`, with [`Error::Conflict`] when the flag
-/// changed since. Returns the new phase and what changed.
+/// Moves the flag one rung up the default ladder (OFF → pilot → 10% → 50% → 100%), through the
+/// gates of the plan. Refuses with [`Error::Invalid`] at the top, [`Error::Gated`] when a gate does
+/// not hold (and no override was given), [`Error::Conflict`] when the flag changed since
+/// `expected_version`. Returns the new phase and what changed.
 pub async fn advance(
     pool: &PgPool,
     actor: &Actor,
     key: &str,
     expected_version: Option<i64>,
+    gating: &Gating,
 ) -> Result<(flags::Phase, Change), Error> {
     let flag = get(pool, key).await?;
     let next = flag
@@ -479,6 +524,7 @@ pub async fn advance(
         key,
         &flag.rollout.with_phase(next),
         Some(expected_version.unwrap_or(flag.version)),
+        gating,
     )
     .await?;
     Ok((next, change))
@@ -496,6 +542,14 @@ pub async fn step_back(
         .phase
         .previous(&flags::DEFAULT_LADDER)
         .unwrap_or(flags::Phase::Off);
-    let change = apply_rollout(pool, actor, key, &flag.rollout.with_phase(previous), None).await?;
+    let change = apply_rollout(
+        pool,
+        actor,
+        key,
+        &flag.rollout.with_phase(previous),
+        None,
+        &Gating::now(),
+    )
+    .await?;
     Ok((previous, change))
 }

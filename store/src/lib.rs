@@ -9,6 +9,7 @@ pub mod dba;
 pub mod demo;
 mod error;
 pub mod flags;
+pub mod gates;
 pub mod health;
 pub mod migrations;
 pub mod notify;

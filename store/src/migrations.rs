@@ -1,6 +1,7 @@
 //! What the running binary knows about migrations versus what the database has applied.
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::PgConnection;
 
 use crate::{Error, PgPool, MIGRATOR};
 
@@ -60,15 +61,20 @@ struct AppliedRow {
 
 /// Every migration, known or applied, by version.
 pub async fn status(pool: &PgPool) -> Result<Vec<MigrationInfo>, Error> {
+    status_in(&mut *pool.acquire().await?).await
+}
+
+/// [`status`] on one connection (inside a transaction).
+pub(crate) async fn status_in(conn: &mut PgConnection) -> Result<Vec<MigrationInfo>, Error> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let applied: Vec<AppliedRow> = if exists {
         sqlx::query_as(
             "SELECT version, description, installed_on, success, checksum, execution_time \
              FROM _sqlx_migrations ORDER BY version",
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
     } else {
         Vec::new()
@@ -117,8 +123,13 @@ impl MigrationCounts {
 
 /// Applied / pending / drifted counts.
 pub async fn counts(pool: &PgPool) -> Result<MigrationCounts, Error> {
+    counts_in(&mut *pool.acquire().await?).await
+}
+
+/// [`counts`] on one connection (inside a transaction).
+pub(crate) async fn counts_in(conn: &mut PgConnection) -> Result<MigrationCounts, Error> {
     let mut c = MigrationCounts::default();
-    for m in status(pool).await? {
+    for m in status_in(conn).await? {
         match m.state {
             MigrationState::Applied | MigrationState::Unknown => c.applied += 1,
             MigrationState::Pending | MigrationState::Failed => c.pending += 1,

@@ -3,9 +3,10 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use flags::plan::{GateFacts, PhaseGates, PlanDocument, Unmet};
+use flags::plan::{Approval, GateFacts, PhaseGates, PlanDocument, Unmet};
 use flags::{Phase, DEFAULT_LADDER};
 use serde::Serialize;
+use sqlx::PgConnection;
 
 use crate::{Actor, Error, PgPool};
 
@@ -72,6 +73,14 @@ pub struct PlanState {
     pub ticks: Vec<TickRow>,
     /// Current state of every milestone signed or withdrawn (latest per milestone).
     pub signoffs: Vec<SignoffRow>,
+    /// Approvals and automation.
+    pub settings: Settings,
+    /// The current phase has lasted longer than its decision is due (the pilot's 72 h).
+    pub decision_overdue: bool,
+    /// The change advancing would make now, with its hash.
+    pub proposal: Option<crate::gates::Proposal>,
+    /// The latest change requests (newest first), each marked whether it is the current change.
+    pub requests: Vec<crate::gates::ChangeRequest>,
     /// Plan version.
     pub version: i64,
 }
@@ -84,18 +93,56 @@ fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(v).map_err(|e| Error::Invalid(format!("encoding the plan: {e}")))
 }
 
-/// The stored plan of `key`: its document, gates and version. A flag without one gets the seed
-/// template on first use; an unknown flag is `NotFound`.
-async fn load(pool: &PgPool, key: &str) -> Result<(PlanDocument, Vec<PhaseGates>, i64), Error> {
-    const SELECT: &str = "SELECT document, gates, version FROM rollout_plans WHERE flag_key = $1";
-    let row: Option<(serde_json::Value, serde_json::Value, i64)> = sqlx::query_as(SELECT)
+/// A stored plan: its document, gates, approval and automation settings, version.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub document: PlanDocument,
+    pub gates: Vec<PhaseGates>,
+    pub settings: Settings,
+    pub version: i64,
+}
+
+/// How a plan's phase changes are approved and whether Rollgate advances on its own.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// Raising the phase needs a second user's approval of the exact change.
+    pub approvals_required: bool,
+    /// Roles that may approve (a user other than the requester).
+    pub approver_roles: Vec<String>,
+    /// Advance on its own once every gate holds (audited as Rollgate's own change).
+    pub auto_advance: bool,
+}
+
+type PlanRow = (
+    serde_json::Value,
+    serde_json::Value,
+    i64,
+    bool,
+    Vec<String>,
+    bool,
+);
+
+/// The stored plan of `key`. A flag without one gets the seed template on first use; an unknown
+/// flag is `NotFound`.
+pub(crate) async fn load(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
+    const SELECT: &str =
+        "SELECT document, gates, version, approvals_required, approver_roles, auto_advance \
+                          FROM rollout_plans WHERE flag_key = $1";
+    let row: Option<PlanRow> = sqlx::query_as(SELECT)
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
-    let (document, gates, version) = match row {
+    let row = match row {
         Some(row) => row,
         None => {
-            crate::flags::get(pool, key).await?;
+            let exists: Option<String> = sqlx::query_scalar("SELECT key FROM flags WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if exists.is_none() {
+                return Err(Error::NotFound(format!("flag {key:?}")));
+            }
             sqlx::query(
                 "INSERT INTO rollout_plans (flag_key, document, gates) VALUES ($1, $2, $3) \
                  ON CONFLICT (flag_key) DO NOTHING",
@@ -103,35 +150,58 @@ async fn load(pool: &PgPool, key: &str) -> Result<(PlanDocument, Vec<PhaseGates>
             .bind(key)
             .bind(to_json(&seed_document()?)?)
             .bind(to_json(&flags::plan::seed_gates())?)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
-            sqlx::query_as(SELECT).bind(key).fetch_one(pool).await?
+            sqlx::query_as(SELECT)
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await?
         }
     };
+    let (document, gates, version, approvals_required, approver_roles, auto_advance) = row;
     let document: PlanDocument = serde_json::from_value(document)
         .map_err(|e| Error::Invalid(format!("stored plan of {key:?} is unreadable: {e}")))?;
     let gates: Vec<PhaseGates> = serde_json::from_value(gates)
         .map_err(|e| Error::Invalid(format!("stored gates of {key:?} are unreadable: {e}")))?;
-    Ok((document, gates, version))
+    Ok(Plan {
+        document,
+        gates,
+        settings: Settings {
+            approvals_required,
+            approver_roles,
+            auto_advance,
+        },
+        version,
+    })
 }
 
-/// The plan of `key` (created from the seed template on first use) with the gates of the next
-/// phase evaluated at `now`.
-pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanState, Error> {
-    let (document, gates, version) = load(pool, key).await?;
+/// What the gates are checked against, read from the plan's history: ticks, sign-offs, the start
+/// of the current phase, migrations. The approval is the caller's (it depends on the change).
+pub(crate) struct Facts {
+    pub facts: GateFacts,
+    pub ticks: Vec<TickRow>,
+    pub signoffs: Vec<SignoffRow>,
+    pub phase_since: DateTime<Utc>,
+}
+
+pub(crate) async fn facts(
+    conn: &mut PgConnection,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Facts, Error> {
     let ticks: Vec<TickRow> = sqlx::query_as(
         "SELECT DISTINCT ON (checklist, item) checklist, item, ticked, note, actor, at \
          FROM plan_ticks WHERE flag_key = $1 ORDER BY checklist, item, id DESC",
     )
     .bind(key)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let signoffs: Vec<SignoffRow> = sqlx::query_as(
         "SELECT DISTINCT ON (milestone) milestone, signed, actor, role, at \
          FROM plan_signoffs WHERE flag_key = $1 ORDER BY milestone, id DESC",
     )
     .bind(key)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let phase_since: DateTime<Utc> = sqlx::query_scalar(
         "SELECT coalesce((SELECT max(at) FROM audit_log WHERE flag_key = $1 \
@@ -139,10 +209,9 @@ pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanSta
                          (SELECT created_at FROM flags WHERE key = $1))",
     )
     .bind(key)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
-    let flag = crate::flags::get(pool, key).await?;
-    let counts = crate::migrations::counts(pool).await?;
+    let counts = crate::migrations::counts_in(conn).await?;
     let facts = GateFacts {
         now: now.timestamp(),
         phase_since: phase_since.timestamp(),
@@ -158,25 +227,67 @@ pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanSta
             .collect::<BTreeSet<_>>(),
         guards_not_ok: BTreeSet::new(),
         migrations_ready: counts.ready(),
+        approval: Approval::NotRequired,
     };
-    let phase = flag.rollout.phase;
+    Ok(Facts {
+        facts,
+        ticks,
+        signoffs,
+        phase_since,
+    })
+}
+
+/// The plan of `key` (created from the seed template on first use) with the gates of the next
+/// phase evaluated at `now`, the change advancing would make and its approval.
+pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanState, Error> {
+    let mut tx = pool.begin().await?;
+    let plan = load(&mut tx, key).await?;
+    let Facts {
+        mut facts,
+        ticks,
+        signoffs,
+        phase_since,
+    } = facts(&mut tx, key, now).await?;
+    let (rollout, version) = crate::flags::read_flag(&mut tx, key).await?;
+    let phase = rollout.phase;
     let next = phase.next(&DEFAULT_LADDER);
-    let unmet = match next.and_then(|n| gates.iter().find(|g| g.phase == n)) {
-        Some(g) => flags::plan::unmet(&document, g, &facts),
+    let proposal = match next {
+        Some(n) => Some(
+            crate::gates::propose(&mut tx, key, &rollout, &rollout.with_phase(n), version).await?,
+        ),
+        None => None,
+    };
+    let requests =
+        crate::gates::requests(&mut tx, key, proposal.as_ref().map(|p| p.hash.as_str())).await?;
+    let unmet = match &proposal {
+        Some(p) => {
+            facts.approval = crate::gates::approval(&plan.settings, &requests, &p.hash);
+            flags::plan::unmet_for_change(&plan.document, &plan.gates, phase, p.to, &facts)
+        }
         None => Vec::new(),
     };
+    let overdue = plan
+        .gates
+        .iter()
+        .find(|g| Some(g.phase) == next)
+        .is_some_and(|g| flags::plan::decision_overdue(g, &facts));
+    tx.commit().await?;
     Ok(PlanState {
         flag_key: key.to_string(),
         unmet_text: unmet.iter().map(ToString::to_string).collect(),
-        document,
-        gates,
+        document: plan.document,
+        gates: plan.gates,
+        settings: plan.settings,
         phase,
         phase_since,
         next,
         unmet,
+        decision_overdue: overdue,
+        proposal,
+        requests,
         ticks,
         signoffs,
-        version,
+        version: plan.version,
     })
 }
 
@@ -190,9 +301,9 @@ pub async fn import(
 ) -> Result<PlanDocument, Error> {
     let document =
         flags::plan::import_markdown(markdown).map_err(|e| Error::Invalid(e.to_string()))?;
-    load(pool, key).await?;
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
+    load(&mut tx, key).await?;
     let before: serde_json::Value =
         sqlx::query_scalar("SELECT document FROM rollout_plans WHERE flag_key = $1 FOR UPDATE")
             .bind(key)
@@ -231,7 +342,7 @@ pub async fn tick(
     ticked: bool,
     note: &str,
 ) -> Result<TickRow, Error> {
-    let (document, _, _) = load(pool, key).await?;
+    let document = load(&mut *pool.acquire().await?, key).await?.document;
     let known = document
         .checklists
         .iter()
@@ -277,7 +388,7 @@ pub async fn sign(
     signed: bool,
     role: &str,
 ) -> Result<SignoffRow, Error> {
-    let (document, _, _) = load(pool, key).await?;
+    let document = load(&mut *pool.acquire().await?, key).await?.document;
     if !document.milestones.iter().any(|m| m.name == milestone) {
         return Err(Error::Invalid(format!(
             "the plan of {key:?} has no milestone {milestone:?}"
@@ -309,6 +420,137 @@ pub async fn sign(
         .await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// The roles approvals may name.
+pub const APPROVER_ROLES: [&str; 4] = ["admin", "product_owner", "qa", "dba"];
+
+/// Changes the plan's approval and automation settings and, when given, its gates. Audited
+/// (`plan.settings`, before and after).
+pub async fn set_settings(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    settings: &Settings,
+    gates: Option<&[PhaseGates]>,
+) -> Result<(), Error> {
+    if let Some(bad) = settings
+        .approver_roles
+        .iter()
+        .find(|r| !APPROVER_ROLES.contains(&r.as_str()))
+    {
+        return Err(Error::Invalid(format!(
+            "unknown approver role {bad:?}; roles are {}",
+            APPROVER_ROLES.join(", ")
+        )));
+    }
+    if settings.approvals_required && settings.approver_roles.is_empty() {
+        return Err(Error::Invalid(
+            "approvals are required but no role may approve: name at least one approver role"
+                .into(),
+        ));
+    }
+    if let Some(gates) = gates {
+        let mut phases: Vec<Phase> = gates.iter().map(|g| g.phase).collect();
+        phases.sort();
+        if let Some(w) = phases.windows(2).find(|w| w.first() == w.get(1)) {
+            return Err(Error::Invalid(format!(
+                "the gates name phase {} twice",
+                w.first().map(ToString::to_string).unwrap_or_default()
+            )));
+        }
+        if let Some(g) = gates.iter().find(|g| g.phase == Phase::Off) {
+            return Err(Error::Invalid(format!(
+                "entering {} is never gated (it is the rollback target)",
+                g.phase
+            )));
+        }
+    }
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let before = load(&mut tx, key).await?;
+    let gates_json = match gates {
+        Some(g) => to_json(&g)?,
+        None => to_json(&before.gates)?,
+    };
+    sqlx::query(
+        "UPDATE rollout_plans SET approvals_required = $2, approver_roles = $3, auto_advance = $4, \
+         gates = $5, version = version + 1, updated_at = now() WHERE flag_key = $1",
+    )
+    .bind(key)
+    .bind(settings.approvals_required)
+    .bind(&settings.approver_roles)
+    .bind(settings.auto_advance)
+    .bind(&gates_json)
+    .execute(&mut *tx)
+    .await?;
+    actor
+        .audit(
+            &mut tx,
+            "plan.settings",
+            Some(key),
+            None,
+            Some(serde_json::json!({ "settings": to_json(&before.settings)?, "gates": to_json(&before.gates)? })),
+            Some(serde_json::json!({ "settings": to_json(settings)?, "gates": gates_json })),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces the plan's Contacts table (role and contact, each 1–200 characters, at most 50 rows).
+/// Audited (`plan.contacts`).
+pub async fn set_contacts(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    contacts: &[flags::plan::Contact],
+) -> Result<(), Error> {
+    if contacts.len() > 50 {
+        return Err(Error::Invalid("a plan has at most 50 contacts".into()));
+    }
+    for (i, c) in contacts.iter().enumerate() {
+        for (what, v) in [("role", &c.role), ("contact", &c.contact)] {
+            let n = v.trim().chars().count();
+            if n == 0 || n > 200 {
+                return Err(Error::Invalid(format!(
+                    "contact {}: the {what} must be 1-200 characters",
+                    i + 1
+                )));
+            }
+        }
+    }
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let mut plan = load(&mut tx, key).await?;
+    let before = to_json(&plan.document.contacts)?;
+    plan.document.contacts = contacts
+        .iter()
+        .map(|c| flags::plan::Contact {
+            role: c.role.trim().to_string(),
+            contact: c.contact.trim().to_string(),
+        })
+        .collect();
+    let after = to_json(&plan.document.contacts)?;
+    sqlx::query(
+        "UPDATE rollout_plans SET document = $2, version = version + 1, updated_at = now() WHERE flag_key = $1",
+    )
+    .bind(key)
+    .bind(to_json(&plan.document)?)
+    .execute(&mut *tx)
+    .await?;
+    actor
+        .audit(
+            &mut tx,
+            "plan.contacts",
+            Some(key),
+            None,
+            Some(before),
+            Some(after),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The Rollgate roles that may sign for a plan's owner label: `DevOps` → admin; `DBA` → dba;

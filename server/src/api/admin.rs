@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use flags::{Constraint, Phase, Rollout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use store::gates::Gating;
 use store::{Actor, Source};
 use utoipa::{IntoParams, ToSchema};
 
@@ -274,8 +275,16 @@ pub async fn set_tenant_flag(
     let actor = admin(&caller)?;
     let Path((id, key)) = path?;
     let Json(b) = body?;
-    let change =
-        store::flags::set_tenant(&state.pool, &actor, &key, &id, b.enabled, b.excluded).await?;
+    let change = store::flags::set_tenant(
+        &state.pool,
+        &actor,
+        &key,
+        &id,
+        b.enabled,
+        b.excluded,
+        &Gating::now(),
+    )
+    .await?;
     settle(&state).await;
     Ok(Json(change))
 }
@@ -291,7 +300,16 @@ pub async fn enable_multi_workspace(
 ) -> Result<Json<store::flags::Change>, ApiError> {
     let actor = admin(&caller)?;
     let Path(id) = id?;
-    let change = store::flags::set_tenant(&state.pool, &actor, SEED_FLAG, &id, true, None).await?;
+    let change = store::flags::set_tenant(
+        &state.pool,
+        &actor,
+        SEED_FLAG,
+        &id,
+        true,
+        None,
+        &Gating::now(),
+    )
+    .await?;
     settle(&state).await;
     Ok(Json(change))
 }
@@ -384,6 +402,9 @@ pub struct RolloutBody {
     /// Constraints of the percentage phases.
     #[serde(default)]
     pub constraints: Vec<Constraint>,
+    /// A raised phase passes the plan's gates; an admin's written reason overrides them (audited).
+    #[serde(default)]
+    pub override_reason: Option<String>,
 }
 
 fn parse_phase(s: &str) -> Result<Phase, ApiError> {
@@ -413,28 +434,60 @@ pub async fn put_rollout(
         pilots: b.pilots,
         constraints: b.constraints,
     };
-    let change = store::flags::apply_rollout(&state.pool, &actor, &key, &rollout, expected).await?;
+    let change = store::flags::apply_rollout(
+        &state.pool,
+        &actor,
+        &key,
+        &rollout,
+        expected,
+        &Gating::with_override(b.override_reason),
+    )
+    .await?;
     settle(&state).await;
     Ok(Json(change))
 }
 
-/// Advances the flag to the next rung of the ladder (OFF → pilot → 10% → 50% → 100%).
+/// Break glass: pass unmet gates with a written reason (admin tokens only; audited as
+/// `gate.override` with the gates it passed).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceBody {
+    /// Why the gates are overridden (1–1000 characters); absent: the gates apply.
+    pub override_reason: Option<String>,
+}
+
+/// Advances the flag to the next rung of the ladder (OFF → pilot → 10% → 50% → 100%) when the
+/// plan's gates for it hold (409 `gates_unmet` with the list otherwise).
 #[utoipa::path(post, path = "/api/admin/flags/{key}/advance", tag = "admin", params(("key" = String, Path), ("If-Match" = Option<String>, Header)),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = store::flags::Change), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, description = "Already at 100%", body = ErrorBody)))]
+    request_body(content = Option<AdvanceBody>), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Gates unmet, or the flag changed since If-Match", body = ErrorBody),
+        (status = 422, description = "Already at 100%", body = ErrorBody)))]
 pub async fn advance(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<store::flags::Change>, ApiError> {
     let actor = admin(&caller)?;
     let Path(key) = key?;
     let expected = super::if_match(&headers)?;
-    let (_, change) = store::flags::advance(&state.pool, &actor, &key, expected).await?;
+    let b: AdvanceBody = optional_json(&body)?;
+    let gating = Gating::with_override(b.override_reason);
+    let (_, change) = store::flags::advance(&state.pool, &actor, &key, expected, &gating).await?;
     settle(&state).await;
     Ok(Json(change))
+}
+
+/// An optional JSON body: empty means the default.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
 }
 
 /// Where to roll back to.
@@ -458,12 +511,7 @@ pub async fn rollback(
 ) -> Result<Json<store::flags::Change>, ApiError> {
     let actor = admin(&caller)?;
     let Path(key) = key?;
-    let b: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RollbackBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    let b: RollbackBody = optional_json(&body)?;
     let change = match b.to.as_deref().unwrap_or("off") {
         "off" => store::flags::kill(&state.pool, &actor, &key).await?,
         "previous" => store::flags::step_back(&state.pool, &actor, &key).await?.1,
@@ -737,4 +785,103 @@ pub async fn sign_milestone(
     let row =
         store::plans::sign(&state.pool, &actor, &key, &b.milestone, b.signed, "admin").await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// Asks for the flag's next phase: records the exact change for a second user to approve.
+#[utoipa::path(post, path = "/api/admin/flags/{key}/plan/requests", tag = "admin", params(("key" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = store::gates::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, description = "Already at 100%", body = ErrorBody)))]
+pub async fn request_change(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let row = store::gates::request(&state.pool, &actor, &key).await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// Approves a change request (as an admin token: never the token that asked; 409 when the flag
+/// or its tenants changed since, so the change is not the one requested).
+#[utoipa::path(post, path = "/api/admin/flags/{key}/plan/requests/{id}/approve", tag = "admin",
+    params(("key" = String, Path), ("id" = i64, Path)), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::gates::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve_change(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, i64)>, PathRejection>,
+) -> Result<Json<store::gates::ChangeRequest>, ApiError> {
+    let actor = admin(&caller)?;
+    let Path((key, id)) = path?;
+    Ok(Json(
+        store::gates::approve(&state.pool, &actor, &key, id, "admin").await?,
+    ))
+}
+
+/// A plan's approval and automation settings, and optionally its gates.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettingsBody {
+    /// Raising the phase needs a second user's approval of the exact change.
+    pub approvals_required: bool,
+    /// Roles that may approve: admin, product_owner, qa, dba.
+    pub approver_roles: Vec<String>,
+    /// Advance on its own once every gate holds.
+    pub auto_advance: bool,
+    /// The gates per phase; absent keeps them.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub gates: Option<Vec<flags::plan::PhaseGates>>,
+}
+
+/// Changes the plan's approvals, automatic advance and gates (audited as `plan.settings`).
+#[utoipa::path(put, path = "/api/admin/flags/{key}/plan/settings", tag = "admin", params(("key" = String, Path)), request_body = PlanSettingsBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn plan_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Json<PlanSettingsBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let Json(b) = body?;
+    let settings = store::plans::Settings {
+        approvals_required: b.approvals_required,
+        approver_roles: b.approver_roles,
+        auto_advance: b.auto_advance,
+    };
+    store::plans::set_settings(&state.pool, &actor, &key, &settings, b.gates.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The plan's Contacts table.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsBody {
+    /// Rows: role (e.g. "On-call Engineer") and contact.
+    #[schema(value_type = Vec<Object>)]
+    pub contacts: Vec<flags::plan::Contact>,
+}
+
+/// Replaces the plan's Contacts table (audited as `plan.contacts`).
+#[utoipa::path(put, path = "/api/admin/flags/{key}/plan/contacts", tag = "admin", params(("key" = String, Path)), request_body = ContactsBody,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn plan_contacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Json<ContactsBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    let Json(b) = body?;
+    store::plans::set_contacts(&state.pool, &actor, &key, &b.contacts).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

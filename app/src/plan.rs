@@ -1,0 +1,442 @@
+//! The rollout plan on the flag page: the gates of the next phase and their state, the change
+//! advancing would make and its approval, the checklists, the sign-off table and the contacts.
+//!
+//! The panel is rendered on the server (no view code in the wasm) and acts through plain HTML
+//! forms posting to server functions: they work with JavaScript off, and the server function
+//! redirects back to the page (with the error in `__err` when it refused), so every action is a
+//! full round trip through the server's role checks.
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+#[cfg(feature = "ssr")]
+use crate::auth::Role;
+use crate::AppError;
+
+/// Roles that tick checklist items.
+#[cfg(feature = "ssr")]
+const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba];
+
+/// The plan panel of flag `key`, as HTML. `err` is the `__err` a refused form post came back
+/// with; it is shown above the plan.
+#[server(prefix = "/rpc", endpoint = "plan_panel")]
+pub async fn plan_panel(key: String, err: Option<String>) -> Result<String, AppError> {
+    let user = crate::auth::require(&Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    let plan = store::plans::get(&ctx.pool, &key, chrono::Utc::now()).await?;
+    let error = err.map(|e| {
+        leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&e).to_string()
+    });
+    Ok(crate::html::render(move || {
+        view! { <PlanBody plan user error /> }
+    }))
+}
+
+#[cfg(feature = "ssr")]
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    crate::audit::display_time(t)
+}
+
+#[cfg(feature = "ssr")]
+#[component]
+fn Hidden(name: &'static str, value: String) -> impl IntoView {
+    view! { <input type="hidden" name=name value=value /> }
+}
+
+#[cfg(feature = "ssr")]
+#[component]
+fn PlanBody(
+    plan: store::plans::PlanState,
+    user: crate::auth::UserView,
+    error: Option<String>,
+) -> impl IntoView {
+    let key = plan.flag_key.clone();
+    let role = user.role;
+    let edits = Role::FLAG_EDITORS.contains(&role);
+    let next = plan.next.map(|p| p.to_string());
+    let gates_hold = plan.unmet.is_empty();
+    let may_approve = plan
+        .settings
+        .approver_roles
+        .iter()
+        .any(|r| r == role.as_str());
+    let current: Vec<store::gates::ChangeRequest> = plan
+        .requests
+        .iter()
+        .filter(|r| r.current)
+        .cloned()
+        .collect();
+    let asked = current.iter().any(|r| r.requested_by == user.username);
+    let k = key.clone();
+    let gates = view! {
+        <div class="card" data-testid="plan-gates">
+            <h3>{match &next {
+                Some(n) => format!("Gates into {n}"),
+                None => "At 100%: no further phase".to_string(),
+            }}</h3>
+            <p class="muted small">{format!("Phase {} since {} UTC.", plan.phase, when(plan.phase_since))}</p>
+            {plan.decision_overdue.then(|| view! {
+                <p class="error" role="alert" data-testid="decision-overdue">"The decision on this phase is overdue: widen or roll back."</p>
+            })}
+            {next.is_some().then(|| if gates_hold {
+                view! { <p class="ok" data-testid="gates-ok">"Every gate holds."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="unmet" data-testid="unmet">
+                        {plan.unmet_text.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}
+                    </ul>
+                }.into_any()
+            })}
+            {plan.proposal.clone().map(|p| view! {
+                <p class="small" data-testid="proposal">
+                    {format!("Advancing to {} turns {} tenants on and {} off (change ", p.to, p.turned_on, p.turned_off)}
+                    <code title=p.hash.clone()>{p.hash.chars().take(12).collect::<String>()}</code>")."
+                </p>
+            })}
+            {(next.is_some() && edits).then(|| view! {
+                <div class="actions">
+                    {(plan.settings.approvals_required && !asked).then(|| view! {
+                        <form method="post" action="/rpc/plan_request" class="inline">
+                            <Hidden name="key" value=k.clone() />
+                            <button type="submit" class="btn" data-testid="plan-request">"Ask for approval"</button>
+                        </form>
+                    })}
+                    <form method="post" action="/rpc/plan_advance" class="inline">
+                        <Hidden name="key" value=k.clone() />
+                        <button type="submit" class="btn primary" data-testid="plan-advance">{format!("Advance to {}", next.clone().unwrap_or_default())}</button>
+                    </form>
+                </div>
+            })}
+            {(next.is_some() && role == Role::Admin && !gates_hold).then(|| view! {
+                <form method="post" action="/rpc/plan_advance" class="break-glass">
+                    <Hidden name="key" value=k.clone() />
+                    <label>"Break glass — why override the gates? (audited)"
+                        <input type="text" name="override_reason" required maxlength="1000" data-testid="override-reason" />
+                    </label>
+                    <button type="submit" class="btn danger" data-testid="plan-override">"Override and advance"</button>
+                </form>
+            })}
+        </div>
+    };
+    let requests = (!plan.requests.is_empty()).then(|| {
+        let k = key.clone();
+        view! {
+            <div class="card">
+                <h3>"Approvals"</h3>
+                <table class="table" data-testid="change-requests">
+                    <thead><tr><th>"Change"</th><th>"Asked by"</th><th>"Approved by"</th><th>"State"</th><th></th></tr></thead>
+                    <tbody>
+                        {plan.requests.iter().map(|r| {
+                            let state = if r.applied_at.is_some() { "applied" }
+                                else if !r.current { "stale: the flag changed since" }
+                                else if r.approved_by.is_some() { "approved" }
+                                else { "waiting for approval" };
+                            let can = r.current && r.approved_by.is_none() && may_approve && r.requested_by != user.username;
+                            view! {
+                                <tr data-testid="change-request">
+                                    <td>{format!("{} → {} (+{} / −{})", r.from_phase, r.to_phase, r.turned_on, r.turned_off)}</td>
+                                    <td>{format!("{} · {}", r.requested_by, when(r.requested_at))}</td>
+                                    <td>{r.approved_by.clone().unwrap_or_else(|| "—".into())}</td>
+                                    <td data-testid="request-state">{state}</td>
+                                    <td>{can.then(|| view! {
+                                        <form method="post" action="/rpc/plan_approve" class="inline">
+                                            <Hidden name="key" value=k.clone() />
+                                            <Hidden name="id" value=r.id.to_string() />
+                                            <button type="submit" class="btn" data-testid="plan-approve">"Approve"</button>
+                                        </form>
+                                    })}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        }
+    });
+    let may_tick = TICKERS.contains(&role);
+    let checklists = plan.document.checklists.iter().map(|c| {
+        let k = key.clone();
+        view! {
+            <div class="card checklist" data-testid="checklist" data-name=c.name.clone()>
+                <h3>{c.name.clone()}</h3>
+                <ul>
+                    {c.items.iter().map(|item| {
+                        let tick = plan.ticks.iter().find(|t| t.checklist == c.name && &t.item == item);
+                        let ticked = tick.is_some_and(|t| t.ticked);
+                        let by = tick.map(|t| format!("{} {} · {}{}", if t.ticked { "ticked by" } else { "unticked by" }, t.actor, when(t.at),
+                            if t.note.is_empty() { String::new() } else { format!(" — {}", t.note) }));
+                        view! {
+                            <li data-testid="checklist-item" data-item=item.clone() data-ticked=ticked.to_string()>
+                                <span class="box">{if ticked { "☑" } else { "☐" }}</span>" "{item.clone()}
+                                {by.map(|b| view! { <span class="muted small">" "{b}</span> })}
+                                {may_tick.then(|| view! {
+                                    <form method="post" action="/rpc/plan_tick" class="inline">
+                                        <Hidden name="key" value=k.clone() />
+                                        <Hidden name="checklist" value=c.name.clone() />
+                                        <Hidden name="item" value=item.clone() />
+                                        <Hidden name="ticked" value=(!ticked).to_string() />
+                                        <input type="text" name="note" maxlength="2000" placeholder="note (optional)" aria-label="note" />
+                                        <button type="submit" class="btn small" data-testid="tick">{if ticked { "Untick" } else { "Tick" }}</button>
+                                    </form>
+                                })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            </div>
+        }
+    }).collect_view();
+    let k = key.clone();
+    let signoffs = view! {
+        <div class="card">
+            <h3>"Sign-off"</h3>
+            <table class="table" data-testid="signoffs">
+                <thead><tr><th>"Milestone"</th><th>"Owner"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
+                <tbody>
+                    {plan.document.milestones.iter().map(|m| {
+                        let s = plan.signoffs.iter().find(|s| s.milestone == m.name);
+                        let signed = s.is_some_and(|s| s.signed);
+                        let may_sign = store::plans::owner_roles(&m.owner).contains(&role.as_str());
+                        view! {
+                            <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
+                                <td>{m.name.clone()}</td>
+                                <td>{m.owner.clone()}</td>
+                                <td>{s.map(|s| when(s.at)).unwrap_or_default()}</td>
+                                <td>{match s {
+                                    Some(s) if s.signed => format!("Signed by {} ({})", s.actor, s.role),
+                                    Some(s) => format!("Withdrawn by {}", s.actor),
+                                    None => "Pending".to_string(),
+                                }}</td>
+                                <td>{may_sign.then(|| view! {
+                                    <form method="post" action="/rpc/plan_sign" class="inline">
+                                        <Hidden name="key" value=k.clone() />
+                                        <Hidden name="milestone" value=m.name.clone() />
+                                        <Hidden name="signed" value=(!signed).to_string() />
+                                        <button type="submit" class="btn small" data-testid="sign">{if signed { "Withdraw" } else { "Sign" }}</button>
+                                    </form>
+                                })}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    };
+    let contacts_text: String = plan
+        .document
+        .contacts
+        .iter()
+        .map(|c| format!("{} | {}\n", c.role, c.contact))
+        .collect();
+    let contacts = view! {
+        <div class="card">
+            <h3>"Contacts"</h3>
+            <table class="table" data-testid="contacts">
+                <thead><tr><th>"Role"</th><th>"Contact"</th></tr></thead>
+                <tbody>
+                    {plan.document.contacts.iter().map(|c| view! { <tr><td>{c.role.clone()}</td><td>{c.contact.clone()}</td></tr> }).collect_view()}
+                </tbody>
+            </table>
+            {edits.then(|| view! {
+                <form method="post" action="/rpc/plan_contacts" class="form">
+                    <Hidden name="key" value=key.clone() />
+                    <label>"One contact per line: role | contact"
+                        <textarea name="contacts" rows="4" data-testid="contacts-input">{contacts_text.clone()}</textarea>
+                    </label>
+                    <button type="submit" class="btn small" data-testid="contacts-save">"Save contacts"</button>
+                </form>
+            })}
+        </div>
+    };
+    let settings = (role == Role::Admin).then(|| view! {
+        <div class="card">
+            <h3>"Approvals and automation"</h3>
+            <form method="post" action="/rpc/plan_settings" class="form" data-testid="plan-settings">
+                <Hidden name="key" value=key.clone() />
+                <label><input type="checkbox" name="approvals_required" value="on" checked=plan.settings.approvals_required />" A second user approves each phase change"</label>
+                <label>"Approver roles (comma-separated)"
+                    <input type="text" name="approver_roles" value=plan.settings.approver_roles.join(", ") />
+                </label>
+                <label><input type="checkbox" name="auto_advance" value="on" checked=plan.settings.auto_advance />" Advance on its own when every gate holds"</label>
+                <button type="submit" class="btn small">"Save settings"</button>
+            </form>
+        </div>
+    });
+    view! {
+        {error.map(|e| view! { <p class="error" role="alert" data-testid="plan-error">{e}</p> })}
+        {gates}
+        {requests}
+        {signoffs}
+        <div class="checklists">{checklists}</div>
+        {contacts}
+        {settings}
+    }
+}
+
+/// The plan panel of the flag page (rendered by [`plan_panel`]; refetched on every change).
+#[component]
+pub fn PlanPanel() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let changes = crate::live::use_changes();
+    let data = Resource::new(
+        move || {
+            (
+                params.read().get("key").unwrap_or_default(),
+                query.read().get("__err"),
+                changes.get(),
+            )
+        },
+        |(key, err, _)| plan_panel(key, err),
+    );
+    view! {
+        <section class="plan" data-testid="plan-panel">
+            <h2>"Rollout plan"</h2>
+            <crate::html::ServerBody data loading="Loading the plan…" />
+        </section>
+    }
+}
+
+/// Ticks (`ticked = "true"`) or unticks a checklist item, with an optional note.
+#[server(prefix = "/rpc", endpoint = "plan_tick")]
+pub async fn plan_tick(
+    key: String,
+    checklist: String,
+    item: String,
+    ticked: bool,
+    note: Option<String>,
+) -> Result<(), AppError> {
+    let user = crate::auth::require(TICKERS).await?;
+    let ctx = crate::server_context()?;
+    let note = note.unwrap_or_default();
+    store::plans::tick(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &checklist,
+        &item,
+        ticked,
+        note.trim(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Signs (or withdraws) a milestone. Only a role that owns the milestone may (DevOps → admin,
+/// DBA → dba, QA → qa, Product → product_owner, Team → any; admins sign everything).
+#[server(prefix = "/rpc", endpoint = "plan_sign")]
+pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(), AppError> {
+    let user = crate::auth::require(&Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    let plan = store::plans::get(&ctx.pool, &key, chrono::Utc::now()).await?;
+    let owner = store::plans::milestone_owner(&plan, &milestone)
+        .ok_or_else(|| AppError::Invalid(format!("the plan has no milestone {milestone:?}")))?;
+    let roles = store::plans::owner_roles(owner);
+    if !roles.contains(&user.role.as_str()) {
+        return Err(AppError::Invalid(format!(
+            "{milestone:?} is signed by its owner ({owner}: role {}); you are {}",
+            roles.join(" or "),
+            user.role.as_str()
+        )));
+    }
+    store::plans::sign(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &milestone,
+        signed,
+        user.role.as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Asks a second user to approve the change advancing would make now.
+#[server(prefix = "/rpc", endpoint = "plan_request")]
+pub async fn plan_request(key: String) -> Result<(), AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let ctx = crate::server_context()?;
+    store::gates::request(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+    Ok(())
+}
+
+/// Approves change request `id` (an approver role of the plan; never the requester).
+#[server(prefix = "/rpc", endpoint = "plan_approve")]
+pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
+    let user = crate::auth::require(&Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    store::gates::approve(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        id,
+        user.role.as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Advances the flag to its next phase through the gates; an admin may pass unmet gates with a
+/// written reason (break glass, audited).
+#[server(prefix = "/rpc", endpoint = "plan_advance")]
+pub async fn plan_advance(key: String, override_reason: Option<String>) -> Result<(), AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let override_reason = override_reason.filter(|r| !r.trim().is_empty());
+    if override_reason.is_some() && user.role != Role::Admin {
+        return Err(AppError::Invalid(
+            "only an admin may override the gates".into(),
+        ));
+    }
+    let ctx = crate::server_context()?;
+    let gating = store::gates::Gating::with_override(override_reason);
+    store::flags::advance(&ctx.pool, &crate::auth::actor(&user), &key, None, &gating).await?;
+    Ok(())
+}
+
+/// Replaces the plan's contacts: one per line, `role | contact`.
+#[server(prefix = "/rpc", endpoint = "plan_contacts")]
+pub async fn plan_contacts(key: String, contacts: String) -> Result<(), AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let ctx = crate::server_context()?;
+    let mut rows = Vec::new();
+    for (i, line) in contacts.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((role, contact)) = line.split_once('|') else {
+            return Err(AppError::Invalid(format!(
+                "line {}: write `role | contact`, got {line:?}",
+                i + 1
+            )));
+        };
+        rows.push(flags::plan::Contact {
+            role: role.trim().to_string(),
+            contact: contact.trim().to_string(),
+        });
+    }
+    store::plans::set_contacts(&ctx.pool, &crate::auth::actor(&user), &key, &rows).await?;
+    Ok(())
+}
+
+/// The plan's approvals and automatic advance (admins).
+#[server(prefix = "/rpc", endpoint = "plan_settings")]
+pub async fn plan_settings(
+    key: String,
+    approvals_required: Option<String>,
+    approver_roles: String,
+    auto_advance: Option<String>,
+) -> Result<(), AppError> {
+    let user = crate::auth::require(&[Role::Admin]).await?;
+    let ctx = crate::server_context()?;
+    let settings = store::plans::Settings {
+        approvals_required: approvals_required.is_some(),
+        approver_roles: approver_roles
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        auto_advance: auto_advance.is_some(),
+    };
+    store::plans::set_settings(&ctx.pool, &crate::auth::actor(&user), &key, &settings, None)
+        .await?;
+    Ok(())
+}
