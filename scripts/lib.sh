@@ -101,6 +101,25 @@ ensure_postgres() {
     command -v psql >/dev/null || apt_install postgresql-client
 }
 
+# Prometheus and promtool from Debian, for the guard tests. The package would start a service
+# listening on every interface: a policy-rc.d keeps it from starting during the install, and it is
+# stopped and disabled afterwards. Tests run their own Prometheus on 127.0.0.1 (prometheus_start).
+ensure_prometheus() {
+    if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+        return
+    fi
+    local policy=/usr/sbin/policy-rc.d had_policy=""
+    [ -e "$policy" ] && had_policy=1
+    [ -n "$had_policy" ] || printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    apt_install --no-install-recommends prometheus
+    [ -n "$had_policy" ] || rm -f "$policy"
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+    pkill -x prometheus 2>/dev/null || true
+}
+
 ensure_chromium() {
     command -v chromium >/dev/null || apt_install chromium
 }

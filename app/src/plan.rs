@@ -6,7 +6,7 @@
 //! redirects back to the page (with the error in `__err` when it refused), so every action is a
 //! full round trip through the server's role checks.
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
 
 #[cfg(feature = "ssr")]
 use crate::auth::Role;
@@ -16,16 +16,26 @@ use crate::AppError;
 #[cfg(feature = "ssr")]
 const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba];
 
-/// The plan panel of flag `key`, as HTML. `err` is the `__err` a refused form post came back
-/// with; it is shown above the plan.
+/// The plan panel of flag `key`, as HTML. A refused form post comes back to the page with the
+/// error in `__err`; that page load renders the panel on the server, which shows the error above
+/// the plan (read from the request here, so the browser build carries no code for it).
 #[server(prefix = "/rpc", endpoint = "plan_panel")]
-pub async fn plan_panel(key: String, err: Option<String>) -> Result<String, AppError> {
+pub async fn plan_panel(key: String) -> Result<String, AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
     let plan = store::plans::get(&ctx.pool, &key, chrono::Utc::now()).await?;
-    let error = err.map(|e| {
-        leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&e).to_string()
-    });
+    let uri: Option<http::Uri> = leptos_axum::extract().await.ok();
+    let error = uri
+        .as_ref()
+        .and_then(|u| u.query())
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "__err")
+                .map(|(_, v)| v.into_owned())
+        })
+        .map(|e| {
+            leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&e).to_string()
+        });
     Ok(crate::html::render(move || {
         view! { <PlanBody plan user error /> }
     }))
@@ -276,17 +286,10 @@ fn PlanBody(
 #[component]
 pub fn PlanPanel() -> impl IntoView {
     let params = use_params_map();
-    let query = use_query_map();
     let changes = crate::live::use_changes();
     let data = Resource::new(
-        move || {
-            (
-                params.read().get("key").unwrap_or_default(),
-                query.read().get("__err"),
-                changes.get(),
-            )
-        },
-        |(key, err, _)| plan_panel(key, err),
+        move || (params.read().get("key").unwrap_or_default(), changes.get()),
+        |(key, _)| plan_panel(key),
     );
     view! {
         <section class="plan" data-testid="plan-panel">
