@@ -6,6 +6,8 @@
 
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod chart;
 pub mod dashboard;
 pub mod dba;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod live;
 pub mod login;
 pub mod monitoring;
 pub mod plan;
+#[cfg(feature = "ssr")]
+pub mod prom;
 pub mod tenants;
 pub mod url;
 
@@ -45,6 +49,8 @@ pub struct ServerContext {
     pub database_url: Option<String>,
     /// A backup younger than this satisfies the "backup taken" gate.
     pub backup_max_age: std::time::Duration,
+    /// The Prometheus the guards query (`PROMETHEUS_URL`), if any.
+    pub prometheus: Option<crate::prom::Prometheus>,
 }
 
 /// The server context, or an internal error when the server forgot to provide it.

@@ -23,7 +23,12 @@ const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba]
 pub async fn plan_panel(key: String) -> Result<String, AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
-    let plan = store::plans::get(&ctx.pool, &key, chrono::Utc::now()).await?;
+    let now = chrono::Utc::now();
+    let plan = store::plans::get(&ctx.pool, &key, now).await?;
+    let charts = match &ctx.prometheus {
+        Some(prom) => guard_charts(&ctx.pool, prom, &plan, now).await,
+        None => Vec::new(),
+    };
     let uri: Option<http::Uri> = leptos_axum::extract().await.ok();
     let error = uri
         .as_ref()
@@ -37,8 +42,50 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
             leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&e).to_string()
         });
     Ok(crate::html::render(move || {
-        view! { <PlanBody plan user error /> }
+        view! { <PlanBody plan user error charts /> }
     }))
+}
+
+/// Each guard's series over the monitoring window (the phase so far, at least 24 h, at most 72 h)
+/// as an SVG, or why there is none. Per-tenant guards show the tenants with the flag ON against
+/// the others.
+#[cfg(feature = "ssr")]
+async fn guard_charts(
+    pool: &store::PgPool,
+    prom: &crate::prom::Prometheus,
+    plan: &store::plans::PlanState,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, Result<String, String>)> {
+    let window =
+        (now - plan.phase_since).clamp(chrono::Duration::hours(24), chrono::Duration::hours(72));
+    let step = std::time::Duration::from_secs((window.num_seconds() / 120).max(15) as u64);
+    let mut out = Vec::new();
+    for g in &plan.guards {
+        let chart = match prom.range(&g.query, now - window, now, step).await {
+            Ok(series) => {
+                let ids: Vec<String> = series.iter().filter_map(|s| s.tenant.clone()).collect();
+                let on: std::collections::HashSet<String> = if g.per_tenant && !ids.is_empty() {
+                    store::tenants::on_among(pool, &plan.flag_key, &ids)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect()
+                } else {
+                    Default::default()
+                };
+                let lines = crate::chart::split(g.per_tenant, &series, &|t| on.contains(t));
+                Ok(crate::chart::guard_svg(
+                    g,
+                    &lines,
+                    (now - window).timestamp(),
+                    now.timestamp(),
+                ))
+            }
+            Err(e) => Err(e),
+        };
+        out.push((g.name.clone(), chart));
+    }
+    out
 }
 
 #[cfg(feature = "ssr")]
@@ -58,6 +105,7 @@ fn PlanBody(
     plan: store::plans::PlanState,
     user: crate::auth::UserView,
     error: Option<String>,
+    charts: Vec<(String, Result<String, String>)>,
 ) -> impl IntoView {
     let key = plan.flag_key.clone();
     let role = user.role;
@@ -257,6 +305,68 @@ fn PlanBody(
             })}
         </div>
     };
+    let paused = plan.paused.clone().map(|p| {
+        let k = key.clone();
+        view! {
+            <div class="banner err" role="alert" data-testid="paused-banner">
+                <strong>"Rollout paused"</strong>
+                {format!(" since {} UTC — {}. Nothing advances until a person resumes it.", when(p.at), p.reason)}
+                {edits.then(|| view! {
+                    <form method="post" action="/rpc/plan_resume" class="inline">
+                        <Hidden name="key" value=k.clone() />
+                        <button type="submit" class="btn small" data-testid="plan-resume">"Resume"</button>
+                    </form>
+                })}
+            </div>
+        }
+    });
+    let guards = (!plan.guards.is_empty()).then(|| {
+        let rows = plan.guards.iter().map(|g| {
+            let state = plan.guard_states.iter().find(|s| s.guard == g.name);
+            let level = state.map(|s| s.level.clone()).unwrap_or_else(|| "hold".into());
+            let detail = state
+                .map(|s| format!("{} · read {} UTC", s.detail, when(s.at)))
+                .unwrap_or_else(|| "no reading yet".into());
+            let chart = charts.iter().find(|(n, _)| n == &g.name).map(|(_, c)| c.clone());
+            view! {
+                <div class="guard" data-testid="guard" data-name=g.name.clone() data-level=level.clone()>
+                    <div>
+                        <strong>{g.title.clone()}</strong>" "
+                        <span class=format!("pill level-{level}")>{level.clone()}</span>
+                        <div class="muted small">{detail}</div>
+                        <div class="muted small">{format!(
+                            "normal {} {} · alert {} {}{}",
+                            if g.direction == flags::guard::Direction::HigherIsWorse { "<" } else { ">" },
+                            flags::guard::show(&g.unit, g.warn),
+                            if g.direction == flags::guard::Direction::HigherIsWorse { ">" } else { "<" },
+                            flags::guard::show(&g.unit, g.alert),
+                            if g.per_tenant { " · ON tenants vs the others" } else { "" },
+                        )}</div>
+                        <code class="small query">{g.query.clone()}</code>
+                    </div>
+                    {match chart {
+                        Some(Ok(svg)) => view! { <div class="guard-chart-wrap" inner_html=svg></div> }.into_any(),
+                        Some(Err(e)) => view! { <p class="muted small">{format!("No chart: {e}")}</p> }.into_any(),
+                        None => view! { <p class="muted small">"No chart: PROMETHEUS_URL is not set."</p> }.into_any(),
+                    }}
+                </div>
+            }
+        }).collect_view();
+        view! {
+            <div class="card" data-testid="guards">
+                <h3>"Guards"</h3>
+                <p class="muted small">{format!(
+                    "Read during every monitoring window; an alert pauses the rollout{}. Too little data holds.",
+                    match plan.settings.on_alert.as_str() {
+                        "previous" => " and steps it back one phase",
+                        "off" => " and turns the flag off",
+                        _ => "",
+                    }
+                )}</p>
+                {rows}
+            </div>
+        }
+    });
     let settings = (role == Role::Admin).then(|| view! {
         <div class="card">
             <h3>"Approvals and automation"</h3>
@@ -267,13 +377,26 @@ fn PlanBody(
                     <input type="text" name="approver_roles" value=plan.settings.approver_roles.join(", ") />
                 </label>
                 <label><input type="checkbox" name="auto_advance" value="on" checked=plan.settings.auto_advance />" Advance on its own when every gate holds"</label>
+                <label>"On a guard's alert"
+                    <select name="on_alert">
+                        {store::plans::ON_ALERT.iter().map(|o| view! {
+                            <option value=*o selected=plan.settings.on_alert == *o>{match *o {
+                                "previous" => "pause and step back one phase",
+                                "off" => "pause and turn the flag off",
+                                _ => "pause",
+                            }}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
                 <button type="submit" class="btn small">"Save settings"</button>
             </form>
         </div>
     });
     view! {
         {error.map(|e| view! { <p class="error" role="alert" data-testid="plan-error">{e}</p> })}
+        {paused}
         {gates}
+        {guards}
         {requests}
         {signoffs}
         <div class="checklists">{checklists}</div>
@@ -427,6 +550,7 @@ pub async fn plan_settings(
     approvals_required: Option<String>,
     approver_roles: String,
     auto_advance: Option<String>,
+    on_alert: Option<String>,
 ) -> Result<(), AppError> {
     let user = crate::auth::require(&[Role::Admin]).await?;
     let ctx = crate::server_context()?;
@@ -438,8 +562,25 @@ pub async fn plan_settings(
             .filter(|r| !r.is_empty())
             .collect(),
         auto_advance: auto_advance.is_some(),
+        on_alert: on_alert.unwrap_or_else(|| "pause".into()),
     };
-    store::plans::set_settings(&ctx.pool, &crate::auth::actor(&user), &key, &settings, None)
-        .await?;
+    store::plans::set_settings(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &settings,
+        None,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Resumes a rollout a guard paused (product owners and admins): a person's decision, audited.
+#[server(prefix = "/rpc", endpoint = "plan_resume")]
+pub async fn plan_resume(key: String) -> Result<(), AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let ctx = crate::server_context()?;
+    store::guards::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
     Ok(())
 }

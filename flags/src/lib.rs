@@ -33,6 +33,7 @@ mod cohort;
 mod error;
 mod evaluate;
 mod evaluator;
+pub mod guard;
 mod model;
 pub mod plan;
 mod rollout;

@@ -1,7 +1,7 @@
 //! Rollout plans as data: checklists, sign-off milestones and contacts (imported from a Markdown
 //! plan written like the seed), the gates between phases, and their evaluation — pure functions
 //! over data the caller gives (no IO, no clock: `now` is passed in).
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -220,8 +220,14 @@ pub struct PhaseGates {
 /// The seed's gates: into pilot after the prerequisites, the smoke test and the first three
 /// sign-offs (with migrations applied); into 10% after 24 h of pilot monitoring (a decision is
 /// due at 72 h) and the pilot sign-offs; into 50% and into 100% after 48 h of monitoring each,
-/// 100% also after the "50% rollout" sign-off.
+/// 100% also after the "50% rollout" sign-off. Every phase after the pilot also needs the seed's
+/// four guards ok.
 pub fn seed_gates() -> Vec<PhaseGates> {
+    // Widening past the pilot needs every guard of the seed's "Metrics to Watch" ok.
+    let guards: Vec<String> = crate::guard::seed_guards()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
     let gates =
         |phase, min, due: Option<u32>, checklists: &[&str], milestones: &[&str], migrations| {
             PhaseGates {
@@ -230,7 +236,11 @@ pub fn seed_gates() -> Vec<PhaseGates> {
                 decision_due_hours: due,
                 checklists: checklists.iter().map(|s| s.to_string()).collect(),
                 milestones: milestones.iter().map(|s| s.to_string()).collect(),
-                guards: Vec::new(),
+                guards: if phase == Phase::Pilot {
+                    Vec::new()
+                } else {
+                    guards.clone()
+                },
                 migrations,
             }
         };
@@ -281,8 +291,11 @@ pub struct GateFacts {
     pub ticked: BTreeSet<(String, String)>,
     /// Signed milestones.
     pub signed: BTreeSet<String>,
-    /// Guards that are not `ok` (alert, warning or on hold).
-    pub guards_not_ok: BTreeSet<String>,
+    /// Guards that are not `ok` (alert, warning, on hold, or not read recently), with their state
+    /// in words.
+    pub guards_not_ok: BTreeMap<String, String>,
+    /// The rollout was paused (by a guard's alert) and no one resumed it: why.
+    pub paused: Option<String>,
     /// No pending or drifted migrations.
     pub migrations_ready: bool,
     /// Whether the change still needs a second user's approval.
@@ -331,6 +344,13 @@ pub enum Unmet {
     Guard {
         /// Guard.
         guard: String,
+        /// Its state, in words.
+        state: String,
+    },
+    /// The rollout is paused until someone resumes it.
+    Paused {
+        /// Why.
+        reason: String,
     },
     /// Migrations are pending or drifted.
     Migrations,
@@ -358,7 +378,10 @@ impl fmt::Display for Unmet {
                 write!(f, "the plan has no checklist {checklist:?}")
             }
             Unmet::Unsigned { milestone } => write!(f, "not signed: {milestone}"),
-            Unmet::Guard { guard } => write!(f, "guard not ok: {guard}"),
+            Unmet::Guard { guard, state } => write!(f, "guard not ok: {guard} — {state}"),
+            Unmet::Paused { reason } => {
+                write!(f, "the rollout is paused: {reason}; resume it first")
+            }
             Unmet::Migrations => f.write_str("migrations pending or drifted"),
             Unmet::Approval { roles } => write!(
                 f,
@@ -405,8 +428,11 @@ pub fn unmet(plan: &PlanDocument, gates: &PhaseGates, facts: &GateFacts) -> Vec<
         }
     }
     for g in &gates.guards {
-        if facts.guards_not_ok.contains(g) {
-            out.push(Unmet::Guard { guard: g.clone() });
+        if let Some(state) = facts.guards_not_ok.get(g) {
+            out.push(Unmet::Guard {
+                guard: g.clone(),
+                state: state.clone(),
+            });
         }
     }
     if gates.migrations && !facts.migrations_ready {
@@ -456,6 +482,14 @@ pub fn unmet_for_change(
         .into_iter()
         .collect();
     out.extend(rest);
+    if let Some(reason) = &facts.paused {
+        out.insert(
+            0,
+            Unmet::Paused {
+                reason: reason.clone(),
+            },
+        );
+    }
     if let Approval::Needed(roles) = &facts.approval {
         out.push(Unmet::Approval {
             roles: roles.clone(),
@@ -623,15 +657,22 @@ mod tests {
             milestone: "Pilot validated".into()
         }));
         let mut g = gates[2].clone();
-        g.guards = vec!["api_error_rate".into()];
+        assert_eq!(g.guards.len(), 4);
         let mut f = facts(50);
-        f.guards_not_ok.insert("api_error_rate".into());
+        f.guards_not_ok
+            .insert("api_error_rate".into(), "alert: 2% > 1%".into());
         tick_all(&plan, "Monitor for 48 hours", &mut f);
+        let u = unmet(&plan, &g, &f);
         assert_eq!(
-            unmet(&plan, &g, &f),
+            u,
             [Unmet::Guard {
-                guard: "api_error_rate".into()
+                guard: "api_error_rate".into(),
+                state: "alert: 2% > 1%".into()
             }]
+        );
+        assert_eq!(
+            u[0].to_string(),
+            "guard not ok: api_error_rate — alert: 2% > 1%"
         );
         g.checklists.push("Nope".into());
         assert!(unmet(&plan, &g, &f).contains(&Unmet::MissingChecklist {
@@ -688,6 +729,12 @@ mod tests {
         );
         f.approval = Approval::Approved;
         assert_eq!(unmet_for_change(&plan, &gates, Phase::Pilot, ten, &f), []);
+        // A paused rollout is refused first, whatever else holds.
+        f.paused = Some("guard api_error_rate alerted".into());
+        assert_eq!(
+            unmet_for_change(&plan, &gates, Phase::Pilot, ten, &f)[0].to_string(),
+            "the rollout is paused: guard api_error_rate alerted; resume it first"
+        );
     }
 
     #[test]

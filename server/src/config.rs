@@ -48,3 +48,27 @@ pub fn auto_advance_interval() -> Option<std::time::Duration> {
         .unwrap_or(60);
     (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
+
+/// `PROMETHEUS_URL` (e.g. `http://127.0.0.1:9090`): the Prometheus the guards query. Unset: no
+/// guard monitor (guards hold). A malformed value stops the server at start.
+pub fn prometheus() -> anyhow::Result<Option<app::prom::Prometheus>> {
+    match std::env::var("PROMETHEUS_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            app::prom::Prometheus::new(&url, std::time::Duration::from_secs(10))
+                .map(Some)
+                .map_err(anyhow::Error::msg)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `ROLLGATE_GUARD_INTERVAL_SECS` (default 30, at least 1): how often the guard monitor reads the
+/// guards of every flag in a monitoring window.
+pub fn guard_interval() -> std::time::Duration {
+    let secs = std::env::var("ROLLGATE_GUARD_INTERVAL_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(30);
+    std::time::Duration::from_secs(secs)
+}

@@ -3,6 +3,8 @@
 //! skip.
 use std::time::Duration;
 
+use crate::AppState;
+
 /// Automatic advance: every `interval`, each flag whose plan says `auto_advance` moves to its next
 /// phase when every gate (and approval) holds — audited as `rollgate:auto-advance`.
 pub fn spawn_auto_advance(pool: store::PgPool, interval: Duration) -> tokio::task::JoinHandle<()> {
@@ -18,6 +20,80 @@ pub fn spawn_auto_advance(pool: store::PgPool, interval: Duration) -> tokio::tas
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "automatic advance pass failed"),
+            }
+        }
+    })
+}
+
+/// What one guard pass saw and did, per flag and guard.
+#[derive(Debug, Clone)]
+pub struct GuardOutcome {
+    /// Flag.
+    pub flag: String,
+    /// Guard.
+    pub guard: String,
+    /// Its reading.
+    pub reading: flags::guard::Reading,
+    /// What the alert did (only for readings in alert).
+    pub action: Option<store::guards::AlertAction>,
+}
+
+/// One pass of the guard monitor at `now`: reads every guard of every flag in a monitoring window
+/// from Prometheus, stores the readings, and acts on alerts (pause; step back or turn off when the
+/// plan says so). A Prometheus error makes the guard hold — never pass.
+pub async fn guard_pass(
+    state: &AppState,
+    prom: &app::prom::Prometheus,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<GuardOutcome>, store::Error> {
+    let mut out = Vec::new();
+    for w in store::guards::watched(&state.pool).await? {
+        let snapshot = state.live.current();
+        let is_on = |tenant: &str| snapshot.evaluate(&w.key, tenant).on;
+        for g in &w.guards {
+            let reading = match prom.instant(&g.query).await {
+                Ok(samples) => flags::guard::evaluate(g, &samples, &is_on),
+                Err(e) => flags::guard::Reading {
+                    level: flags::guard::Level::Hold,
+                    value: None,
+                    others: None,
+                    detail: e,
+                },
+            };
+            store::guards::record(&state.pool, &w.key, &g.name, &reading, now).await?;
+            crate::metrics::guard(&w.key, &g.name, &reading);
+            let action = if reading.level == flags::guard::Level::Alert {
+                let action = store::guards::alert(&state.pool, &w.key, g, &reading, now).await?;
+                if action != store::guards::AlertAction::AlreadyPaused {
+                    tracing::warn!(flag = %w.key, guard = %g.name, detail = %reading.detail, ?action, "guard alert: rollout paused");
+                }
+                Some(action)
+            } else {
+                None
+            };
+            out.push(GuardOutcome {
+                flag: w.key.clone(),
+                guard: g.name.clone(),
+                reading,
+                action,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The guard monitor: a [`guard_pass`] every `interval`.
+pub fn spawn_guards(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(prom) = state.prometheus.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = guard_pass(&state, &prom, chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "guard pass failed");
             }
         }
     })

@@ -88,3 +88,14 @@ pub fn evaluation(flag: &str, decision: &flags::Decision) {
             .increment(1);
     }
 }
+
+/// Records a guard reading: `rollgate_guard_level{flag,guard}` (0 ok, 1 warning, 2 alert, 3 hold)
+/// and `rollgate_guard_value{flag,guard}`. Flags and guards come from plans (bounded).
+pub fn guard(flag: &str, guard: &str, reading: &flags::guard::Reading) {
+    metrics::gauge!("rollgate_guard_level", "flag" => flag.to_owned(), "guard" => guard.to_owned())
+        .set(reading.level.gauge());
+    if let Some(v) = reading.value {
+        metrics::gauge!("rollgate_guard_value", "flag" => flag.to_owned(), "guard" => guard.to_owned())
+            .set(v);
+    }
+}

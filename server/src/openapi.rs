@@ -35,7 +35,7 @@ impl Modify for Security {
         admin::list_tenants, admin::create_tenant, admin::get_tenant, admin::update_tenant, admin::archive_tenant,
         admin::set_tenant_flag, admin::enable_multi_workspace,
         admin::list_flags, admin::create_flag, admin::get_flag, admin::flag_at, admin::get_plan, admin::import_plan, admin::tick_item, admin::sign_milestone,
-        admin::request_change, admin::approve_change, admin::plan_settings, admin::plan_contacts, admin::put_rollout, admin::advance, admin::rollback,
+        admin::request_change, admin::approve_change, admin::plan_settings, admin::plan_contacts, admin::resume_plan, admin::put_rollout, admin::advance, admin::rollback,
         admin::create_token, admin::list_tokens, admin::revoke_token,
         admin::audit, admin::migrations, crate::api::activity::ingest,
     ),

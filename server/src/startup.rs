@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         backup_dir: state.backup_dir.clone(),
         database_url: state.database_url.clone(),
         backup_max_age: state.backup_max_age,
+        prometheus: state.prometheus.clone(),
     };
     let options = state.leptos_options.clone();
     let api = Router::new()
@@ -104,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/admin/flags/{key}/plan/contacts",
             put(admin::plan_contacts),
+        )
+        .route(
+            "/api/admin/flags/{key}/plan/resume",
+            post(admin::resume_plan),
         )
         .route("/api/admin/flags/{key}/rollout", put(admin::put_rollout))
         .route("/api/admin/flags/{key}/advance", post(admin::advance))
@@ -210,12 +215,23 @@ pub async fn serve(
     let addr = leptos_options.site_addr;
     let mut state = AppState::new(leptos_options, pool);
     state.database_url = Some(database_url);
+    state.prometheus = crate::config::prometheus()?;
     if let Err(e) = state.live.refresh_all(&state.pool).await {
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
     crate::live::spawn(state.pool.clone(), state.live.clone());
     if let Some(every) = crate::config::auto_advance_interval() {
         crate::jobs::spawn_auto_advance(state.pool.clone(), every);
+    }
+    match &state.prometheus {
+        Some(p) => {
+            let every = crate::config::guard_interval();
+            tracing::info!(prometheus = %p.url(), every_secs = every.as_secs(), "guard monitor on");
+            crate::jobs::spawn_guards(state.clone(), every);
+        }
+        None => tracing::warn!(
+            "PROMETHEUS_URL is not set: guards hold, so phases gated by guards cannot be entered"
+        ),
     }
     tokio::spawn(
         session_store(&state.pool)

@@ -27,6 +27,8 @@ pub struct AppState {
     /// A backup younger than this satisfies the "backup taken" gate
     /// (`ROLLGATE_BACKUP_MAX_AGE_HOURS`, default 24).
     pub backup_max_age: std::time::Duration,
+    /// The Prometheus the guards query (`PROMETHEUS_URL`; None: guards hold).
+    pub prometheus: Option<app::prom::Prometheus>,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
             backup_dir: crate::config::backup_dir(),
             database_url: None,
             backup_max_age: crate::config::backup_max_age(),
+            prometheus: None,
             leptos_options,
             pool,
             live: Arc::new(Live::default()),

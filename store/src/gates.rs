@@ -241,7 +241,9 @@ pub(crate) async fn check(
     }
     let proposal = proposal_of(key, change)?;
     let plan = crate::plans::load(conn, key).await?;
-    let mut facts = crate::plans::facts(conn, key, gating.now).await?.facts;
+    let mut facts = crate::plans::facts(conn, key, &plan, gating.now)
+        .await?
+        .facts;
     let requests = requests(conn, key, Some(&proposal.hash)).await?;
     facts.approval = approval(&plan.settings, &requests, &proposal.hash);
     let unmet =

@@ -10,6 +10,7 @@ pub mod demo;
 mod error;
 pub mod flags;
 pub mod gates;
+pub mod guards;
 pub mod health;
 pub mod migrations;
 pub mod notify;

@@ -1,8 +1,9 @@
 //! Rollout plans: the document and gates per flag, checklist ticks and sign-offs with their
 //! history, and the gates of the next phase evaluated with `flags::plan`.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use flags::guard::GuardSpec;
 use flags::plan::{Approval, GateFacts, PhaseGates, PlanDocument, Unmet};
 use flags::{Phase, DEFAULT_LADDER};
 use serde::Serialize;
@@ -73,8 +74,15 @@ pub struct PlanState {
     pub ticks: Vec<TickRow>,
     /// Current state of every milestone signed or withdrawn (latest per milestone).
     pub signoffs: Vec<SignoffRow>,
-    /// Approvals and automation.
+    /// Approvals, automation and what an alert does.
     pub settings: Settings,
+    /// The guards watched during monitoring windows.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub guards: Vec<GuardSpec>,
+    /// The latest reading of each guard.
+    pub guard_states: Vec<crate::guards::GuardState>,
+    /// Set when a guard's alert paused the rollout (until someone resumes it).
+    pub paused: Option<Paused>,
     /// The current phase has lasted longer than its decision is due (the pilot's 72 h).
     pub decision_overdue: bool,
     /// The change advancing would make now, with its hash.
@@ -93,16 +101,19 @@ fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(v).map_err(|e| Error::Invalid(format!("encoding the plan: {e}")))
 }
 
-/// A stored plan: its document, gates, approval and automation settings, version.
+/// A stored plan: its document, gates, guards, settings, pause and version.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub document: PlanDocument,
     pub gates: Vec<PhaseGates>,
+    pub guards: Vec<GuardSpec>,
     pub settings: Settings,
+    pub paused: Option<Paused>,
     pub version: i64,
 }
 
-/// How a plan's phase changes are approved and whether Rollgate advances on its own.
+/// How a plan's phase changes are approved, whether Rollgate advances on its own, and what a
+/// guard's alert does.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Settings {
@@ -112,23 +123,45 @@ pub struct Settings {
     pub approver_roles: Vec<String>,
     /// Advance on its own once every gate holds (audited as Rollgate's own change).
     pub auto_advance: bool,
+    /// On a guard's alert, besides pausing: `pause` (nothing more), `previous` (one phase down) or
+    /// `off` (the kill switch).
+    pub on_alert: String,
 }
 
-type PlanRow = (
-    serde_json::Value,
-    serde_json::Value,
-    i64,
-    bool,
-    Vec<String>,
-    bool,
-);
+/// What a guard's alert may do.
+pub const ON_ALERT: [&str; 3] = ["pause", "previous", "off"];
+
+/// A paused rollout: no automatic advance and no advance at all until a person resumes it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Paused {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why (the guard and its reading).
+    pub reason: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct PlanRow {
+    document: serde_json::Value,
+    gates: serde_json::Value,
+    guards: Option<serde_json::Value>,
+    version: i64,
+    approvals_required: bool,
+    approver_roles: Vec<String>,
+    auto_advance: bool,
+    on_alert: String,
+    paused_at: Option<DateTime<Utc>>,
+    paused_reason: Option<String>,
+}
 
 /// The stored plan of `key`. A flag without one gets the seed template on first use; an unknown
 /// flag is `NotFound`.
 pub(crate) async fn load(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
     const SELECT: &str =
-        "SELECT document, gates, version, approvals_required, approver_roles, auto_advance \
-                          FROM rollout_plans WHERE flag_key = $1";
+        "SELECT document, gates, guards, version, approvals_required, approver_roles, \
+                auto_advance, on_alert, paused_at, paused_reason \
+         FROM rollout_plans WHERE flag_key = $1";
     let row: Option<PlanRow> = sqlx::query_as(SELECT)
         .bind(key)
         .fetch_optional(&mut *conn)
@@ -158,20 +191,30 @@ pub(crate) async fn load(conn: &mut PgConnection, key: &str) -> Result<Plan, Err
                 .await?
         }
     };
-    let (document, gates, version, approvals_required, approver_roles, auto_advance) = row;
-    let document: PlanDocument = serde_json::from_value(document)
+    let document: PlanDocument = serde_json::from_value(row.document)
         .map_err(|e| Error::Invalid(format!("stored plan of {key:?} is unreadable: {e}")))?;
-    let gates: Vec<PhaseGates> = serde_json::from_value(gates)
+    let gates: Vec<PhaseGates> = serde_json::from_value(row.gates)
         .map_err(|e| Error::Invalid(format!("stored gates of {key:?} are unreadable: {e}")))?;
+    let guards: Vec<GuardSpec> = match row.guards {
+        None => flags::guard::seed_guards(),
+        Some(g) => serde_json::from_value(g)
+            .map_err(|e| Error::Invalid(format!("stored guards of {key:?} are unreadable: {e}")))?,
+    };
     Ok(Plan {
         document,
         gates,
+        guards,
         settings: Settings {
-            approvals_required,
-            approver_roles,
-            auto_advance,
+            approvals_required: row.approvals_required,
+            approver_roles: row.approver_roles,
+            auto_advance: row.auto_advance,
+            on_alert: row.on_alert,
         },
-        version,
+        paused: row.paused_at.map(|at| Paused {
+            at,
+            reason: row.paused_reason.unwrap_or_default(),
+        }),
+        version: row.version,
     })
 }
 
@@ -182,11 +225,13 @@ pub(crate) struct Facts {
     pub ticks: Vec<TickRow>,
     pub signoffs: Vec<SignoffRow>,
     pub phase_since: DateTime<Utc>,
+    pub guard_states: Vec<crate::guards::GuardState>,
 }
 
 pub(crate) async fn facts(
     conn: &mut PgConnection,
     key: &str,
+    plan: &Plan,
     now: DateTime<Utc>,
 ) -> Result<Facts, Error> {
     let ticks: Vec<TickRow> = sqlx::query_as(
@@ -225,15 +270,20 @@ pub(crate) async fn facts(
             .filter(|s| s.signed)
             .map(|s| s.milestone.clone())
             .collect::<BTreeSet<_>>(),
-        guards_not_ok: BTreeSet::new(),
+        guards_not_ok: BTreeMap::new(),
+        paused: plan.paused.as_ref().map(|p| p.reason.clone()),
         migrations_ready: counts.ready(),
         approval: Approval::NotRequired,
     };
+    let guard_states = crate::guards::states(conn, key).await?;
+    let mut facts = facts;
+    facts.guards_not_ok = crate::guards::not_ok(plan, &guard_states, now);
     Ok(Facts {
         facts,
         ticks,
         signoffs,
         phase_since,
+        guard_states,
     })
 }
 
@@ -247,7 +297,8 @@ pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanSta
         ticks,
         signoffs,
         phase_since,
-    } = facts(&mut tx, key, now).await?;
+        guard_states,
+    } = facts(&mut tx, key, &plan, now).await?;
     let (rollout, version) = crate::flags::read_flag(&mut tx, key).await?;
     let phase = rollout.phase;
     let next = phase.next(&DEFAULT_LADDER);
@@ -277,6 +328,9 @@ pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanSta
         unmet_text: unmet.iter().map(ToString::to_string).collect(),
         document: plan.document,
         gates: plan.gates,
+        guards: plan.guards,
+        guard_states,
+        paused: plan.paused,
         settings: plan.settings,
         phase,
         phase_since,
@@ -425,15 +479,26 @@ pub async fn sign(
 /// The roles approvals may name.
 pub const APPROVER_ROLES: [&str; 4] = ["admin", "product_owner", "qa", "dba"];
 
-/// Changes the plan's approval and automation settings and, when given, its gates. Audited
-/// (`plan.settings`, before and after).
+/// Changes the plan's approval, automation and alert settings and, when given, its gates and its
+/// guards. Audited (`plan.settings`, before and after).
 pub async fn set_settings(
     pool: &PgPool,
     actor: &Actor,
     key: &str,
     settings: &Settings,
     gates: Option<&[PhaseGates]>,
+    guards: Option<&[GuardSpec]>,
 ) -> Result<(), Error> {
+    if !ON_ALERT.contains(&settings.on_alert.as_str()) {
+        return Err(Error::Invalid(format!(
+            "on_alert must be one of {}, got {:?}",
+            ON_ALERT.join(", "),
+            settings.on_alert
+        )));
+    }
+    if let Some(guards) = guards {
+        crate::guards::validate(guards)?;
+    }
     if let Some(bad) = settings
         .approver_roles
         .iter()
@@ -473,15 +538,21 @@ pub async fn set_settings(
         Some(g) => to_json(&g)?,
         None => to_json(&before.gates)?,
     };
+    let guards_json = match guards {
+        Some(g) => to_json(&g)?,
+        None => to_json(&before.guards)?,
+    };
     sqlx::query(
         "UPDATE rollout_plans SET approvals_required = $2, approver_roles = $3, auto_advance = $4, \
-         gates = $5, version = version + 1, updated_at = now() WHERE flag_key = $1",
+         gates = $5, guards = $6, on_alert = $7, version = version + 1, updated_at = now() WHERE flag_key = $1",
     )
     .bind(key)
     .bind(settings.approvals_required)
     .bind(&settings.approver_roles)
     .bind(settings.auto_advance)
     .bind(&gates_json)
+    .bind(&guards_json)
+    .bind(&settings.on_alert)
     .execute(&mut *tx)
     .await?;
     actor
@@ -490,8 +561,8 @@ pub async fn set_settings(
             "plan.settings",
             Some(key),
             None,
-            Some(serde_json::json!({ "settings": to_json(&before.settings)?, "gates": to_json(&before.gates)? })),
-            Some(serde_json::json!({ "settings": to_json(settings)?, "gates": gates_json })),
+            Some(serde_json::json!({ "settings": to_json(&before.settings)?, "gates": to_json(&before.gates)?, "guards": to_json(&before.guards)? })),
+            Some(serde_json::json!({ "settings": to_json(settings)?, "gates": gates_json, "guards": guards_json })),
         )
         .await?;
     tx.commit().await?;

@@ -831,9 +831,21 @@ pub struct PlanSettingsBody {
     pub approver_roles: Vec<String>,
     /// Advance on its own once every gate holds.
     pub auto_advance: bool,
+    /// On a guard's alert, besides pausing: `pause` (default), `previous` (one phase down) or
+    /// `off` (the kill switch).
+    #[serde(default = "pause")]
+    pub on_alert: String,
     /// The gates per phase; absent keeps them.
     #[schema(value_type = Option<Vec<Object>>)]
     pub gates: Option<Vec<flags::plan::PhaseGates>>,
+    /// The guards (name, title, PromQL query, warn, alert, direction `higher_is_worse` or
+    /// `lower_is_worse`, per_tenant, unit); absent keeps them.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub guards: Option<Vec<flags::guard::GuardSpec>>,
+}
+
+fn pause() -> String {
+    "pause".into()
 }
 
 /// Changes the plan's approvals, automatic advance and gates (audited as `plan.settings`).
@@ -854,8 +866,34 @@ pub async fn plan_settings(
         approvals_required: b.approvals_required,
         approver_roles: b.approver_roles,
         auto_advance: b.auto_advance,
+        on_alert: b.on_alert,
     };
-    store::plans::set_settings(&state.pool, &actor, &key, &settings, b.gates.as_deref()).await?;
+    store::plans::set_settings(
+        &state.pool,
+        &actor,
+        &key,
+        &settings,
+        b.gates.as_deref(),
+        b.guards.as_deref(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resumes a rollout a guard's alert paused (a person's decision; audited as `plan.resume`). The
+/// guards still gate the next advance.
+#[utoipa::path(post, path = "/api/admin/flags/{key}/plan/resume", tag = "admin", params(("key" = String, Path)),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Not paused", body = ErrorBody)))]
+pub async fn resume_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = admin(&caller)?;
+    let Path(key) = key?;
+    store::guards::resume(&state.pool, &actor, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
