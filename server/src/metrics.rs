@@ -36,9 +36,55 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             Some(handle)
         })
         .as_ref()
+}
+
+/// HELP text for every metric (`promtool check metrics` runs on `/metrics` in scripts/test).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests by route template, method and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request duration by route template and method."
+    );
+    describe_counter!(
+        "feature_flag_evaluations_total",
+        "Flag evaluations by flag and result (unknown flags are labelled _unknown)."
+    );
+    describe_counter!(
+        "feature_flag_check_failures_total",
+        "Evaluations that failed closed (unknown flag or tenant), by reason."
+    );
+    describe_gauge!(
+        "rollgate_snapshot_version",
+        "Version of the snapshot being served."
+    );
+    describe_gauge!(
+        "rollgate_snapshot_age_seconds",
+        Unit::Seconds,
+        "Age of the snapshot being served."
+    );
+    describe_gauge!("rollgate_listen_up", "1 while LISTEN/NOTIFY is connected.");
+    describe_gauge!(
+        "rollgate_db_pool_connections",
+        "Database pool connections by state."
+    );
+    describe_gauge!(
+        "rollgate_db_pool_max_connections",
+        "Database pool size limit."
+    );
+    describe_gauge!(
+        "rollgate_guard_level",
+        "Latest level of each guard: 0 ok, 1 warning, 2 alert, 3 hold."
+    );
+    describe_gauge!("rollgate_guard_value", "Latest value of each guard.");
 }
 
 /// Records every request by route template.
