@@ -27,10 +27,11 @@ BIN="$ROOT/target/release/rollgate"
 timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
 SECRET=$(random_secret rg_server_)
 "$BIN" token create --scope server --name bench --value "$SECRET" >/dev/null
-# A realistic state: pilots, then 10% and 50% materialised.
-"$BIN" enable --tenant "$DEMO_TENANT" >/dev/null
-"$BIN" advance >/dev/null
-"$BIN" advance >/dev/null
+# A realistic state: pilots, then 10% and 50% materialised (past the plan's gates: this is a
+# benchmark setup, not a rollout; the override is audited like any other).
+"$BIN" enable --tenant "$DEMO_TENANT" --override "bench setup" >/dev/null
+"$BIN" advance --override "bench setup" >/dev/null
+"$BIN" advance --override "bench setup" >/dev/null
 
 export LEPTOS_OUTPUT_NAME=rollgate LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/bench-server.log" 2>&1 &

@@ -2369,3 +2369,384 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
         "{metrics}"
     );
 }
+
+/// Twenty people press "advance" on the same version at once: exactly one wins, the others get
+/// 409, and exactly one audit row records the change. The same for twenty rollout edits.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn concurrent_edits_one_wins_the_rest_conflict(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    app.ungate(FLAG).await;
+    app.post(
+        &format!(
+            "/api/admin/tenants/{}/enable-multi-workspace",
+            app.tenant(3)
+        ),
+        None,
+    )
+    .await;
+    let flag = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    let etag = flag.headers["etag"].to_str().unwrap().to_string();
+    let applied_before = audit_count(&pool, "rollout.apply").await;
+    let advance_uri = format!("/api/admin/flags/{FLAG}/advance");
+    let if_match = [("if-match", etag.as_str())];
+    let calls = (0..20).map(|_| {
+        app.call(
+            Method::POST,
+            &advance_uri,
+            Some(&app.admin),
+            &if_match,
+            None,
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!(
+        (ok, conflicts),
+        (1, 19),
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(phase(&app).await, "10%");
+    assert_eq!(
+        audit_count(&pool, "rollout.apply").await,
+        applied_before + 1
+    );
+
+    // Twenty different edits of the same version: one lands, none is lost silently.
+    let etag = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await
+        .headers["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pilots: Vec<String> = (0..20).map(|i| app.tenant(10 + i)).collect();
+    let rollout_uri = format!("/api/admin/flags/{FLAG}/rollout");
+    let if_match = [("if-match", etag.as_str())];
+    let calls = pilots.iter().map(|p| {
+        app.call(
+            Method::PUT,
+            &rollout_uri,
+            Some(&app.admin),
+            &if_match,
+            Some(json!({"phase": "10%", "pilots": [app.tenant(3), p]})),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == StatusCode::OK)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    assert!(results
+        .iter()
+        .all(|r| r.status == StatusCode::OK || r.status == StatusCode::CONFLICT));
+    let flag = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        flag["rollout"]["pilots"],
+        json!([app.tenant(3), pilots[winners[0]].clone()]
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>())
+    );
+    assert_eq!(
+        audit_count(&pool, "rollout.apply").await,
+        applied_before + 2
+    );
+}
+
+/// Every kind of change — through the web app's server functions, the REST API, the CLI and raw
+/// SQL — leaves an audit row naming what it did and where it came from.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn every_kind_of_change_is_audited(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let po = sign_in(&app, "petra", "product_owner").await;
+    let admin_user = sign_in(&app, "ada", "admin").await;
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("ROLLGATE_PASSWORD", "a long enough password")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rollgate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let watermark = || async {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(id) FROM audit_log")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .unwrap_or(0)
+    };
+    let expect = |after: i64, action: &'static str, source: &'static str, what: String| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_log WHERE id > $1 AND action = $2 AND source = $3",
+            )
+            .bind(after)
+            .bind(action)
+            .bind(source)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert!(n >= 1, "{what}: no audit row {action} from {source}");
+        }
+    };
+    let t = app.tenant(6);
+
+    // REST.
+    let rest: Vec<(Method, String, Option<Value>, &'static str)> = vec![
+        (
+            Method::POST,
+            "/api/admin/tenants".into(),
+            Some(json!({"id": "audit-co", "name": "Audit Co"})),
+            "tenant.create",
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/tenants/audit-co".into(),
+            Some(json!({"plan": "enterprise"})),
+            "tenant.update",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags".into(),
+            Some(json!({"key": "audit_flag"})),
+            "flag.create",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/flags/audit_flag/plan/settings".into(),
+            Some(
+                json!({"approvals_required": false, "approver_roles": [], "auto_advance": false, "gates": []}),
+            ),
+            "plan.settings",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags/audit_flag/plan/ticks".into(),
+            Some(json!({"checklist": "Prerequisites", "item": "All staging tests passed"})),
+            "plan.tick",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags/audit_flag/plan/signoffs".into(),
+            Some(json!({"milestone": "Code deployed"})),
+            "plan.signoff",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/flags/audit_flag/plan/contacts".into(),
+            Some(json!({"contacts": [{"role": "DBA", "contact": "dba@example.com"}]})),
+            "plan.contacts",
+        ),
+        (
+            Method::PUT,
+            format!("/api/admin/tenants/{t}/flags/audit_flag"),
+            Some(json!({"enabled": true})),
+            "rollout.apply",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags/audit_flag/advance".into(),
+            None,
+            "rollout.apply",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/flags/audit_flag/rollout".into(),
+            Some(json!({"phase": "pilot", "pilots": [t.clone()]})),
+            "rollout.apply",
+        ),
+        (
+            Method::POST,
+            "/api/admin/flags/audit_flag/rollback".into(),
+            None,
+            "rollout.kill",
+        ),
+        (
+            Method::POST,
+            "/api/admin/tokens".into(),
+            Some(json!({"name": "audit-token", "scope": "server"})),
+            "token.create",
+        ),
+        (
+            Method::DELETE,
+            "/api/admin/tenants/audit-co".into(),
+            None,
+            "tenant.archive",
+        ),
+    ];
+    for (method, uri, body, action) in rest {
+        let w = watermark().await;
+        let res = app
+            .call(method.clone(), &uri, Some(&app.admin), &[], body)
+            .await;
+        assert!(
+            res.status.is_success(),
+            "{method} {uri}: {} {}",
+            res.status,
+            res.text
+        );
+        expect(w, action, "api", format!("{method} {uri}")).await;
+    }
+    let tokens = app
+        .call(
+            Method::GET,
+            "/api/admin/tokens",
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await
+        .json();
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "audit-token")
+        .unwrap()["id"]
+        .clone();
+    let w = watermark().await;
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/tokens/{id}"),
+            Some(&app.admin),
+            &[],
+            None,
+        )
+        .await;
+    assert!(res.status.is_success(), "{}", res.text);
+    expect(w, "token.revoke", "api", "revoke a token".into()).await;
+
+    // The web app's server functions (session cookies).
+    let flag = store::flags::get(&pool, "audit_flag").await.unwrap();
+    let ui: Vec<(&str, String, &str, &'static str)> = vec![
+        ("save_rollout", json!({"key": "audit_flag", "rollout": {"phase": "pilot", "pilots": [t.clone()], "constraints": []}, "version": flag.version}).to_string(), "application/json", "rollout.apply"),
+        ("plan_tick", "key=audit_flag&checklist=Prerequisites&item=Rollback+tested+in+staging&ticked=true".into(), "application/x-www-form-urlencoded", "plan.tick"),
+        ("plan_sign", "key=audit_flag&milestone=Pilot+enabled&signed=true".into(), "application/x-www-form-urlencoded", "plan.signoff"),
+        ("plan_contacts", "key=audit_flag&contacts=On-call+%7C+ops%40example.com".into(), "application/x-www-form-urlencoded", "plan.contacts"),
+        ("kill_flag", "key=audit_flag".into(), "application/x-www-form-urlencoded", "rollout.kill"),
+    ];
+    for (endpoint, body, content_type, action) in ui {
+        let w = watermark().await;
+        let res = app
+            .raw(
+                Request::post(format!("/rpc/{endpoint}"))
+                    .header("content-type", content_type)
+                    .header("accept", "application/json")
+                    .header("cookie", &po)
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        assert!(
+            res.status.is_success(),
+            "{endpoint}: {} {}",
+            res.status,
+            res.text
+        );
+        expect(w, action, "ui", endpoint.to_string()).await;
+    }
+    let w = watermark().await;
+    let res = form(
+        &app,
+        &admin_user,
+        "plan_settings",
+        "key=audit_flag&approver_roles=admin&on_alert=off",
+    )
+    .await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    expect(w, "plan.settings", "ui", "plan_settings".into()).await;
+
+    // The CLI.
+    let cli_steps: Vec<(Vec<&str>, &'static str)> = vec![
+        (
+            vec!["enable", "--flag", "audit_flag", "--tenant", &t],
+            "rollout.apply",
+        ),
+        (vec!["advance", "--flag", "audit_flag"], "rollout.apply"),
+        (
+            vec!["rollback", "--flag", "audit_flag", "--to", "previous"],
+            "rollout.apply",
+        ),
+        (
+            vec!["disable", "--flag", "audit_flag", "--tenant", &t],
+            "rollout.apply",
+        ),
+        (vec!["rollback", "--flag", "audit_flag"], "rollout.kill"),
+        (
+            vec!["user", "add", "carl", "--role", "viewer"],
+            "user.upsert",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "--scope",
+                "server",
+                "--name",
+                "cli-token",
+            ],
+            "token.create",
+        ),
+    ];
+    for (args, action) in cli_steps {
+        let w = watermark().await;
+        cli(&args);
+        expect(w, action, "cli", format!("rollgate {}", args.join(" "))).await;
+    }
+
+    // Raw SQL, as the seed writes it.
+    let w = watermark().await;
+    sqlx::query(
+        "UPDATE feature_flags SET enabled = true WHERE key = 'audit_flag' AND tenant_id IS NULL;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    expect(w, "feature_flag.update", "sql", "raw SQL".into()).await;
+}

@@ -185,6 +185,41 @@ pub(crate) async fn propose(
     )
 }
 
+/// Proposals already computed, by (flag, flag version, snapshot version): any change to the flag,
+/// its rows or the tenants bumps one of the two, so an entry is exact while its key matches.
+type ProposalCache = Vec<((String, i64, i64), Proposal)>;
+static PROPOSALS: tokio::sync::Mutex<ProposalCache> = tokio::sync::Mutex::const_new(Vec::new());
+
+/// [`propose`] for the next phase as the plan page shows it, computed once per state: every view
+/// of the plan needs the change's hash, and over 100,000 tenants computing it is the expensive
+/// part of the page. Computations are serialised, so concurrent views wait for one result instead
+/// of each loading every tenant.
+pub(crate) async fn propose_cached(
+    conn: &mut PgConnection,
+    key: &str,
+    old: &Rollout,
+    target: &Rollout,
+    version: i64,
+) -> Result<Proposal, Error> {
+    let snapshot: i64 = sqlx::query_scalar("SELECT version FROM change_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let id = (key.to_string(), version, snapshot);
+    let mut cache = PROPOSALS.lock().await;
+    if let Some((_, p)) = cache.iter().find(|(k, _)| *k == id) {
+        if p.to == target.phase {
+            return Ok(p.clone());
+        }
+    }
+    let p = propose(conn, key, old, target, version).await?;
+    cache.retain(|(k, _)| k.0 != key);
+    if cache.len() >= 64 {
+        cache.remove(0);
+    }
+    cache.push((id, p.clone()));
+    Ok(p)
+}
+
 /// The latest change requests of `key`, newest first; `current` marks those whose hash is
 /// `current_hash`.
 pub(crate) async fn requests(

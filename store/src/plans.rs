@@ -304,7 +304,8 @@ pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanSta
     let next = phase.next(&DEFAULT_LADDER);
     let proposal = match next {
         Some(n) => Some(
-            crate::gates::propose(&mut tx, key, &rollout, &rollout.with_phase(n), version).await?,
+            crate::gates::propose_cached(&mut tx, key, &rollout, &rollout.with_phase(n), version)
+                .await?,
         ),
         None => None,
     };
