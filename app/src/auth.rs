@@ -126,6 +126,30 @@ mod ssr {
         matches!(session.get::<i64>(USER_ID).await, Ok(Some(_)))
     }
 
+    /// The client's address: the first `X-Forwarded-For` entry behind a trusted proxy, else the
+    /// peer of the connection (unspecified when neither is known, e.g. in-process tests).
+    pub async fn client_ip(trust_proxy: bool) -> std::net::IpAddr {
+        let unknown = std::net::IpAddr::from([0, 0, 0, 0]);
+        let Ok(parts) = leptos_axum::extract::<http::request::Parts>().await else {
+            return unknown;
+        };
+        if trust_proxy {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return ip;
+            }
+        }
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(unknown, |c| c.0.ip())
+    }
+
     /// The session of the current request.
     pub async fn session() -> Result<Session, AppError> {
         leptos_axum::extract::<Session>().await.map_err(|e| {
@@ -192,6 +216,15 @@ pub async fn login(
 ) -> Result<UserView, AppError> {
     let ctx = crate::server_context()?;
     let username = username.trim().to_lowercase();
+    let ip = ssr::client_ip(ctx.trust_proxy).await;
+    let now = std::time::Instant::now();
+    if let Some(wait) = ctx.login_throttle.wait(&username, ip, now) {
+        tracing::warn!(user = %username, %ip, wait_secs = wait.as_secs(), "sign-in throttled");
+        return Err(AppError::Invalid(format!(
+            "Too many failed sign-ins for this user from your address; try again in {} s.",
+            wait.as_secs().max(1)
+        )));
+    }
     let found = store::users::credentials(&ctx.pool, &username).await?;
     let (row, hash) = match found {
         Some((row, hash)) => (Some(row), hash),
@@ -199,9 +232,11 @@ pub async fn login(
     };
     let ok = ssr::verify_password(&password, &hash);
     let (Some(row), true) = (row, ok) else {
-        tracing::info!(user = %username, "sign-in refused");
+        ctx.login_throttle.failed(&username, ip, now);
+        tracing::info!(user = %username, %ip, "sign-in refused");
         return Err(AppError::Invalid("Unknown user or wrong password.".into()));
     };
+    ctx.login_throttle.succeeded(&username, ip);
     let role = Role::parse(&row.role).ok_or(AppError::Internal)?;
     let session = ssr::session().await?;
     session.cycle_id().await.map_err(|_| AppError::Internal)?;

@@ -20,6 +20,8 @@ pub mod plan;
 #[cfg(feature = "ssr")]
 pub mod prom;
 pub mod tenants;
+#[cfg(feature = "ssr")]
+pub mod throttle;
 pub mod url;
 
 use leptos::prelude::*;
@@ -51,6 +53,11 @@ pub struct ServerContext {
     pub backup_max_age: std::time::Duration,
     /// The Prometheus the guards query (`PROMETHEUS_URL`), if any.
     pub prometheus: Option<crate::prom::Prometheus>,
+    /// Failed sign-ins, per (user, address) and per address.
+    pub login_throttle: std::sync::Arc<crate::throttle::Throttle>,
+    /// Take the client's address from `X-Forwarded-For` (`ROLLGATE_TRUST_PROXY=1`, behind a
+    /// proxy that sets it).
+    pub trust_proxy: bool,
 }
 
 /// The server context, or an internal error when the server forgot to provide it.

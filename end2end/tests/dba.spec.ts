@@ -38,7 +38,7 @@ test('other roles get no Database link and the server refuses the DBA functions'
   await page.goto('/dba/migrations');
   await expect(page.getByTestId('dba-error')).toHaveText('Your role may not do this.');
   for (const fn of ['migration_status', 'db_health', 'list_backups', 'take_backup']) {
-    const res = await page.request.post(`${base}/rpc/${fn}`, { form: {} });
+    const res = await page.request.post(`${base}/rpc/${fn}`, { form: {}, headers: { Origin: base } });
     expect(res.status(), fn).toBeGreaterThanOrEqual(400);
     expect(await res.text(), fn).toContain('Forbidden');
   }

@@ -57,10 +57,11 @@ test('a QA user cannot change a flag: no controls, and the server function refus
   // Calling the server functions directly with the QA session is refused on the server.
   const save = await page.request.post(`${base}/rpc/save_rollout`, {
     data: { key: FLAG, rollout: { phase: '100%', pilots: [], constraints: [] }, version: 1 },
+    headers: { Origin: base },
   });
   expect(save.status()).toBeGreaterThanOrEqual(400);
   expect(await save.text()).toContain('Forbidden');
-  const kill = await page.request.post(`${base}/rpc/kill_flag`, { form: { key: FLAG } });
+  const kill = await page.request.post(`${base}/rpc/kill_flag`, { form: { key: FLAG }, headers: { Origin: base } });
   expect(kill.status()).toBeGreaterThanOrEqual(400);
   expect(await kill.text()).toContain('Forbidden');
 });

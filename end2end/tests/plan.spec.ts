@@ -64,7 +64,7 @@ test('QA ticks the smoke-test items and signs "Smoke tests passed", but not a Pr
   await expect(milestone(page, 'Pilot enabled').getByTestId('sign')).toHaveCount(0);
   const res = await page.request.post('/rpc/plan_sign', {
     form: { key: FLAG, milestone: 'Pilot enabled', signed: 'true' },
-    headers: { Accept: 'application/json' },
+    headers: { Accept: 'application/json', Origin: base },
   });
   expect(res.ok()).toBe(false);
   expect(await res.text()).toContain('signed by its owner');

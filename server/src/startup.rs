@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         database_url: state.database_url.clone(),
         backup_max_age: state.backup_max_age,
         prometheus: state.prometheus.clone(),
+        login_throttle: state.login_throttle.clone(),
+        trust_proxy: state.trust_proxy,
     };
     let options = state.leptos_options.clone();
     let api = Router::new()
@@ -143,6 +145,7 @@ pub fn router(state: AppState) -> Router {
             app::shell,
         ))
         .layer(axum::middleware::from_fn(require_sign_in))
+        .layer(axum::middleware::from_fn(crate::csrf::protect))
         .layer(sessions)
         // Security headers on every response.
         .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
@@ -242,10 +245,13 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!("Rollgate listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
     Ok(())
 }
 

@@ -29,6 +29,10 @@ pub struct AppState {
     pub backup_max_age: std::time::Duration,
     /// The Prometheus the guards query (`PROMETHEUS_URL`; None: guards hold).
     pub prometheus: Option<app::prom::Prometheus>,
+    /// Failed sign-ins (in memory, per instance).
+    pub login_throttle: Arc<app::throttle::Throttle>,
+    /// Trust `X-Forwarded-For` for the client's address (`ROLLGATE_TRUST_PROXY=1`).
+    pub trust_proxy: bool,
 }
 
 impl AppState {
@@ -42,6 +46,9 @@ impl AppState {
             database_url: None,
             backup_max_age: crate::config::backup_max_age(),
             prometheus: None,
+            login_throttle: Arc::default(),
+            trust_proxy: std::env::var("ROLLGATE_TRUST_PROXY")
+                .is_ok_and(|v| v == "1" || v == "true"),
             leptos_options,
             pool,
             live: Arc::new(Live::default()),

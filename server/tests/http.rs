@@ -96,7 +96,16 @@ impl TestApp {
         self.raw(req).await
     }
 
-    async fn raw(&self, req: Request<Body>) -> Res {
+    /// Sends `req` as a browser on Rollgate's own origin would: with a `Host`, and with an
+    /// `Origin` when it carries cookies and names none (tests of cross-site requests set their own).
+    async fn raw(&self, mut req: Request<Body>) -> Res {
+        let h = req.headers_mut();
+        if !h.contains_key("host") {
+            h.insert("host", "localhost".parse().unwrap());
+        }
+        if h.contains_key("cookie") && !h.contains_key("origin") && !h.contains_key("referer") {
+            h.insert("origin", "http://localhost".parse().unwrap());
+        }
         let res = self.router().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
@@ -2749,4 +2758,168 @@ async fn every_kind_of_change_is_audited(pool: PgPool) {
     .await
     .unwrap();
     expect(w, "feature_flag.update", "sql", "raw SQL".into()).await;
+}
+
+/// A page on another site cannot drive the web app's server functions with the user's cookie,
+/// and the sign-in is throttled per (user, address) without locking the user out elsewhere.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let po = sign_in(&app, "petra", "product_owner").await;
+    let kill = |origin: Option<&'static str>, referer: Option<&'static str>| {
+        let mut req = Request::post("/rpc/kill_flag")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .header("cookie", &po);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(r) = referer {
+            req = req.header("referer", r);
+        }
+        req.body(Body::from(format!("key={FLAG}"))).unwrap()
+    };
+    for (origin, referer) in [
+        (Some("https://evil.example"), None),
+        (Some("null"), None),
+        (None, Some("https://evil.example/page")),
+    ] {
+        let res = app.raw(kill(origin, referer)).await;
+        assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
+        assert!(res.text.contains("cross-site"), "{}", res.text);
+    }
+    let kills: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'rollout.kill'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kills, 0, "nothing ran");
+    let res = app.raw(kill(Some("http://localhost"), None)).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    // Token-authenticated API calls carry no cookie: not affected.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/flags/{FLAG}/rollback"),
+            Some(&app.admin),
+            &[("origin", "https://ci.example")],
+            None,
+        )
+        .await;
+    assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
+    let res = app
+        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+    // Sign-in: five wrong passwords, then a wait — even for the right password.
+    let attempt = |password: &'static str, forwarded: &'static str| {
+        Request::post("/rpc/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .header("x-forwarded-for", forwarded)
+            .body(Body::from(format!("username=petra&password={password}")))
+            .unwrap()
+    };
+    for _ in 0..app::throttle::FREE_FAILURES {
+        let res = app.raw(attempt("wrong", "203.0.113.7")).await;
+        assert!(
+            res.text.contains("Unknown user or wrong password"),
+            "{}",
+            res.text
+        );
+    }
+    let res = app
+        .raw(attempt("correct+horse+battery", "203.0.113.7"))
+        .await;
+    assert!(
+        res.text.contains("Too many failed sign-ins"),
+        "{}",
+        res.text
+    );
+    assert!(!res.headers.contains_key("set-cookie"));
+    // X-Forwarded-For is not trusted unless configured: all of these came from the same
+    // (unknown) peer, so the user is throttled for it — but the lock is per address and bounded.
+    assert!(app::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
+}
+
+/// Captures everything logged on this thread (the test's runtime is single-threaded).
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+/// Passwords and token secrets never reach the log, at any level — not on sign-in (right or
+/// wrong), not when a token is created, used, or presented wrong.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn no_secrets_in_logs(pool: PgPool) {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new(pool.clone()).await;
+    let cookie = sign_in(&app, "petra", "product_owner").await;
+    let wrong = app
+        .raw(
+            Request::post("/rpc/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(Body::from("username=petra&password=hunter2-wrong-secret"))
+                .unwrap(),
+        )
+        .await;
+    assert!(wrong.text.contains("wrong password"));
+    let created = app
+        .post(
+            "/api/admin/tokens",
+            Some(json!({"name": "log-check", "scope": "server"})),
+        )
+        .await
+        .json();
+    let secret = created["token"].as_str().unwrap().to_string();
+    app.state.live.tokens.reload(&pool).await.unwrap();
+    assert_eq!(
+        app.features(&secret, Some(&app.tenant(1))).await.status,
+        StatusCode::OK
+    );
+    let bad = format!("{secret}x");
+    assert_eq!(
+        app.features(&bad, Some(&app.tenant(1))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let _ = app
+        .call(Method::GET, "/flags", None, &[("cookie", &cookie)], None)
+        .await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.len() > 1000, "the capture works: {} bytes", text.len());
+    let session_id = cookie.split_once('=').unwrap().1;
+    for s in [
+        "correct horse battery",
+        "correct+horse+battery",
+        "hunter2-wrong-secret",
+        secret.as_str(),
+        app.admin.as_str(),
+        app.server.as_str(),
+        session_id,
+    ] {
+        assert!(!text.contains(s), "secret {s:?} found in the log");
+    }
 }
