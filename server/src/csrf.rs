@@ -77,11 +77,14 @@ mod tests {
         b.body(Body::empty()).unwrap()
     }
 
+    /// (method, headers, public origin, allowed)
+    type Case<'a> = (Method, &'a [(&'a str, &'a str)], Option<&'a str>, bool);
+
     #[test]
     fn same_origin_passes_cross_site_does_not() {
         let host = ("host", "rollgate.example.com");
         let cookie = ("cookie", "id=abc");
-        let cases: &[(Method, &[(&str, &str)], Option<&str>, bool)] = &[
+        let cases: &[Case] = &[
             (
                 Method::GET,
                 &[host, cookie, ("origin", "https://evil.example")],
