@@ -182,11 +182,20 @@ mod ssr {
     /// The signed-in user if their role is one of `roles`; `Unauthenticated` or `Forbidden`
     /// otherwise.
     pub async fn require(roles: &[Role]) -> Result<UserView, AppError> {
-        let user = current_user().await?.ok_or(AppError::Unauthenticated)?;
+        let refuse = |status: http::StatusCode, e: AppError| {
+            // The HTTP status of the server function's answer says it too (401 / 403, not 500).
+            if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                res.set_status(status);
+            }
+            Err(e)
+        };
+        let Some(user) = current_user().await? else {
+            return refuse(http::StatusCode::UNAUTHORIZED, AppError::Unauthenticated);
+        };
         if roles.contains(&user.role) {
             Ok(user)
         } else {
-            Err(AppError::Forbidden)
+            refuse(http::StatusCode::FORBIDDEN, AppError::Forbidden)
         }
     }
 
