@@ -120,6 +120,19 @@ ensure_prometheus() {
     pkill -x prometheus 2>/dev/null || true
 }
 
+# Schemathesis (PyPI), pinned, in a virtualenv under .data/tools.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    local venv="$TOOLS/st-venv"
+    if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        command -v python3 >/dev/null || apt_install python3 python3-venv
+        python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+        timed "pip install schemathesis==$SCHEMATHESIS_VERSION" \
+            "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    export PATH="$venv/bin:$PATH"
+}
+
 ensure_chromium() {
     command -v chromium >/dev/null || apt_install chromium
 }

@@ -3222,3 +3222,48 @@ async fn role_by_endpoint_matrix(pool: PgPool) {
     }
     assert!(checked > 400, "{checked} calls");
 }
+
+/// Found by Schemathesis: text with a NUL character made Postgres fail (500). It is bad input: a
+/// 422 naming the problem, in the activity batch per event, and nothing stored.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn nul_characters_are_refused_not_server_errors(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let t = app.tenant(1);
+    let res = app
+        .call(
+            Method::POST,
+            "/api/activity",
+            Some(&app.server),
+            &[],
+            Some(json!({"events": [
+                {"tenant_id": t, "action": "ok"},
+                {"tenant_id": "bad\u{0}id", "action": "x"},
+                {"tenant_id": t, "action": "y", "details": {"k": "v\u{0}"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    let body = res.json();
+    assert_eq!(body["error"], "invalid_events");
+    let indexes: Vec<i64> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, [1, 2], "{body}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM workspace_activity_logs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    // Anywhere else: a 422 with the reason, never a 500.
+    let res = app
+        .post(
+            "/api/admin/tenants",
+            Some(json!({"id": "nul-co", "name": "Nul\u{0}Co"})),
+        )
+        .await;
+    assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert!(res.text.contains("NUL"), "{}", res.text);
+}

@@ -61,6 +61,16 @@ pub struct ActivityRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether a JSON value holds a NUL character in a key or a string (Postgres' jsonb cannot).
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// Checks every event on its own (shape, sizes, time; `own_tenant` restricts a tenant token to
 /// its tenant). Tenant existence is checked by [`insert_batch`].
 pub fn validate(
@@ -73,6 +83,8 @@ pub fn validate(
     for (index, e) in events.iter().enumerate() {
         let reason = if e.tenant_id.trim().is_empty() {
             Some("tenant_id is empty".to_string())
+        } else if !printable(&e.tenant_id) {
+            Some("tenant_id must be printable characters".to_string())
         } else if own_tenant.is_some_and(|own| own != e.tenant_id) {
             Some(format!(
                 "a tenant token may only report its own tenant, not {:?}",
@@ -94,6 +106,8 @@ pub fn validate(
             ))
         } else if e.details.as_ref().is_some_and(|d| !d.is_object()) {
             Some("details must be a JSON object".to_string())
+        } else if e.details.as_ref().is_some_and(has_nul) {
+            Some("details may not contain the NUL character (\\u0000)".to_string())
         } else if e
             .details
             .as_ref()
@@ -124,7 +138,13 @@ pub async fn insert_batch(
 ) -> Result<Result<u64, Vec<Rejected>>, Error> {
     let now = Utc::now();
     let mut rejected = validate(events, own_tenant, now);
-    let ids: Vec<&str> = events.iter().map(|e| e.tenant_id.as_str()).collect();
+    // Only the ids of events that passed: a refused one may hold text Postgres cannot take.
+    let ids: Vec<&str> = events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !rejected.iter().any(|r| r.index == *i))
+        .map(|(_, e)| e.tenant_id.as_str())
+        .collect();
     let live: Vec<String> =
         sqlx::query_scalar("SELECT id FROM tenants WHERE id = ANY($1) AND archived_at IS NULL")
             .bind(&ids)

@@ -50,6 +50,17 @@ impl From<sqlx::Error> for Error {
                     Error::Conflict(constraint)
                 } else if db.is_check_violation() || db.is_foreign_key_violation() {
                     Error::Invalid(constraint)
+                } else if db.code().is_some_and(|c| c.starts_with("22")) {
+                    // SQLSTATE class 22, data exception: text with a NUL character, a number or
+                    // a date out of range. The input's fault, said in Postgres' words (which name
+                    // no table and no SQL).
+                    let reason = match db.code().as_deref() {
+                        Some("22021") | Some("22P05") => {
+                            "text may not contain the NUL character (\\u0000)".to_string()
+                        }
+                        _ => db.message().to_string(),
+                    };
+                    Error::Invalid(reason)
                 } else {
                     Error::Database(e)
                 }

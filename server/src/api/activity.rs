@@ -44,7 +44,7 @@ pub struct BatchRejected {
 /// Stores a batch of activity events (tenant or server token).
 #[utoipa::path(post, path = "/api/activity", tag = "activity", request_body = ActivityBatch,
     security(("bearer" = []), ("api_key" = [])),
-    responses((status = 201, body = Accepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = Accepted), (status = 400, description = "Malformed JSON, wrong shape, or no events", body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = BatchRejected)))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -52,7 +52,9 @@ pub async fn ingest(
     body: Result<Json<ActivityBatch>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Scope::Server, Scope::Tenant])?;
-    let Json(batch) = body?;
+    // 422 here always means "events broke a rule" (BatchRejected); a body of the wrong shape is
+    // a 400.
+    let Json(batch) = body.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let n = batch.events.len();
     if n == 0 {
         return Err(ApiError::bad_request(

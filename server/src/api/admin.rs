@@ -265,7 +265,9 @@ pub struct TenantFlagBody {
     params(("id" = String, Path), ("key" = String, Path)), request_body = TenantFlagBody,
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Enabling a tenant on an OFF flag enters the pilot phase: its gates do not hold", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn set_tenant_flag(
     State(state): State<AppState>,
     caller: Caller,
@@ -292,7 +294,8 @@ pub async fn set_tenant_flag(
 /// The seed's pilot command: `POST /api/admin/tenants/TENANT_A_ID/enable-multi-workspace`.
 #[utoipa::path(post, path = "/api/admin/tenants/{id}/enable-multi-workspace", tag = "admin",
     params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = store::flags::Change), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = store::flags::Change), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The pilot gates do not hold (on an OFF flag)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn enable_multi_workspace(
     State(state): State<AppState>,
     caller: Caller,
