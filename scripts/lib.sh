@@ -120,6 +120,17 @@ ensure_prometheus() {
     pkill -x prometheus 2>/dev/null || true
 }
 
+# cargo-fuzz, pinned. The fuzz build runs on the stable toolchain with RUSTC_BOOTSTRAP=1 (for the
+# -Z flags cargo-fuzz passes) and without a sanitizer: `flags` has no unsafe code, panics are what
+# the targets look for.
+CARGO_FUZZ_VERSION=0.13.2
+ensure_cargo_fuzz() {
+    if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+        timed "cargo install cargo-fuzz $CARGO_FUZZ_VERSION (once; ~2 min)" \
+            cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+    fi
+}
+
 # Schemathesis (PyPI), pinned, in a virtualenv under .data/tools.
 SCHEMATHESIS_VERSION=4.32.5
 ensure_schemathesis() {

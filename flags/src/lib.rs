@@ -33,6 +33,8 @@ mod cohort;
 mod error;
 mod evaluate;
 mod evaluator;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod guard;
 mod model;
 pub mod plan;
