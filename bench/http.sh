@@ -39,12 +39,7 @@ SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"
 
 LUA=$(mktemp)
-cat >"$LUA" <<LUA
-wrk.method = "POST"
-wrk.body = '{"context":{"targetingKey":"$DEMO_TENANT"}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $SECRET"
-LUA
+ofrep_lua "$LUA" "$SECRET"
 
 echo
 echo "== GET /api/features?tenant=$DEMO_TENANT  (wrk $WRK_ARGS --latency)"

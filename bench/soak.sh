@@ -44,12 +44,7 @@ wait_http "http://$ADDR/api/health" 60 || die "server not healthy"
 
 OUT=$(mktemp -d)
 LUA="$OUT/ofrep.lua"
-cat >"$LUA" <<LUA
-wrk.method = "POST"
-wrk.body = '{"context":{"targetingKey":"$DEMO_TENANT"}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $SECRET"
-LUA
+ofrep_lua "$LUA" "$SECRET"
 half=$((CONNS / 2))
 step "wrk: ${SECS} s, $CONNS connections; Postgres stops at ${DOWN_AT} s and starts at ${UP_AT} s"
 wrk -t1 -c"$half" -d"${SECS}s" --latency -H "Authorization: Bearer $SECRET" \
@@ -109,5 +104,6 @@ if [ -n "$first" ] && [ -n "$last" ] && [ "$last" -gt $((first * 125 / 100)) ]; 
 fi
 echo "SOAK $(printf '{"secs":%s,"connections":%s,"rss_start_kb":%s,"rss_end_kb":%s,"degraded_secs":%s,"ok":%s}' \
     "$SECS" "$CONNS" "${first:-0}" "${last:-0}" "$degraded" "$ok")"
+cp "$OUT/samples.txt" "$DATA/soak-samples.txt"
 rm -rf "$OUT"
 [ "$ok" = 1 ] || die "soak failed"

@@ -261,6 +261,16 @@ wait_http() {
 }
 
 # random_secret PREFIX — a token secret with 256 random bits.
+# ofrep_lua FILE SECRET — a wrk script posting one OFREP evaluation for the demo tenant.
+ofrep_lua() {
+    cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.body = '{"context":{"targetingKey":"$DEMO_TENANT"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $2"
+LUA
+}
+
 random_secret() {
     printf '%s%s' "$1" "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 }

@@ -37,6 +37,16 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            // Histogram samples wait in a buffer until they are folded into the buckets, which
+            // happens on a scrape or on upkeep: without a scraper the buffer would grow with every
+            // request (the soak showed ~1 MB/s at 57k req/s). Fold them every 5 s.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                });
             Some(handle)
         })
         .as_ref()

@@ -147,6 +147,11 @@ impl TestApp {
     }
 }
 
+/// The answer says `text` (the status and body are shown when it does not).
+fn says(res: &Res, text: &str) {
+    assert!(res.text.contains(text), "{} {}", res.status, res.text);
+}
+
 fn assert_error(res: &Res, status: StatusCode, code: &str) {
     assert_eq!(res.status, status, "{}", res.text);
     let j = res.json();
@@ -2078,12 +2083,7 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         res.text
     );
     let res = form(&app, &qa, "plan_advance", &key).await;
-    assert!(
-        res.text.contains("Forbidden"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "Forbidden");
     let res = form(
         &app,
         &qa,
@@ -2091,12 +2091,7 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         &format!("{key}&approver_roles=qa"),
     )
     .await;
-    assert!(
-        res.text.contains("Forbidden"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "Forbidden");
     // A viewer ticks nothing; anonymous does nothing.
     let res = form(
         &app,
@@ -2105,19 +2100,9 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         &format!("{key}&checklist=Prerequisites&item=x&ticked=true"),
     )
     .await;
-    assert!(
-        res.text.contains("Forbidden"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "Forbidden");
     let res = form(&app, "x=y", "plan_request", &key).await;
-    assert!(
-        res.text.contains("Unauthenticated"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "Unauthenticated");
     // A product owner may not break glass.
     let res = form(
         &app,
@@ -2126,12 +2111,7 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         &format!("{key}&override_reason=because"),
     )
     .await;
-    assert!(
-        res.text.contains("only an admin"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "only an admin");
     // Nobody approves their own change; a second product owner may.
     let res = form(&app, &po, "plan_request", &key).await;
     assert!(res.status.is_success(), "{} {}", res.status, res.text);
@@ -2140,29 +2120,14 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         .await
         .unwrap();
     let res = form(&app, &po, "plan_approve", &format!("{key}&id={id}")).await;
-    assert!(
-        res.text.contains("a second user must approve"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "a second user must approve");
     let res = form(&app, &qa, "plan_approve", &format!("{key}&id={id}")).await;
-    assert!(
-        res.text.contains("needs the role"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "needs the role");
     let res = form(&app, &po2, "plan_approve", &format!("{key}&id={id}")).await;
     assert!(res.status.is_success(), "{} {}", res.status, res.text);
     // Gates still unmet (prerequisites): the advance is refused with the list.
     let res = form(&app, &po, "plan_advance", &key).await;
-    assert!(
-        res.text.contains("not ticked: Prerequisites"),
-        "{} {}",
-        res.status,
-        res.text
-    );
+    says(&res, "not ticked: Prerequisites");
     // Every refusal left the plan as it was: one tick, one signature, one approval.
     let counts: (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM plan_ticks), (SELECT count(*) FROM plan_signoffs), \

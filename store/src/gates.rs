@@ -241,6 +241,29 @@ pub(crate) async fn requests(
     Ok(rows)
 }
 
+/// Request `id` of `key` (marked current against `current_hash`), or `NotFound`.
+async fn one_request(
+    conn: &mut PgConnection,
+    key: &str,
+    id: i64,
+    current_hash: Option<&str>,
+) -> Result<ChangeRequest, Error> {
+    sqlx::query_as::<_, ChangeRequest>(
+        "SELECT id, from_phase, to_phase, change_hash, turned_on, turned_off, requested_by, requested_at, \
+                approved_by, approved_at, applied_at \
+         FROM change_requests WHERE flag_key = $1 AND id = $2",
+    )
+    .bind(key)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|mut r| {
+        r.current = r.applied_at.is_none() && Some(r.change_hash.as_str()) == current_hash;
+        r
+    })
+    .ok_or_else(|| Error::NotFound(format!("change request {id} of flag {key:?}")))
+}
+
 /// The approval state of the change with `hash`.
 pub(crate) fn approval(
     settings: &crate::plans::Settings,
@@ -374,11 +397,7 @@ pub async fn request(pool: &PgPool, actor: &Actor, key: &str) -> Result<ChangeRe
             Some(details),
         )
         .await?;
-    let row = requests(&mut tx, key, Some(&p.hash))
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| Error::NotFound(format!("change request {id}")))?;
+    let row = one_request(&mut tx, key, id, Some(&p.hash)).await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -411,11 +430,7 @@ pub async fn approve(
         ),
         None => None,
     };
-    let req = requests(&mut tx, key, current.as_deref())
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| Error::NotFound(format!("change request {id} of flag {key:?}")))?;
+    let req = one_request(&mut tx, key, id, current.as_deref()).await?;
     if req.requested_by == actor.name {
         return Err(Error::Forbidden(
             "you asked for this change: a second user must approve it".into(),
@@ -453,11 +468,7 @@ pub async fn approve(
             Some(details),
         )
         .await?;
-    let row = requests(&mut tx, key, current.as_deref())
-        .await?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| Error::NotFound(format!("change request {id}")))?;
+    let row = one_request(&mut tx, key, id, current.as_deref()).await?;
     tx.commit().await?;
     Ok(row)
 }
