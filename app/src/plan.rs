@@ -377,6 +377,11 @@ fn PlanBody(
                     <input type="text" name="approver_roles" value=plan.settings.approver_roles.join(", ") />
                 </label>
                 <label><input type="checkbox" name="auto_advance" value="on" checked=plan.settings.auto_advance />" Advance on its own when every gate holds"</label>
+                <label>"Guards (JSON: name, title, query, warn, alert, direction, per_tenant, unit)"
+                    <textarea name="guards" rows="8" class="mono" data-testid="guards-input">{
+                        serde_json::to_string_pretty(&plan.guards).unwrap_or_default()
+                    }</textarea>
+                </label>
                 <label>"On a guard's alert"
                     <select name="on_alert">
                         {store::plans::ON_ALERT.iter().map(|o| view! {
@@ -551,6 +556,7 @@ pub async fn plan_settings(
     approver_roles: String,
     auto_advance: Option<String>,
     on_alert: Option<String>,
+    guards: Option<String>,
 ) -> Result<(), AppError> {
     let user = crate::auth::require(&[Role::Admin]).await?;
     let ctx = crate::server_context()?;
@@ -564,13 +570,21 @@ pub async fn plan_settings(
         auto_advance: auto_advance.is_some(),
         on_alert: on_alert.unwrap_or_else(|| "pause".into()),
     };
+    let guards: Option<Vec<flags::guard::GuardSpec>> = match guards.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            AppError::Invalid(format!(
+                "guards: {e} (a JSON list of {{name, title, query, warn, alert, direction}})"
+            ))
+        })?),
+    };
     store::plans::set_settings(
         &ctx.pool,
         &crate::auth::actor(&user),
         &key,
         &settings,
         None,
-        None,
+        guards.as_deref(),
     )
     .await?;
     Ok(())

@@ -2142,6 +2142,31 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
     assert!(res.status.is_success(), "{} {}", res.status, res.text);
     assert!(res.text.contains("Signed by quinn (qa)"), "{}", res.text);
     assert!(res.text.contains("ticked by quinn"), "{}", res.text);
+    // An admin edits the guards on the page: bad JSON is refused with the reason, good JSON kept.
+    let admin = sign_in(&app, "ada", "admin").await;
+    let res = form(
+        &app,
+        &admin,
+        "plan_settings",
+        &format!("{key}&approver_roles=admin&guards=%5B%7B%22name%22"),
+    )
+    .await;
+    says(&res, "guards:");
+    let guards = "%5B%7B%22name%22%3A%22errors%22%2C%22title%22%3A%22Errors%22%2C%22query%22%3A%22sum(x)%22%2C%22warn%22%3A0.001%2C%22alert%22%3A0.01%2C%22direction%22%3A%22higher_is_worse%22%7D%5D";
+    let res = form(
+        &app,
+        &admin,
+        "plan_settings",
+        &format!("{key}&approver_roles=admin&guards={guards}"),
+    )
+    .await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    let stored: Value = sqlx::query_scalar("SELECT guards FROM rollout_plans WHERE flag_key = $1")
+        .bind(FLAG)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored[0]["name"], "errors");
 }
 
 /// Waits up to `secs` for `check` to hold, polling every 200 ms.
@@ -2331,6 +2356,15 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     .unwrap();
     assert_eq!(actor, "rollgate:guard");
     monitor.abort();
+
+    // The flag page's plan panel charts the guard's series from Prometheus against its thresholds.
+    let po = sign_in(&app, "petra", "product_owner").await;
+    let res = form(&app, &po, "plan_panel", &format!("key={FLAG}")).await;
+    assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    says(&res, "guard-chart");
+    says(&res, "alert 1%");
+    says(&res, "data-points=");
+    says(&res, "Rollout paused");
 
     // Rollgate's own metrics show the guard (scripts/test runs promtool on a live /metrics).
     let metrics = app
