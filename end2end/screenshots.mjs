@@ -57,6 +57,7 @@ if ((await po.getByTestId('current-phase').textContent()) === 'pilot') {
   await po.getByTestId('phase-50%').click();
   await shot(po, null, 'flag-preview', '[data-testid=preview-on]');
 }
+await shot(po, `/flags/${FLAG}`, 'flag-plan', '[data-testid=plan-gates]');
 await shot(po, '/', 'dashboard', '[data-testid=dash-flag]');
 await shot(po, '/flags', 'flags', '[data-testid=flag-row]');
 await shot(po, '/tenants?state=on', 'tenants', '[data-testid=tenant-row]');
