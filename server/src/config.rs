@@ -29,11 +29,24 @@ pub fn backup_dir() -> std::path::PathBuf {
         )
 }
 
+/// A whole number from the environment (unset or unparsable: `None`).
+fn number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+/// A switch from the environment: `1` or `true`.
+pub fn flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A non-empty text from the environment.
+pub fn text(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 /// `ROLLGATE_BACKUP_MAX_AGE_HOURS` (default 24): how recent a backup must be to count as taken.
 pub fn backup_max_age() -> std::time::Duration {
-    let hours = std::env::var("ROLLGATE_BACKUP_MAX_AGE_HOURS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    let hours = number("ROLLGATE_BACKUP_MAX_AGE_HOURS")
         .filter(|h| *h > 0)
         .unwrap_or(24);
     std::time::Duration::from_secs(hours * 3600)
@@ -42,32 +55,23 @@ pub fn backup_max_age() -> std::time::Duration {
 /// `ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS` (default 60): how often plans with automatic advance are
 /// checked; `0` turns the job off.
 pub fn auto_advance_interval() -> Option<std::time::Duration> {
-    let secs = std::env::var("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(60);
+    let secs = number("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS").unwrap_or(60);
     (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 /// `PROMETHEUS_URL` (e.g. `http://127.0.0.1:9090`): the Prometheus the guards query. Unset: no
 /// guard monitor (guards hold). A malformed value stops the server at start.
 pub fn prometheus() -> anyhow::Result<Option<app::prom::Prometheus>> {
-    match std::env::var("PROMETHEUS_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            app::prom::Prometheus::new(&url, std::time::Duration::from_secs(10))
-                .map(Some)
-                .map_err(anyhow::Error::msg)
-        }
-        _ => Ok(None),
-    }
+    text("PROMETHEUS_URL")
+        .map(|url| app::prom::Prometheus::new(&url, std::time::Duration::from_secs(10)))
+        .transpose()
+        .map_err(anyhow::Error::msg)
 }
 
 /// `ROLLGATE_GUARD_INTERVAL_SECS` (default 30, at least 1): how often the guard monitor reads the
 /// guards of every flag in a monitoring window.
 pub fn guard_interval() -> std::time::Duration {
-    let secs = std::env::var("ROLLGATE_GUARD_INTERVAL_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    let secs = number("ROLLGATE_GUARD_INTERVAL_SECS")
         .filter(|s| *s > 0)
         .unwrap_or(30);
     std::time::Duration::from_secs(secs)

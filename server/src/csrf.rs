@@ -6,13 +6,14 @@
 //! host the request was sent to — or `ROLLGATE_PUBLIC_ORIGIN` when set (behind a proxy that
 //! rewrites `Host`). Token-authenticated API calls carry no cookie and are not affected.
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::{header, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use crate::error::ApiError;
+use crate::AppState;
 
 fn origin_of(url: &str) -> Option<&str> {
     let rest = url
@@ -48,11 +49,8 @@ pub fn allowed(req: &Request, public_origin: Option<&str>) -> bool {
 }
 
 /// The middleware: 403 `forbidden` for a cross-site unsafe request.
-pub async fn protect(req: Request, next: Next) -> Response {
-    let public = std::env::var("ROLLGATE_PUBLIC_ORIGIN")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    if allowed(&req, public.as_deref()) {
+pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if allowed(&req, state.public_origin.as_deref()) {
         next.run(req).await
     } else {
         tracing::warn!(path = %req.uri().path(), "cross-site request refused");

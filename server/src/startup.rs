@@ -145,7 +145,10 @@ pub fn router(state: AppState) -> Router {
             app::shell,
         ))
         .layer(axum::middleware::from_fn(require_sign_in))
-        .layer(axum::middleware::from_fn(crate::csrf::protect))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::csrf::protect,
+        ))
         .layer(sessions)
         // Security headers on every response.
         .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))

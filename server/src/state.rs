@@ -33,22 +33,22 @@ pub struct AppState {
     pub login_throttle: Arc<app::throttle::Throttle>,
     /// Trust `X-Forwarded-For` for the client's address (`ROLLGATE_TRUST_PROXY=1`).
     pub trust_proxy: bool,
+    /// The origin browsers use when a proxy rewrites `Host` (`ROLLGATE_PUBLIC_ORIGIN`; CSRF check).
+    pub public_origin: Option<Arc<str>>,
 }
 
 impl AppState {
     /// A state over `pool` with an empty live cache (call `live.refresh_all` or spawn the sync task).
     pub fn new(leptos_options: LeptosOptions, pool: PgPool) -> Self {
-        let secure_cookies =
-            std::env::var("ROLLGATE_SECURE_COOKIES").is_ok_and(|v| v == "1" || v == "true");
         AppState {
-            secure_cookies,
+            secure_cookies: crate::config::flag("ROLLGATE_SECURE_COOKIES"),
             backup_dir: crate::config::backup_dir(),
             database_url: None,
             backup_max_age: crate::config::backup_max_age(),
             prometheus: None,
             login_throttle: Arc::default(),
-            trust_proxy: std::env::var("ROLLGATE_TRUST_PROXY")
-                .is_ok_and(|v| v == "1" || v == "true"),
+            trust_proxy: crate::config::flag("ROLLGATE_TRUST_PROXY"),
+            public_origin: crate::config::text("ROLLGATE_PUBLIC_ORIGIN").map(Arc::from),
             leptos_options,
             pool,
             live: Arc::new(Live::default()),
