@@ -397,7 +397,12 @@ pub async fn tick(
     ticked: bool,
     note: &str,
 ) -> Result<TickRow, Error> {
-    let document = load(&mut *pool.acquire().await?, key).await?.document;
+    if note.chars().count() > 2000 {
+        return Err(Error::Invalid("a note has at most 2000 characters".into()));
+    }
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let document = load(&mut tx, key).await?.document;
     let known = document
         .checklists
         .iter()
@@ -407,11 +412,6 @@ pub async fn tick(
             "the plan of {key:?} has no item {item:?} in checklist {checklist:?}"
         )));
     }
-    if note.chars().count() > 2000 {
-        return Err(Error::Invalid("a note has at most 2000 characters".into()));
-    }
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
     let row: TickRow = sqlx::query_as(
         "INSERT INTO plan_ticks (flag_key, checklist, item, ticked, note, actor) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING checklist, item, ticked, note, actor, at",
@@ -433,8 +433,8 @@ pub async fn tick(
     Ok(row)
 }
 
-/// Signs (or withdraws) a milestone as `role`. The caller checks that the role owns the
-/// milestone (see [`owner_roles`]). Audited; the history keeps every signature.
+/// Signs (or withdraws) a milestone as `role`, which must own it (see [`owner_roles`]; admins
+/// sign everything). Audited; the history keeps every signature.
 pub async fn sign(
     pool: &PgPool,
     actor: &Actor,
@@ -443,14 +443,26 @@ pub async fn sign(
     signed: bool,
     role: &str,
 ) -> Result<SignoffRow, Error> {
-    let document = load(&mut *pool.acquire().await?, key).await?.document;
-    if !document.milestones.iter().any(|m| m.name == milestone) {
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let document = load(&mut tx, key).await?.document;
+    let Some(owner) = document
+        .milestones
+        .iter()
+        .find(|m| m.name == milestone)
+        .map(|m| m.owner.as_str())
+    else {
         return Err(Error::Invalid(format!(
             "the plan of {key:?} has no milestone {milestone:?}"
         )));
+    };
+    let roles = owner_roles(owner);
+    if !roles.contains(&role) {
+        return Err(Error::Forbidden(format!(
+            "{milestone:?} is signed by its owner ({owner}: role {}); you are {role}",
+            roles.join(" or ")
+        )));
     }
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
     let row: SignoffRow = sqlx::query_as(
         "INSERT INTO plan_signoffs (flag_key, milestone, signed, actor, role) VALUES ($1, $2, $3, $4, $5) \
          RETURNING milestone, signed, actor, role, at",
@@ -636,15 +648,6 @@ pub fn owner_roles(owner: &str) -> &'static [&'static str] {
         "product" => &["product_owner", "admin"],
         _ => &["admin", "product_owner", "qa", "dba"],
     }
-}
-
-/// The owner label of a milestone in the plan.
-pub fn milestone_owner<'a>(plan: &'a PlanState, milestone: &str) -> Option<&'a str> {
-    plan.document
-        .milestones
-        .iter()
-        .find(|m| m.name == milestone)
-        .map(|m| m.owner.as_str())
 }
 
 #[cfg(test)]
