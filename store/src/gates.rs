@@ -220,19 +220,22 @@ pub(crate) async fn propose_cached(
     Ok(p)
 }
 
-/// The latest change requests of `key`, newest first; `current` marks those whose hash is
-/// `current_hash`.
-pub(crate) async fn requests(
+/// The latest change requests of `key` (only request `id` when given), newest first; `current`
+/// marks those not applied whose hash is `current_hash`.
+async fn fetch_requests(
     conn: &mut PgConnection,
     key: &str,
+    id: Option<i64>,
     current_hash: Option<&str>,
 ) -> Result<Vec<ChangeRequest>, Error> {
     let mut rows: Vec<ChangeRequest> = sqlx::query_as(
         "SELECT id, from_phase, to_phase, change_hash, turned_on, turned_off, requested_by, requested_at, \
                 approved_by, approved_at, applied_at \
-         FROM change_requests WHERE flag_key = $1 ORDER BY id DESC LIMIT 20",
+         FROM change_requests WHERE flag_key = $1 AND ($2::bigint IS NULL OR id = $2) \
+         ORDER BY id DESC LIMIT 20",
     )
     .bind(key)
+    .bind(id)
     .fetch_all(&mut *conn)
     .await?;
     for r in &mut rows {
@@ -241,27 +244,26 @@ pub(crate) async fn requests(
     Ok(rows)
 }
 
-/// Request `id` of `key` (marked current against `current_hash`), or `NotFound`.
+/// The latest change requests of `key`, newest first.
+pub(crate) async fn requests(
+    conn: &mut PgConnection,
+    key: &str,
+    current_hash: Option<&str>,
+) -> Result<Vec<ChangeRequest>, Error> {
+    fetch_requests(conn, key, None, current_hash).await
+}
+
+/// Request `id` of `key`, or `NotFound`.
 async fn one_request(
     conn: &mut PgConnection,
     key: &str,
     id: i64,
     current_hash: Option<&str>,
 ) -> Result<ChangeRequest, Error> {
-    sqlx::query_as::<_, ChangeRequest>(
-        "SELECT id, from_phase, to_phase, change_hash, turned_on, turned_off, requested_by, requested_at, \
-                approved_by, approved_at, applied_at \
-         FROM change_requests WHERE flag_key = $1 AND id = $2",
-    )
-    .bind(key)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .map(|mut r| {
-        r.current = r.applied_at.is_none() && Some(r.change_hash.as_str()) == current_hash;
-        r
-    })
-    .ok_or_else(|| Error::NotFound(format!("change request {id} of flag {key:?}")))
+    fetch_requests(conn, key, Some(id), current_hash)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("change request {id} of flag {key:?}")))
 }
 
 /// The approval state of the change with `hash`.
