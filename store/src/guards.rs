@@ -113,12 +113,8 @@ pub(crate) fn not_ok(
 pub struct Watched {
     /// Flag.
     pub key: String,
-    /// Its phase.
-    pub phase: Phase,
     /// Its guards.
     pub guards: Vec<GuardSpec>,
-    /// Already paused.
-    pub paused: bool,
 }
 
 /// Every flag in a monitoring window (any phase but OFF) whose plan has guards.
@@ -132,15 +128,9 @@ pub async fn watched(pool: &PgPool) -> Result<Vec<Watched>, Error> {
     let mut out = Vec::new();
     let mut conn = pool.acquire().await?;
     for key in keys {
-        let plan = crate::plans::load(&mut conn, &key).await?;
-        let (rollout, _) = crate::flags::read_flag(&mut conn, &key).await?;
-        if !plan.guards.is_empty() {
-            out.push(Watched {
-                key,
-                phase: rollout.phase,
-                guards: plan.guards,
-                paused: plan.paused.is_some(),
-            });
+        let guards = crate::plans::load(&mut conn, &key).await?.guards;
+        if !guards.is_empty() {
+            out.push(Watched { key, guards });
         }
     }
     Ok(out)
