@@ -141,6 +141,12 @@ impl TestApp {
         assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     }
 
+    /// A GET with the admin token.
+    async fn get(&self, uri: &str) -> Res {
+        self.call(Method::GET, uri, Some(&self.admin), &[], None)
+            .await
+    }
+
     async fn post(&self, uri: &str, body: Option<Value>) -> Res {
         self.call(Method::POST, uri, Some(&self.admin), &[], body)
             .await
@@ -422,16 +428,7 @@ async fn seed_pilot_and_quick_rollback(pool: PgPool) {
         app.features(&app.server, Some(&b)).await.json(),
         json!({ FLAG: false })
     );
-    let flag = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await
-        .json();
+    let flag = app.get(&format!("/api/admin/flags/{FLAG}")).await.json();
     assert_eq!(flag["rollout"]["phase"], "pilot");
     assert_eq!(flag["rollout"]["pilots"], json!([a.clone()]));
 
@@ -474,13 +471,7 @@ async fn seed_pilot_and_quick_rollback(pool: PgPool) {
         json!({ FLAG: false })
     );
     let audit = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/audit?flag={FLAG}&actor=token:admin"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
+        .get(&format!("/api/admin/audit?flag={FLAG}&actor=token:admin"))
         .await;
     let actions: Vec<String> = audit
         .json()
@@ -621,15 +612,7 @@ async fn tokens_and_scopes(pool: PgPool) {
     let secret = created["token"].as_str().unwrap().to_string();
     assert!(secret.starts_with("rg_server_"));
     assert_eq!(app.features(&secret, Some(&a)).await.status, StatusCode::OK);
-    let listed = app
-        .call(
-            Method::GET,
-            "/api/admin/tokens",
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let listed = app.get("/api/admin/tokens").await;
     assert!(!listed.text.contains(&secret));
     let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM api_tokens WHERE name = 'ci'")
         .fetch_one(&pool)
@@ -777,15 +760,7 @@ async fn admin_errors_have_the_right_status(pool: PgPool) {
     }
 
     // Optimistic concurrency on tenants and flags.
-    let got = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/tenants/{t}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let got = app.get(&format!("/api/admin/tenants/{t}")).await;
     let tag = got.headers["etag"].to_str().unwrap().to_string();
     let ok = app
         .call(
@@ -807,15 +782,7 @@ async fn admin_errors_have_the_right_status(pool: PgPool) {
         )
         .await;
     assert_error(&stale, StatusCode::CONFLICT, "conflict");
-    let flag = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let flag = app.get(&format!("/api/admin/flags/{FLAG}")).await;
     let ftag = flag.headers["etag"].to_str().unwrap().to_string();
     app.post(&format!("/api/admin/flags/{FLAG}/advance"), None)
         .await;
@@ -872,16 +839,7 @@ async fn phase_ladder_materialises_nested_cohorts(pool: PgPool) {
         );
         assert!(previous.is_subset(&on));
         previous = on;
-        let flag = app
-            .call(
-                Method::GET,
-                &format!("/api/admin/flags/{FLAG}"),
-                Some(&app.admin),
-                &[],
-                None,
-            )
-            .await
-            .json();
+        let flag = app.get(&format!("/api/admin/flags/{FLAG}")).await.json();
         assert_eq!(flag["rollout"]["phase"], phase);
     }
     // A tenant created during the 50% phase gets the phase's answer for its bucket.
@@ -1131,14 +1089,7 @@ async fn sdk_snapshot_stream_metrics_and_openapi(pool: PgPool) {
     );
 
     app.features(&app.server, Some(&app.tenant(1))).await;
-    app.call(
-        Method::GET,
-        "/api/admin/tenants/nope",
-        Some(&app.admin),
-        &[],
-        None,
-    )
-    .await;
+    app.get("/api/admin/tenants/nope").await;
     let metrics = app
         .call(Method::GET, "/metrics", None, &[], None)
         .await
@@ -1233,15 +1184,7 @@ async fn raw_sql_propagates_to_two_instances_in_under_a_second(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn migration_status_for_dbas(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
-    let res = app
-        .call(
-            Method::GET,
-            "/api/admin/migrations",
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let res = app.get("/api/admin/migrations").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let j = res.json();
     assert_eq!(j["verification_count"], 1);
@@ -1254,16 +1197,7 @@ async fn migration_status_for_dbas(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let j = app
-        .call(
-            Method::GET,
-            "/api/admin/migrations",
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await
-        .json();
+    let j = app.get("/api/admin/migrations").await.json();
     assert_eq!(j["counts"]["drifted"], 1);
     assert_eq!(j["migrations"][0]["state"], "drifted");
     assert_error(
@@ -1418,10 +1352,7 @@ async fn activity_batches_are_all_or_nothing(pool: PgPool) {
 async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let uri = format!("/api/admin/flags/{FLAG}/plan");
-    let get = || async {
-        app.call(Method::GET, &uri, Some(&app.admin), &[], None)
-            .await
-    };
+    let get = || async { app.get(&uri).await };
 
     // A new plan is the seed's: its checklists and its eight sign-offs; entering pilot needs the
     // prerequisites and the smoke test ticked and three milestones signed.
@@ -1551,15 +1482,7 @@ async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
     assert!(res.text.contains("found no checklist"), "{}", res.text);
-    let res = app
-        .call(
-            Method::GET,
-            "/api/admin/flags/no_such_flag/plan",
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let res = app.get("/api/admin/flags/no_such_flag/plan").await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     let res = app
         .call(Method::GET, &uri, Some(&app.server), &[], None)
@@ -1618,10 +1541,7 @@ async fn security_headers_on_every_response(pool: PgPool) {
 /// Ticks every item of `checklists` and signs `milestones` of FLAG's plan as the admin token.
 async fn satisfy(app: &TestApp, checklists: &[&str], milestones: &[&str]) {
     let uri = format!("/api/admin/flags/{FLAG}/plan");
-    let plan = app
-        .call(Method::GET, &uri, Some(&app.admin), &[], None)
-        .await
-        .json();
+    let plan = app.get(&uri).await.json();
     for checklist in plan["document"]["checklists"].as_array().unwrap() {
         let name = checklist["name"].as_str().unwrap();
         if !checklists.contains(&name) {
@@ -1646,15 +1566,7 @@ async fn satisfy(app: &TestApp, checklists: &[&str], milestones: &[&str]) {
 }
 
 async fn phase(app: &TestApp) -> String {
-    app.call(
-        Method::GET,
-        &format!("/api/admin/flags/{FLAG}"),
-        Some(&app.admin),
-        &[],
-        None,
-    )
-    .await
-    .json()["rollout"]["phase"]
+    app.get(&format!("/api/admin/flags/{FLAG}")).await.json()["rollout"]["phase"]
         .as_str()
         .unwrap()
         .to_string()
@@ -1723,10 +1635,7 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
     let req = app.post(&format!("{plan_uri}/requests"), None).await;
     assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
     let req = req.json();
-    let plan = app
-        .call(Method::GET, &plan_uri, Some(&app.admin), &[], None)
-        .await
-        .json();
+    let plan = app.get(&plan_uri).await.json();
     assert_eq!(req["change_hash"], plan["proposal"]["hash"]);
     assert_eq!(req["to_phase"], "pilot");
     let approve = format!("{plan_uri}/requests/{}/approve", req["id"]);
@@ -1903,10 +1812,7 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
         )
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    let plan = app
-        .call(Method::GET, &plan_uri, Some(&app.admin), &[], None)
-        .await
-        .json();
+    let plan = app.get(&plan_uri).await.json();
     assert_eq!(
         plan["document"]["contacts"],
         json!([{"role": "On-call Engineer", "contact": "ops@example.com, +1 555 0100"}])
@@ -1982,13 +1888,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
         .unwrap()
         .is_empty());
     let plan = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}/plan"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
+        .get(&format!("/api/admin/flags/{FLAG}/plan"))
         .await
         .json();
     let unmet = plan["unmet_text"].to_string();
@@ -2307,13 +2207,7 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
     assert!(res.text.contains("the rollout is paused"), "{}", res.text);
     let plan = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}/plan"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
+        .get(&format!("/api/admin/flags/{FLAG}/plan"))
         .await
         .json();
     assert!(plan["paused"]["reason"]
@@ -2393,15 +2287,7 @@ async fn concurrent_edits_one_wins_the_rest_conflict(pool: PgPool) {
         None,
     )
     .await;
-    let flag = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await;
+    let flag = app.get(&format!("/api/admin/flags/{FLAG}")).await;
     let etag = flag.headers["etag"].to_str().unwrap().to_string();
     let applied_before = audit_count(&pool, "rollout.apply").await;
     let advance_uri = format!("/api/admin/flags/{FLAG}/advance");
@@ -2437,16 +2323,7 @@ async fn concurrent_edits_one_wins_the_rest_conflict(pool: PgPool) {
     );
 
     // Twenty different edits of the same version: one lands, none is lost silently.
-    let etag = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await
-        .headers["etag"]
+    let etag = app.get(&format!("/api/admin/flags/{FLAG}")).await.headers["etag"]
         .to_str()
         .unwrap()
         .to_string();
@@ -2473,16 +2350,7 @@ async fn concurrent_edits_one_wins_the_rest_conflict(pool: PgPool) {
     assert!(results
         .iter()
         .all(|r| r.status == StatusCode::OK || r.status == StatusCode::CONFLICT));
-    let flag = app
-        .call(
-            Method::GET,
-            &format!("/api/admin/flags/{FLAG}"),
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await
-        .json();
+    let flag = app.get(&format!("/api/admin/flags/{FLAG}")).await.json();
     assert_eq!(
         flag["rollout"]["pilots"],
         json!([app.tenant(3), pilots[winners[0]].clone()]
@@ -2641,16 +2509,7 @@ async fn every_kind_of_change_is_audited(pool: PgPool) {
         );
         expect(w, action, "api", format!("{method} {uri}")).await;
     }
-    let tokens = app
-        .call(
-            Method::GET,
-            "/api/admin/tokens",
-            Some(&app.admin),
-            &[],
-            None,
-        )
-        .await
-        .json();
+    let tokens = app.get("/api/admin/tokens").await.json();
     let id = tokens
         .as_array()
         .unwrap()
