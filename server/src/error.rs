@@ -114,16 +114,10 @@ impl From<store::Error> for ApiError {
             store::Error::Conflict(what) => ApiError::conflict(what),
             store::Error::Invalid(what) => ApiError::unprocessable(what),
             store::Error::Forbidden(what) => ApiError::forbidden(what),
-            e @ store::Error::Gated { .. } => {
-                let message = e.to_string();
-                let store::Error::Gated { unmet, .. } = e else {
-                    return ApiError::internal();
-                };
-                ApiError {
-                    unmet,
-                    ..ApiError::new(StatusCode::CONFLICT, "gates_unmet", message)
-                }
-            }
+            ref e @ store::Error::Gated { ref unmet, .. } => ApiError {
+                unmet: unmet.clone(),
+                ..ApiError::new(StatusCode::CONFLICT, "gates_unmet", e.to_string())
+            },
             store::Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again shortly")
