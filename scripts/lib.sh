@@ -51,6 +51,19 @@ locked_wasm_bindgen() {
     awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
 }
 
+# check_disk GB — say how much room the build has, and warn (not fail: the estimate is a
+# measurement, not a law) when there is less than it needs. A fresh build of everything
+# scripts/test compiles takes about that much under target/, .data/ and fuzz/target/.
+check_disk() {
+    local need_gb=$1 free_kb
+    free_kb=$(df -Pk "$ROOT" | awk 'NR == 2 { print $4 }')
+    note "free disk at $ROOT: $(( free_kb / 1024 / 1024 )) GB (a fresh build needs about $need_gb GB)"
+    if [ "$free_kb" -lt $(( need_gb * 1024 * 1024 )) ]; then
+        printf '    WARNING: less than %s GB free — the build may fail with "No space left on device".\n' "$need_gb" >&2
+        printf '    Old build artifacts can go: cargo clean (or rm -rf target/debug/incremental).\n' >&2
+    fi
+}
+
 ensure_rust() {
     command -v cargo >/dev/null || die "cargo is not installed (Rust toolchain required)"
     if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
