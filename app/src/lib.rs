@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod chart;
+#[cfg(feature = "ssr")]
+pub mod csp;
 pub mod dashboard;
 pub mod dba;
 pub mod error;
@@ -68,6 +70,8 @@ pub fn server_context() -> Result<ServerContext, AppError> {
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    csp::set_for_this_page();
     view! {
         <!DOCTYPE html>
         <html lang="en">

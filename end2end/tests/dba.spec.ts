@@ -1,5 +1,4 @@
-import { expect, test } from '@playwright/test';
-import { base, serverToken, signIn, users } from './helpers';
+import { base, expect, serverToken, signIn, test, users } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 

@@ -1,5 +1,4 @@
-import { expect, test } from '@playwright/test';
-import { base, features, serverToken, signIn, users } from './helpers';
+import { base, expect, features, serverToken, signIn, test, users } from './helpers';
 
 const FLAG = 'multi_workspace_enabled';
 

@@ -1,4 +1,29 @@
-import { expect, Page } from '@playwright/test';
+import { expect, Page, test as playwrightTest } from '@playwright/test';
+
+export { expect };
+
+/** How Chromium reports a resource or script the Content-Security-Policy refused. */
+export const cspViolation = /Content Security Policy/i;
+
+/**
+ * Playwright's `test`, plus a check every test gets: the page reported no Content-Security-Policy
+ * violation (a script the policy refused would leave the page unhydrated or broken). A test that
+ * provokes one on purpose sets `cspViolationsExpected` and checks them itself.
+ */
+export const test = playwrightTest.extend<{ cspViolationsExpected: boolean; cspViolations: string[] }>({
+  cspViolationsExpected: [false, { option: true }],
+  cspViolations: [
+    async ({ page, cspViolationsExpected }, use) => {
+      const violations: string[] = [];
+      page.on('console', (m) => {
+        if (cspViolation.test(m.text())) violations.push(m.text());
+      });
+      await use(violations);
+      if (!cspViolationsExpected) expect(violations, 'Content-Security-Policy violations').toEqual([]);
+    },
+    { auto: true },
+  ],
+});
 
 export const users = {
   po: { name: 'po', password: process.env.E2E_PO_PASSWORD ?? 'po-password-e2e' },

@@ -1,6 +1,5 @@
-import { expect, test } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
-import { adminToken, base, signIn, users } from './helpers';
+import { adminToken, base, expect, signIn, test, users } from './helpers';
 
 const FLAG = 'multi_workspace_enabled';
 const TENANT = 'acme-logistics';
@@ -116,4 +115,22 @@ test('bad input gets a clear message, not a crash', async ({ page }) => {
   expect(csv.status()).toBe(400);
   const anon = await fetch(`${base}/audit/export.csv`, { redirect: 'manual' });
   expect([302, 303, 307, 401]).toContain(anon.status);
+});
+
+test.describe('Content-Security-Policy', () => {
+  test.use({ cspViolationsExpected: true });
+
+  test('the app hydrates under the policy; an injected inline script is refused', async ({ page, cspViolations }) => {
+    await signIn(page, users.qa, '/tenants');
+    await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
+    expect(cspViolations).toEqual([]);
+    // What an HTML injection would do: an inline script without this page's nonce.
+    await page.evaluate(() => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__injected = 1';
+      document.body.appendChild(s);
+    });
+    await expect.poll(() => cspViolations.length).toBeGreaterThan(0);
+    expect(await page.evaluate(() => (window as unknown as { __injected?: number }).__injected)).toBeUndefined();
+  });
 });

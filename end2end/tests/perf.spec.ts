@@ -1,6 +1,5 @@
-import { expect, test } from '@playwright/test';
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { signIn, users } from './helpers';
+import { expect, signIn, test, users } from './helpers';
 
 // Run by scripts/test as the `perf` project, after the journeys and after loading 100,000 demo
 // tenants. It logs figures (docs/BENCHMARKS.md records them); speed is not asserted here.

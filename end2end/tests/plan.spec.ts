@@ -1,5 +1,5 @@
-import { expect, Page, test } from '@playwright/test';
-import { adminToken, base, signIn, users } from './helpers';
+import { Page } from '@playwright/test';
+import { adminToken, base, expect, signIn, test, users } from './helpers';
 
 // A flag of its own with the seed's plan: the gates into pilot are the prerequisites and the smoke
 // test ticked, "Code deployed", "Migrations applied" and "Smoke tests passed" signed, migrations

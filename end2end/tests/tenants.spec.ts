@@ -1,5 +1,4 @@
-import { expect, test } from '@playwright/test';
-import { signIn, users } from './helpers';
+import { expect, signIn, test, users } from './helpers';
 
 test.describe('tenant list without JavaScript (server-rendered)', () => {
   test.use({ javaScriptEnabled: false });

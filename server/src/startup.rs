@@ -29,9 +29,22 @@ use crate::{
     health, AppState,
 };
 
+/// The web app's routes, generated once per process.
+///
+/// Generating them renders the app with resource loading suppressed through a process-wide flag
+/// (leptos_server's `SuppressResourceLoad`); a resource of another request that is first polled
+/// while the flag is up waits forever (leptos-rs/leptos#4773). Generating once, before any router
+/// exists — `OnceLock` makes every other caller wait — means no page renders during it: a test
+/// binary that built a router per test hung now and then on a page of a parallel test.
+fn app_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 /// Every route of the server over `state`. Tests call this and drive it with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(app::App);
+    let routes = app_routes();
     let ctx = app::ServerContext {
         pool: state.pool.clone(),
         backup_dir: state.backup_dir.clone(),
@@ -158,14 +171,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The Content-Security-Policy of every response. Scripts and styles come from this origin;
-/// `'unsafe-inline'` is needed by Leptos' inline hydration script and resource data, and
-/// `'wasm-unsafe-eval'` lets the browser compile the wasm. No framing, no plugins, forms post
-/// only here.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
-    script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
-    form-action 'self'; frame-ancestors 'none'";
+/// The Content-Security-Policy of every response that is not a rendered page (pages send their
+/// own, with the render's script nonce: `app::csp`).
+pub const CONTENT_SECURITY_POLICY: &str = app::csp::STATIC;
 
 /// A header every response gets unless its handler set it.
 fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

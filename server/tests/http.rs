@@ -1513,14 +1513,20 @@ async fn plan_gates_follow_ticks_and_signoffs(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn security_headers_on_every_response(pool: PgPool) {
     let app = TestApp::new(pool).await;
-    for (uri, token) in [
-        ("/api/health", None),
-        ("/login", None),
-        ("/no-such-page", None),
-        ("/api/admin/flags", Some(app.admin.as_str())),
-        ("/api/admin/flags", None),
+    let cookie = sign_in(&app, "hedda", "viewer").await;
+    let mut nonces = std::collections::HashSet::new();
+    // (uri, bearer token, cookie, a page rendered by Leptos)
+    for (uri, token, cookie, page) in [
+        ("/api/health", None, None, false),
+        ("/login", None, None, true),
+        ("/no-such-page", None, None, true),
+        ("/tenants", None, Some(cookie.as_str()), true),
+        ("/flags/multi_workspace_enabled", None, Some(&cookie), true),
+        ("/api/admin/flags", Some(app.admin.as_str()), None, false),
+        ("/api/admin/flags", None, None, false),
     ] {
-        let res = app.call(Method::GET, uri, token, &[], None).await;
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        let res = app.call(Method::GET, uri, token, &headers, None).await;
         let h = |name: &str| {
             res.headers
                 .get(name)
@@ -1534,7 +1540,34 @@ async fn security_headers_on_every_response(pool: PgPool) {
         let csp = h("content-security-policy");
         assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
         assert!(csp.contains("object-src 'none'"), "{uri}: {csp}");
-        assert_eq!(csp, server::startup::CONTENT_SECURITY_POLICY, "{uri}");
+        assert!(!csp.contains("'unsafe-inline' 'wasm"), "{uri}: {csp}");
+        if !page {
+            assert_eq!(csp, server::startup::CONTENT_SECURITY_POLICY, "{uri}");
+            continue;
+        }
+        // A page: this render's nonce is in the policy and on every inline script it wrote
+        // (hydration, streamed resources); no other script would run.
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{uri}: no nonce in {csp}"));
+        assert!(nonce.len() >= 16, "{uri}: {nonce}");
+        assert_eq!(csp, app::csp::for_page(nonce), "{uri}");
+        let scripts = res.text.matches("<script").count();
+        assert!(scripts >= 1, "{uri}: no inline script");
+        assert_eq!(
+            res.text
+                .matches(&format!("<script nonce=\"{nonce}\""))
+                .count()
+                + res
+                    .text
+                    .matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+                    .count(),
+            scripts,
+            "{uri}: a script without this render's nonce"
+        );
+        assert!(nonces.insert(nonce.to_string()), "{uri}: nonce reused");
     }
 }
 
