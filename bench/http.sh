@@ -19,7 +19,7 @@ ensure_wasm_opt
 command -v wrk >/dev/null || apt_install wrk
 
 timed "build (release)" cargo leptos build --release
-pg_start pg-bench 54350
+pg_start pg-bench 15450
 create_db "$PG_URL_BASE" rollgate_bench fresh
 export DATABASE_URL="$PG_URL_BASE/rollgate_bench"
 BIN="$ROOT/target/release/rollgate"

@@ -22,7 +22,7 @@ ensure_wasm_bindgen
 ensure_wasm_opt
 
 timed "build (release)" cargo leptos build --release
-pg_start pg-bench 54350
+pg_start pg-bench 15450
 create_db "$PG_URL_BASE" rollgate_preview fresh
 export DATABASE_URL="$PG_URL_BASE/rollgate_preview"
 BIN="$ROOT/target/release/rollgate"

@@ -196,6 +196,11 @@ pg_start() {
         _initdb() { runuser -u postgres -- "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --no-locale >/dev/null; }
         timed "initdb private Postgres ($name)" _initdb
     fi
+    if runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1 \
+        && [ "$(sed -n 4p "$dir/postmaster.pid" 2>/dev/null)" != "$port" ]; then
+        step "Postgres ($name) runs on port $(sed -n 4p "$dir/postmaster.pid"), not $port: restarting it"
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" -w -m fast stop >/dev/null
+    fi
     if runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
         note "Postgres ($name) already running on 127.0.0.1:$port"
     else

@@ -13,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 EXAMPLES=${ST_EXAMPLES:-10}
 ADDR=${ST_ADDR:-127.0.0.1:3420}
-PORT=${ROLLGATE_TEST_PG_PORT:-54330}
+PORT=${ROLLGATE_TEST_PG_PORT:-15430}
 BIN=${ST_BIN:-$ROOT/target/debug/rollgate}
 cleanup_on_exit
 ensure_postgres
