@@ -236,10 +236,17 @@ pub async fn login(
     }
     let found = store::users::credentials(&ctx.pool, &username).await?;
     let (row, hash) = match found {
-        Some((row, hash)) => (Some(row), hash),
-        None => (None, ssr::dummy_hash().to_string()),
+        Some((row, hash)) => (Some(row), Some(hash)),
+        None => (None, None),
     };
-    let ok = ssr::verify_password(&password, &hash);
+    // Argon2 takes tens of milliseconds of CPU by design: off the async workers, so a burst of
+    // sign-ins does not stall flag evaluations on the same thread.
+    let ok = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| ssr::dummy_hash().to_string());
+        ssr::verify_password(&password, &hash)
+    })
+    .await
+    .unwrap_or(false);
     let (Some(row), true) = (row, ok) else {
         ctx.login_throttle.failed(&username, ip, now);
         tracing::info!(user = %username, %ip, "sign-in refused");
