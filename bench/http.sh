@@ -4,6 +4,10 @@
 #
 #   bench/http.sh                 # wrk -t1 -c32 -d10s (the documented setting)
 #   WRK_ARGS="-t2 -c64 -d30s" bench/http.sh
+#
+# Third: /api/features again while a second wrk fails sign-ins as fast as it can, each from its own
+# X-Forwarded-For address (the server trusts it here) so the throttle never answers early and
+# every attempt costs a full argon2 verification.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 ADDR=${BENCH_ADDR:-127.0.0.1:3400}
@@ -34,7 +38,7 @@ SECRET=$(random_secret rg_server_)
 "$BIN" advance --override "bench setup" >/dev/null
 
 export LEPTOS_OUTPUT_NAME=rollgate LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
-RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/bench-server.log" 2>&1 &
+ROLLGATE_TRUST_PROXY=1 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/bench-server.log" 2>&1 &
 SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"
 
@@ -52,3 +56,31 @@ echo "== POST /ofrep/v1/evaluate/flags/multi_workspace_enabled  (wrk $WRK_ARGS -
 wrk $WRK_ARGS --latency -s "$LUA" "http://$ADDR/ofrep/v1/evaluate/flags/multi_workspace_enabled" \
     | grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in"
 rm -f "$LUA"
+
+STORM=$(mktemp)
+cat >"$STORM" <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  local ip = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  return wrk.format("POST", "/rpc/login", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Accept"] = "application/json",
+    ["X-Forwarded-For"] = ip,
+  }, "username=bench-nobody&password=not-the-password")
+end
+LUA
+echo
+echo "== GET /api/features?tenant=$DEMO_TENANT during a sign-in storm (wrk $WRK_ARGS --latency; storm: wrk -t1 -c8)"
+SECS=$(echo "$WRK_ARGS" | sed -n 's/.*-d\([0-9]*\)s.*/\1/p')
+STORM_SECS=$(( ${SECS:-10} + 2 ))
+wrk -t1 -c8 -d"${STORM_SECS}s" -s "$STORM" "http://$ADDR/rpc/login" >"$DATA/bench-storm.txt" &
+STORM_PID=$!
+sleep 1
+# shellcheck disable=SC2086
+wrk $WRK_ARGS --latency -H "Authorization: Bearer $SECRET" "http://$ADDR/api/features?tenant=$DEMO_TENANT" \
+    | grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in"
+wait "$STORM_PID"
+echo "   the storm (every attempt refused, so all non-2xx):"
+grep -E "Requests/sec|Non-2xx|requests in" "$DATA/bench-storm.txt"
+rm -f "$STORM"
