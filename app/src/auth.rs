@@ -114,6 +114,15 @@ mod ssr {
             .unwrap_or(false)
     }
 
+    /// Password verifications allowed at once: half the cores, at least one.
+    pub fn verify_slots() -> &'static tokio::sync::Semaphore {
+        static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+        SLOTS.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            tokio::sync::Semaphore::new((cores / 2).max(1))
+        })
+    }
+
     /// A valid hash of nothing anyone types, verified when the user does not exist so that the
     /// answer takes as long as for a real user.
     pub fn dummy_hash() -> &'static str {
@@ -239,8 +248,12 @@ pub async fn login(
         Some((row, hash)) => (Some(row), Some(hash)),
         None => (None, None),
     };
-    // Argon2 takes tens of milliseconds of CPU by design: off the async workers, so a burst of
-    // sign-ins does not stall flag evaluations on the same thread.
+    // Argon2 takes tens of milliseconds of CPU by design: off the async workers, and on at most
+    // half the cores at once, so a burst of sign-ins cannot starve flag evaluations.
+    let _slot = ssr::verify_slots()
+        .acquire()
+        .await
+        .map_err(|_| AppError::Internal)?;
     let ok = tokio::task::spawn_blocking(move || {
         let hash = hash.unwrap_or_else(|| ssr::dummy_hash().to_string());
         ssr::verify_password(&password, &hash)
