@@ -308,6 +308,43 @@ async fn tenant_page_is_server_rendered_for_signed_in_users_only(pool: PgPool) {
     assert!(res.text.contains("Page not found"));
 }
 
+/// Pages keep rendering while routers are built on another thread. Generating Leptos' route list
+/// suppresses resource loads process-wide, and a resource first polled meanwhile waits forever
+/// (leptos-rs/leptos#4773): a CI run hung on `/tenants` that way. `server::router` generates the
+/// list once per process, so building routers no longer touches the flag.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn pages_render_while_routers_are_built(pool: PgPool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = TestApp::new(pool).await;
+    let cookie = sign_in(&app, "rita", "viewer").await;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let builder = {
+        let (state, stop) = (app.state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut built = 0_u32;
+            while !stop.load(Ordering::Relaxed) {
+                drop(server::router(state.clone()));
+                built += 1;
+            }
+            built
+        })
+    };
+    for round in 0..30 {
+        let headers = [("cookie", cookie.as_str())];
+        let page = app.call(Method::GET, "/tenants", None, &headers, None);
+        let res = tokio::time::timeout(std::time::Duration::from_secs(10), page).await;
+        let Ok(res) = res else {
+            stop.store(true, Ordering::Relaxed);
+            panic!("render {round} of /tenants did not finish within 10 s");
+        };
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        assert_eq!(res.text.matches("data-testid=\"tenant-row\"").count(), 25);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let built = builder.join().unwrap();
+    assert!(built > 30, "only {built} routers built alongside");
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn server_functions_check_roles_on_the_server(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
