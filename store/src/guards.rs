@@ -213,13 +213,8 @@ pub async fn alert(
     let actor = Actor::new("rollgate:guard", crate::Source::System);
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let plan = crate::plans::load(&mut tx, key).await?;
-    let paused: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT paused_at FROM rollout_plans WHERE flag_key = $1 FOR UPDATE")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-    if paused.is_some() {
+    let plan = crate::plans::load_for_update(&mut tx, key).await?;
+    if plan.paused.is_some() {
         return Ok(AlertAction::AlreadyPaused);
     }
     let reason = format!("guard {} in alert: {}", guard.name, reading.detail);
@@ -256,14 +251,7 @@ pub async fn alert(
 pub async fn resume(pool: &PgPool, actor: &Actor, key: &str) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    crate::plans::load(&mut tx, key).await?;
-    let paused: Option<(DateTime<Utc>, Option<String>)> = sqlx::query_as(
-        "SELECT paused_at, paused_reason FROM rollout_plans WHERE flag_key = $1 AND paused_at IS NOT NULL FOR UPDATE",
-    )
-    .bind(key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((at, reason)) = paused else {
+    let Some(paused) = crate::plans::load_for_update(&mut tx, key).await?.paused else {
         return Err(Error::Conflict(format!(
             "the rollout of {key:?} is not paused"
         )));
@@ -280,7 +268,7 @@ pub async fn resume(pool: &PgPool, actor: &Actor, key: &str) -> Result<(), Error
             "plan.resume",
             Some(key),
             None,
-            Some(serde_json::json!({ "paused_at": at, "reason": reason })),
+            Some(serde_json::json!({ "paused_at": paused.at, "reason": paused.reason })),
             None,
         )
         .await?;

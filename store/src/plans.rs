@@ -158,11 +158,29 @@ struct PlanRow {
 /// The stored plan of `key`. A flag without one gets the seed template on first use; an unknown
 /// flag is `NotFound`.
 pub(crate) async fn load(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
-    const SELECT: &str =
-        "SELECT document, gates, guards, version, approvals_required, approver_roles, \
-                auto_advance, on_alert, paused_at, paused_reason \
-         FROM rollout_plans WHERE flag_key = $1";
-    let row: Option<PlanRow> = sqlx::query_as(SELECT)
+    load_row(conn, key, false).await
+}
+
+/// [`load`], with the plan's row locked for the rest of the transaction: for read-modify-write
+/// changes of the plan, so two of them never both read the old row.
+pub(crate) async fn load_for_update(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
+    load_row(conn, key, true).await
+}
+
+async fn load_row(conn: &mut PgConnection, key: &str, lock: bool) -> Result<Plan, Error> {
+    macro_rules! select {
+        () => {
+            "SELECT document, gates, guards, version, approvals_required, approver_roles, \
+                    auto_advance, on_alert, paused_at, paused_reason \
+             FROM rollout_plans WHERE flag_key = $1"
+        };
+    }
+    let select = if lock {
+        concat!(select!(), " FOR UPDATE")
+    } else {
+        select!()
+    };
+    let row: Option<PlanRow> = sqlx::query_as(select)
         .bind(key)
         .fetch_optional(&mut *conn)
         .await?;
@@ -185,7 +203,7 @@ pub(crate) async fn load(conn: &mut PgConnection, key: &str) -> Result<Plan, Err
             .bind(to_json(&flags::plan::seed_gates())?)
             .execute(&mut *conn)
             .await?;
-            sqlx::query_as(SELECT)
+            sqlx::query_as(select)
                 .bind(key)
                 .fetch_one(&mut *conn)
                 .await?
@@ -358,32 +376,43 @@ pub async fn import(
         flags::plan::import_markdown(markdown).map_err(|e| Error::Invalid(e.to_string()))?;
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    load(&mut tx, key).await?;
-    let before: serde_json::Value =
-        sqlx::query_scalar("SELECT document FROM rollout_plans WHERE flag_key = $1 FOR UPDATE")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+    let before = to_json(&load_for_update(&mut tx, key).await?.document)?;
     let after = to_json(&document)?;
+    write_document(
+        &mut tx,
+        actor,
+        key,
+        &after,
+        "plan.import",
+        before,
+        after.clone(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(document)
+}
+
+/// Stores `document` as the plan of `key` (a new plan version) and audits `action` with what
+/// changed. The caller holds the row ([`load_for_update`]).
+async fn write_document(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key: &str,
+    document: &serde_json::Value,
+    action: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> Result<(), Error> {
     sqlx::query(
         "UPDATE rollout_plans SET document = $2, version = version + 1, updated_at = now() WHERE flag_key = $1",
     )
     .bind(key)
-    .bind(&after)
-    .execute(&mut *tx)
+    .bind(document)
+    .execute(&mut *conn)
     .await?;
     actor
-        .audit(
-            &mut tx,
-            "plan.import",
-            Some(key),
-            None,
-            Some(before),
-            Some(after),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(document)
+        .audit(conn, action, Some(key), None, Some(before), Some(after))
+        .await
 }
 
 /// Ticks (or unticks) a checklist item of the plan, with an optional note. Audited; the history
@@ -546,7 +575,7 @@ pub async fn set_settings(
     }
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let before = load(&mut tx, key).await?;
+    let before = load_for_update(&mut tx, key).await?;
     let gates_json = match gates {
         Some(g) => to_json(&g)?,
         None => to_json(&before.gates)?,
@@ -606,7 +635,7 @@ pub async fn set_contacts(
     }
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let mut plan = load(&mut tx, key).await?;
+    let mut plan = load_for_update(&mut tx, key).await?;
     let before = to_json(&plan.document.contacts)?;
     plan.document.contacts = contacts
         .iter()
@@ -616,23 +645,17 @@ pub async fn set_contacts(
         })
         .collect();
     let after = to_json(&plan.document.contacts)?;
-    sqlx::query(
-        "UPDATE rollout_plans SET document = $2, version = version + 1, updated_at = now() WHERE flag_key = $1",
+    let document = to_json(&plan.document)?;
+    write_document(
+        &mut tx,
+        actor,
+        key,
+        &document,
+        "plan.contacts",
+        before,
+        after,
     )
-    .bind(key)
-    .bind(to_json(&plan.document)?)
-    .execute(&mut *tx)
     .await?;
-    actor
-        .audit(
-            &mut tx,
-            "plan.contacts",
-            Some(key),
-            None,
-            Some(before),
-            Some(after),
-        )
-        .await?;
     tx.commit().await?;
     Ok(())
 }
