@@ -40,24 +40,29 @@ pub struct GuardOutcome {
 
 /// One pass of the guard monitor at `now`: reads every guard of every flag in a monitoring window
 /// from Prometheus, stores the readings, and acts on alerts (pause; step back or turn off when the
-/// plan says so). A Prometheus error makes the guard hold — never pass.
+/// plan says so). A Prometheus error makes the guard hold — never pass. Each distinct query is
+/// sent once per pass (flags on the default guards share all four).
 pub async fn guard_pass(
     state: &AppState,
     prom: &app::prom::Prometheus,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<GuardOutcome>, store::Error> {
     let mut out = Vec::new();
+    let mut answers = std::collections::HashMap::new();
+    let snapshot = state.live.current();
     for w in store::guards::watched(&state.pool).await? {
-        let snapshot = state.live.current();
         let is_on = |tenant: &str| snapshot.evaluate(&w.key, tenant).on;
         for g in &w.guards {
-            let reading = match prom.instant(&g.query).await {
-                Ok(samples) => flags::guard::evaluate(g, &samples, &is_on),
+            if !answers.contains_key(&g.query) {
+                answers.insert(g.query.clone(), prom.instant(&g.query).await);
+            }
+            let reading = match &answers[&g.query] {
+                Ok(samples) => flags::guard::evaluate(g, samples, &is_on),
                 Err(e) => flags::guard::Reading {
                     level: flags::guard::Level::Hold,
                     value: None,
                     others: None,
-                    detail: e,
+                    detail: e.clone(),
                 },
             };
             store::guards::record(&state.pool, &w.key, &g.name, &reading, now).await?;
