@@ -299,8 +299,17 @@ async fn check_pilots(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), 
     }
 }
 
-/// Moves the flag to `rollout` inside `conn`'s transaction; returns the states before and after.
-/// A rise of the phase passes the plan's gates first (see [`crate::gates`]).
+/// What [`apply_in_tx`] did: the states before and after over `tenants`, and their diff when the
+/// gates needed it (a rise of the phase).
+struct Applied {
+    before: FlagState,
+    after: FlagState,
+    tenants: Vec<Tenant>,
+    diff: Option<flags::Diff>,
+}
+
+/// Moves the flag to `rollout` inside `conn`'s transaction. A rise of the phase passes the plan's
+/// gates first (see [`crate::gates`]).
 async fn apply_in_tx(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -308,7 +317,7 @@ async fn apply_in_tx(
     rollout: &Rollout,
     expected_version: Option<i64>,
     gating: &Gating,
-) -> Result<(FlagState, FlagState, Vec<Tenant>), Error> {
+) -> Result<Applied, Error> {
     let (old, version) = lock_flag(conn, key).await?;
     if let Some(expected) = expected_version {
         if expected != version {
@@ -321,6 +330,7 @@ async fn apply_in_tx(
     let tenants = live_tenants(conn).await?;
     let before = flag_state(conn, key, &old).await?;
     let after = old.apply(&before, key, rollout, &tenants);
+    let mut gated_diff = None;
     if rollout.phase > old.phase {
         let diff = flags::diff(&before, &after, tenants.iter().map(|t| t.id.as_str()));
         let change = crate::gates::Computed {
@@ -334,6 +344,7 @@ async fn apply_in_tx(
         if let Some(hash) = crate::gates::check(conn, actor, key, &change, gating).await? {
             crate::gates::mark_applied(conn, key, &hash).await?;
         }
+        gated_diff = Some(diff);
     }
     write_rows(conn, key, &before, &after).await?;
     sqlx::query(
@@ -355,21 +366,30 @@ async fn apply_in_tx(
             )
             .await?;
     }
-    Ok((before, after, tenants))
+    Ok(Applied {
+        before,
+        after,
+        tenants,
+        diff: gated_diff,
+    })
 }
 
+/// The change from `before` to `after` at the flag's new version (`known`: their diff, when it is
+/// already computed).
 async fn finish(
     conn: &mut PgConnection,
     key: &str,
     before: &FlagState,
     after: &FlagState,
     tenants: &[Tenant],
+    known: Option<flags::Diff>,
 ) -> Result<Change, Error> {
     let version: i64 = sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
         .bind(key)
         .fetch_one(&mut *conn)
         .await?;
-    let d = flags::diff(before, after, tenants.iter().map(|t| t.id.as_str()));
+    let d =
+        known.unwrap_or_else(|| flags::diff(before, after, tenants.iter().map(|t| t.id.as_str())));
     Ok(Change {
         version,
         turned_on: d.turned_on,
@@ -390,9 +410,8 @@ pub async fn apply_rollout(
 ) -> Result<Change, Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let (before, after, tenants) =
-        apply_in_tx(&mut tx, actor, key, rollout, expected_version, gating).await?;
-    let change = finish(&mut tx, key, &before, &after, &tenants).await?;
+    let a = apply_in_tx(&mut tx, actor, key, rollout, expected_version, gating).await?;
+    let change = finish(&mut tx, key, &a.before, &a.after, &a.tenants, a.diff).await?;
     tx.commit().await?;
     Ok(change)
 }
@@ -432,7 +451,9 @@ pub async fn set_tenant(
     } else {
         rollout.pilots.remove(tenant_id);
     }
-    let (before, _, tenants) = apply_in_tx(&mut tx, actor, key, &rollout, None, gating).await?;
+    let Applied {
+        before, tenants, ..
+    } = apply_in_tx(&mut tx, actor, key, &rollout, None, gating).await?;
     sqlx::query(
         "INSERT INTO feature_flags (key, tenant_id, enabled, excluded) VALUES ($1, $2, $3, coalesce($4, false)) \
          ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique \
@@ -445,7 +466,7 @@ pub async fn set_tenant(
     .execute(&mut *tx)
     .await?;
     let after = flag_state(&mut tx, key, &rollout).await?;
-    let change = finish(&mut tx, key, &before, &after, &tenants).await?;
+    let change = finish(&mut tx, key, &before, &after, &tenants, None).await?;
     tx.commit().await?;
     Ok(change)
 }
@@ -481,7 +502,7 @@ pub async fn kill(pool: &PgPool, actor: &Actor, key: &str) -> Result<Change, Err
         )
         .await?;
     let after = flag_state(&mut tx, key, &rollout).await?;
-    let change = finish(&mut tx, key, &before, &after, &tenants).await?;
+    let change = finish(&mut tx, key, &before, &after, &tenants, None).await?;
     tx.commit().await?;
     Ok(change)
 }
