@@ -5,66 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppError;
 
-/// What a signed-in person may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, including tokens and users.
-    Admin,
-    /// Flags, tenants, phases, rollback.
-    ProductOwner,
-    /// Checklists and QA milestones.
-    Qa,
-    /// Migrations, backups, database pages.
-    Dba,
-    /// Read only.
-    Viewer,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Role; 5] = [
-        Role::Admin,
-        Role::ProductOwner,
-        Role::Qa,
-        Role::Dba,
-        Role::Viewer,
-    ];
-    /// Who may change flags, phases and tenants, and roll back.
-    pub const FLAG_EDITORS: &'static [Role] = &[Role::Admin, Role::ProductOwner];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::ProductOwner => "product_owner",
-            Role::Qa => "qa",
-            Role::Dba => "dba",
-            Role::Viewer => "viewer",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// A label for people.
-    pub fn label(self) -> &'static str {
-        match self {
-            Role::Admin => "Admin",
-            Role::ProductOwner => "Product owner",
-            Role::Qa => "QA",
-            Role::Dba => "DBA",
-            Role::Viewer => "Viewer",
-        }
-    }
-
-    /// Whether this role may change flags.
-    pub fn edits_flags(self) -> bool {
-        Role::FLAG_EDITORS.contains(&self)
-    }
-}
+/// What a signed-in person may do: the rollout vocabulary's role, shared with `store` and the
+/// plan's owners and approvers.
+pub use flags::change::Role;
 
 /// The signed-in person as the browser sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,11 +155,26 @@ mod ssr {
     pub fn actor(user: &UserView) -> store::Actor {
         store::Actor::new(user.username.clone(), store::Source::Ui)
     }
+
+    /// How `user`'s change is gated: now, with the break-glass reason when one was written — which
+    /// only an admin may give.
+    pub fn gating(
+        user: &UserView,
+        override_reason: Option<String>,
+    ) -> Result<store::rollout::Gating, AppError> {
+        let gating = store::rollout::Gating::with_override(override_reason);
+        if gating.override_reason.is_some() && user.role != Role::Admin {
+            return Err(AppError::Invalid(
+                "only an admin may override the gates".into(),
+            ));
+        }
+        Ok(gating)
+    }
 }
 
 #[cfg(feature = "ssr")]
 pub use ssr::{
-    actor, current_user, hash_password, is_signed_in, require, verify_password, USER_ID,
+    actor, current_user, gating, hash_password, is_signed_in, require, verify_password, USER_ID,
 };
 
 /// Who is signed in.

@@ -9,17 +9,6 @@ use crate::audit::AuditView;
 use crate::audit::Timeline;
 use crate::AppError;
 
-/// A condition the next phase needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GateView {
-    /// What must hold.
-    pub name: String,
-    /// Whether it holds.
-    pub ok: bool,
-    /// Why (or why not).
-    pub detail: String,
-}
-
 /// A flag on the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DashFlag {
@@ -33,8 +22,9 @@ pub struct DashFlag {
     pub next: Option<String>,
     /// Live tenants with the flag ON.
     pub on: i64,
-    /// Gates of the next phase.
-    pub gates: Vec<GateView>,
+    /// What stands before the next phase, as the write path would judge advancing now (empty:
+    /// every gate holds).
+    pub unmet: Vec<String>,
 }
 
 /// The dashboard's data.
@@ -44,6 +34,9 @@ pub struct DashboardData {
     pub live_tenants: i64,
     /// Every flag.
     pub flags: Vec<DashFlag>,
+    /// The newest backup younger than the configured age (name and time), or why there is none.
+    /// Information for the DBA, not a gate: a plan that needs a backup says so in its checklist.
+    pub backup: Result<String, String>,
     /// The newest changes.
     pub recent: Vec<AuditView>,
 }
@@ -62,6 +55,10 @@ impl DashFlag {
 /// Changes the dashboard lists.
 pub const RECENT: i64 = 12;
 
+/// Unmet gates listed per flag (the flag's plan lists them all).
+#[cfg(feature = "ssr")]
+const DASH_GATES: usize = 5;
+
 /// The dashboard's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "dashboard")]
 pub async fn dashboard() -> Result<String, AppError> {
@@ -75,52 +72,31 @@ pub async fn dashboard_data() -> Result<DashboardData, AppError> {
     crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
-    let migrations = store::migrations::counts(&ctx.pool).await?;
-    let migration_gate = GateView {
-        name: "Migrations applied".into(),
-        ok: migrations.ready(),
-        detail: if migrations.ready() {
-            format!("{} applied, none pending", migrations.applied)
-        } else {
-            format!(
-                "{} pending, {} drifted",
-                migrations.pending, migrations.drifted
-            )
-        },
-    };
     let hours = ctx.backup_max_age.as_secs() / 3600;
-    let backup_gate = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
-        Some(b) => GateView {
-            name: "Backup taken".into(),
-            ok: true,
-            detail: format!(
-                "{} ({} UTC)",
-                b.name,
-                crate::audit::display_time(b.modified)
-            ),
-        },
-        None => GateView {
-            name: "Backup taken".into(),
-            ok: false,
-            detail: format!("no backup younger than {hours} h in the backup directory"),
-        },
+    let backup = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
+        Some(b) => Ok(format!(
+            "{} ({} UTC)",
+            b.name,
+            crate::audit::display_time(b.modified)
+        )),
+        None => Err(format!(
+            "no backup younger than {hours} h in the backup directory"
+        )),
     };
+    let mut gates = store::rollout::next_gates(&ctx.pool, chrono::Utc::now()).await?;
     let flags = store::flags::list(&ctx.pool)
         .await?
         .into_iter()
         .map(|f| {
-            let next = f.rollout.phase.next(&flags::DEFAULT_LADDER);
-            let gates = match next {
-                Some(_) => vec![migration_gate.clone(), backup_gate.clone()],
-                None => Vec::new(),
-            };
+            let i = gates.iter().position(|g| g.key == f.key);
+            let g = i.map(|i| gates.swap_remove(i));
             DashFlag {
                 on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
                 phase: f.rollout.phase.to_string(),
-                next: next.map(|p| p.to_string()),
+                next: g.as_ref().and_then(|g| g.next).map(|p| p.to_string()),
                 key: f.key,
                 description: f.description,
-                gates,
+                unmet: g.map(|g| g.unmet).unwrap_or_default(),
             }
         })
         .collect();
@@ -138,6 +114,7 @@ pub async fn dashboard_data() -> Result<DashboardData, AppError> {
     Ok(DashboardData {
         live_tenants,
         flags,
+        backup,
         recent,
     })
 }
@@ -185,19 +162,26 @@ fn DashboardBody(d: DashboardData) -> impl IntoView {
                             <p class="small" data-testid="dash-share">
                                 <strong data-testid="dash-on">{f.on}</strong>{format!(" of {live} tenants ON ({share:.1}%)")}
                             </p>
-                            {if f.gates.is_empty() {
-                                view! { <p class="muted small">"Last phase reached."</p> }.into_any()
-                            } else {
-                                view! {
+                            {match (&f.next, f.unmet.len()) {
+                                (None, _) => view! { <p class="muted small">"Last phase reached."</p> }.into_any(),
+                                (Some(n), 0) => view! {
                                     <ul class="gates" aria-label="Gates of the next phase">
-                                        {f.gates.into_iter().map(|g| view! {
-                                            <li class=if g.ok { "gate ok" } else { "gate open" } data-testid="dash-gate">
-                                                <span aria-hidden="true">{if g.ok { "✓ " } else { "✗ " }}</span>
-                                                {g.name}<span class="muted small">{format!(" — {}", g.detail)}</span>
-                                            </li>
-                                        }).collect_view()}
+                                        <li class="gate ok" data-testid="dash-gate"><span aria-hidden="true">"✓ "</span>{format!("Every gate into {n} holds")}</li>
                                     </ul>
-                                }.into_any()
+                                }.into_any(),
+                                (Some(_), count) => {
+                                    let more = count.saturating_sub(DASH_GATES);
+                                    view! {
+                                        <ul class="gates" aria-label="What the next phase still needs">
+                                            {f.unmet.iter().take(DASH_GATES).map(|u| view! {
+                                                <li class="gate open" data-testid="dash-gate"><span aria-hidden="true">"✗ "</span>{u.clone()}</li>
+                                            }).collect_view()}
+                                        </ul>
+                                        {(more > 0).then(|| view! {
+                                            <p class="small"><a href=format!("/flags/{}", f.key)>{format!("and {more} more on the flag's plan →")}</a></p>
+                                        })}
+                                    }.into_any()
+                                }
                             }}
                         </article>
                     }
@@ -205,8 +189,13 @@ fn DashboardBody(d: DashboardData) -> impl IntoView {
             </div>
         }.into_any()
     };
+    let backup = match d.backup {
+        Ok(b) => format!("Latest backup: {b}"),
+        Err(why) => format!("Backups: {why}"),
+    };
     view! {
         {flags}
+        <p class="muted small" data-testid="dash-backup">{backup}</p>
         <div class="panel">
             <h2>"Latest changes"</h2>
             {if d.recent.is_empty() {

@@ -50,6 +50,7 @@ impl From<store::Error> for AppError {
             store::Error::Invalid(what) => AppError::Invalid(what),
             store::Error::Forbidden(what) => AppError::Invalid(what),
             e @ store::Error::Gated { .. } => AppError::Conflict(e.to_string()),
+            e @ store::Error::Paused { .. } => AppError::Conflict(e.to_string()),
             store::Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 AppError::Unavailable

@@ -66,6 +66,8 @@ pub struct FlagEditorData {
     pub tenants: Vec<Tenant>,
     /// Whether the signed-in user may change the flag.
     pub can_edit: bool,
+    /// Whether the signed-in user may pass unmet gates with a written reason (admins).
+    pub can_override: bool,
 }
 
 /// The flag, its state and every live tenant.
@@ -82,6 +84,7 @@ pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
         state,
         tenants,
         can_edit: user.role.edits_flags(),
+        can_override: user.role == Role::Admin,
     })
 }
 
@@ -97,28 +100,44 @@ pub struct SaveResult {
 }
 
 /// Saves a rollout if the flag is still at `version` (else a conflict: nothing is overwritten).
+/// A save that turns tenants ON passes the plan's gates; an admin may pass them with a written
+/// reason (`override_reason`, audited).
 #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json, endpoint = "save_rollout")]
 pub async fn save_rollout(
     key: String,
     rollout: Rollout,
     version: i64,
+    #[server(default)] override_reason: Option<String>,
 ) -> Result<SaveResult, AppError> {
     let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let gating = crate::auth::gating(&user, override_reason)?;
     let ctx = crate::server_context()?;
-    let c = store::flags::apply_rollout(
+    let spec = store::rollout::Spec::Rollout(rollout);
+    let a = store::rollout::change(
         &ctx.pool,
         &crate::auth::actor(&user),
         &key,
-        &rollout,
+        &spec,
         Some(version),
-        &store::gates::Gating::now(),
+        &gating,
     )
     .await?;
     Ok(SaveResult {
-        version: c.version,
-        turned_on: c.turned_on,
-        turned_off: c.turned_off,
+        version: a.change.version,
+        turned_on: a.change.turned_on,
+        turned_off: a.change.turned_off,
     })
+}
+
+/// Asks a second person to approve exactly this save (the plan requires approvals for changes that
+/// turn tenants ON). Saving the same rollout after the approval goes through.
+#[server(prefix = "/rpc", input = leptos::server_fn::codec::Json, endpoint = "request_rollout")]
+pub async fn request_rollout(key: String, rollout: Rollout) -> Result<i64, AppError> {
+    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let ctx = crate::server_context()?;
+    let spec = store::rollout::Spec::Rollout(rollout);
+    let r = store::rollout::request(&ctx.pool, &crate::auth::actor(&user), &key, &spec).await?;
+    Ok(r.id)
 }
 
 /// The kill switch: every row OFF (the seed's Quick Rollback). Never gated, always audited.
@@ -126,7 +145,17 @@ pub async fn save_rollout(
 pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
     let user = crate::auth::require(Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
-    let c = store::flags::kill(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+    let spec = store::rollout::Spec::Rollback(flags::change::RollbackTarget::Off);
+    let c = store::rollout::change(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &spec,
+        None,
+        &store::rollout::Gating::now(),
+    )
+    .await?
+    .change;
     Ok(SaveResult {
         version: c.version,
         turned_on: c.turned_on,
@@ -294,9 +323,34 @@ fn FlagEditor(
     let dirty = Memo::new(move |_| data.with_value(|d| d.rollout != draft.get()));
     Effect::new(move |_| editing.set(dirty.get()));
 
-    let save = Action::new(move |(key, rollout, version): &(String, Rollout, i64)| {
-        let (key, rollout, version) = (key.clone(), rollout.clone(), *version);
-        async move { save_rollout(key, rollout, version).await }
+    let can_override = data.with_value(|d| d.can_override);
+    // A save the gates refused: the editor offers to ask a second person to approve exactly this
+    // change, and (admins) to save it anyway with a written reason.
+    let refused = RwSignal::new(false);
+    let reason = RwSignal::new(String::new());
+    let save = Action::new(
+        move |(key, rollout, version, reason): &(String, Rollout, i64, Option<String>)| {
+            let (key, rollout, version, reason) =
+                (key.clone(), rollout.clone(), *version, reason.clone());
+            async move { save_rollout(key, rollout, version, reason).await }
+        },
+    );
+    let ask = Action::new(move |(key, rollout): &(String, Rollout)| {
+        let (key, rollout) = (key.clone(), rollout.clone());
+        async move { request_rollout(key, rollout).await }
+    });
+    Effect::new(move |_| {
+        if let Some(r) = ask.value().get() {
+            message.set(Some(match r {
+                Ok(id) => (true, format!("Approval requested (request {id}): once a second person approves it on the plan below, save this same change again.")),
+                Err(e) => (false, e.to_string()),
+            }));
+        }
+    });
+    Effect::new(move |_| {
+        if draft.get() != draft.get_untracked() {
+            refused.set(false);
+        }
     });
     let kill = Action::new(move |key: &String| {
         let key = key.clone();
@@ -314,7 +368,11 @@ fn FlagEditor(
             }
             reload.run(());
         }
-        Err(e) => message.set(Some((false, e.to_string()))),
+        Err(e) => {
+            let text = e.to_string();
+            refused.set(text.contains("do not hold"));
+            message.set(Some((false, text)));
+        }
     };
     Effect::new(move |_| {
         if let Some(r) = save.value().get() {
@@ -349,7 +407,18 @@ fn FlagEditor(
     let key_for_save = key.clone();
     let on_save = move |_| {
         message.set(None);
-        save.dispatch((key_for_save.clone(), draft.get_untracked(), version));
+        save.dispatch((key_for_save.clone(), draft.get_untracked(), version, None));
+    };
+    let key_for_override = key.clone();
+    let on_override = move |_| {
+        message.set(None);
+        let why = Some(reason.get_untracked()).filter(|r| !r.trim().is_empty());
+        save.dispatch((key_for_override.clone(), draft.get_untracked(), version, why));
+    };
+    let key_for_ask = key.clone();
+    let on_ask = move |_| {
+        message.set(None);
+        ask.dispatch((key_for_ask.clone(), draft.get_untracked()));
     };
     let key_for_kill = key.clone();
     let on_kill = move |_| {
@@ -494,6 +563,21 @@ fn FlagEditor(
                     <button type="button" class="btn" disabled=move || !dirty.get() on:click=move |_| draft.set(data.with_value(|d| d.rollout.clone()))>"Discard"</button>
                     <button type="button" class="btn danger" data-testid="kill" on:click=on_kill.clone()>"Roll back (kill switch)"</button>
                 </div>
+                {move || refused.get().then(|| view! {
+                    <div class="refused" data-testid="refused-actions">
+                        <p class="small">"This change turns tenants ON, and the plan's gates for it do not hold (listed above). Complete them on the plan below, ask a second person to approve exactly this change, or — admins — save it with a written reason (audited)."</p>
+                        <button type="button" class="btn" data-testid="ask-approval" on:click=on_ask.clone()>"Ask for approval of this change"</button>
+                        {can_override.then(|| view! {
+                            <label class="field">
+                                <span>"Override reason"</span>
+                                <input type="text" data-testid="override-reason" maxlength="1000"
+                                    prop:value=move || reason.get() on:input=move |ev| reason.set(event_target_value(&ev)) />
+                            </label>
+                            <button type="button" class="btn danger" data-testid="save-override"
+                                disabled=move || reason.get().trim().is_empty() on:click=on_override.clone()>"Save with override"</button>
+                        })}
+                    </div>
+                })}
             })}
         </div>
     }

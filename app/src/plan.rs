@@ -24,7 +24,7 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
     let now = chrono::Utc::now();
-    let plan = store::plans::get(&ctx.pool, &key, now).await?;
+    let plan = store::rollout::plan_state(&ctx.pool, &key, now).await?;
     let charts = match &ctx.prometheus {
         Some(prom) => guard_charts(&ctx.pool, prom, &plan, now).await,
         None => Vec::new(),
@@ -53,7 +53,7 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
 async fn guard_charts(
     pool: &store::PgPool,
     prom: &crate::prom::Prometheus,
-    plan: &store::plans::PlanState,
+    plan: &store::rollout::PlanState,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<(String, Result<String, String>)> {
     let window =
@@ -102,7 +102,7 @@ fn Hidden(name: &'static str, value: String) -> impl IntoView {
 #[cfg(feature = "ssr")]
 #[component]
 fn PlanBody(
-    plan: store::plans::PlanState,
+    plan: store::rollout::PlanState,
     user: crate::auth::UserView,
     error: Option<String>,
     charts: Vec<(String, Result<String, String>)>,
@@ -115,9 +115,8 @@ fn PlanBody(
     let may_approve = plan
         .settings
         .approver_roles
-        .iter()
-        .any(|r| r == role.as_str());
-    let current: Vec<store::gates::ChangeRequest> = plan
+        .contains(&role);
+    let current: Vec<store::approvals::ChangeRequest> = plan
         .requests
         .iter()
         .filter(|r| r.current)
@@ -253,7 +252,7 @@ fn PlanBody(
                     {plan.document.milestones.iter().map(|m| {
                         let s = plan.signoffs.iter().find(|s| s.milestone == m.name);
                         let signed = s.is_some_and(|s| s.signed);
-                        let may_sign = store::plans::owner_roles(&m.owner).contains(&role.as_str());
+                        let may_sign = flags::change::owner_roles(&m.owner).is_ok_and(|r| r.contains(&role));
                         view! {
                             <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
                                 <td>{m.name.clone()}</td>
@@ -357,16 +356,23 @@ fn PlanBody(
                 <h3>"Guards"</h3>
                 <p class="muted small">{format!(
                     "Read during every monitoring window; an alert pauses the rollout{}. Too little data holds.",
-                    match plan.settings.on_alert.as_str() {
-                        "previous" => " and steps it back one phase",
-                        "off" => " and turns the flag off",
-                        _ => "",
+                    match plan.settings.on_alert {
+                        flags::change::OnAlert::Previous => " and steps it back one phase",
+                        flags::change::OnAlert::Off => " and turns the flag off",
+                        flags::change::OnAlert::Pause => "",
                     }
                 )}</p>
                 {rows}
             </div>
         }
     });
+    let approver_roles_text = plan
+        .settings
+        .approver_roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let settings = (role == Role::Admin).then(|| view! {
         <div class="card">
             <h3>"Approvals and automation"</h3>
@@ -374,7 +380,7 @@ fn PlanBody(
                 <Hidden name="key" value=key.clone() />
                 <label><input type="checkbox" name="approvals_required" value="on" checked=plan.settings.approvals_required />" A second user approves each phase change"</label>
                 <label>"Approver roles (comma-separated)"
-                    <input type="text" name="approver_roles" value=plan.settings.approver_roles.join(", ") />
+                    <input type="text" name="approver_roles" value=approver_roles_text />
                 </label>
                 <label><input type="checkbox" name="auto_advance" value="on" checked=plan.settings.auto_advance />" Advance on its own when every gate holds"</label>
                 <label>"Guards (JSON: name, title, query, warn, alert, direction, per_tenant, unit)"
@@ -384,11 +390,11 @@ fn PlanBody(
                 </label>
                 <label>"On a guard's alert"
                     <select name="on_alert">
-                        {store::plans::ON_ALERT.iter().map(|o| view! {
-                            <option value=*o selected=plan.settings.on_alert == *o>{match *o {
-                                "previous" => "pause and step back one phase",
-                                "off" => "pause and turn the flag off",
-                                _ => "pause",
+                        {flags::change::OnAlert::ALL.iter().map(|o| view! {
+                            <option value=o.as_str() selected=plan.settings.on_alert == *o>{match o {
+                                flags::change::OnAlert::Previous => "pause and step back one phase",
+                                flags::change::OnAlert::Off => "pause and turn the flag off",
+                                flags::change::OnAlert::Pause => "pause",
                             }}</option>
                         }).collect_view()}
                     </select>
@@ -464,7 +470,7 @@ pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(
         &key,
         &milestone,
         signed,
-        user.role.as_str(),
+        user.role,
     )
     .await?;
     Ok(())
@@ -475,7 +481,13 @@ pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(
 pub async fn plan_request(key: String) -> Result<(), AppError> {
     let user = crate::auth::require(Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
-    store::gates::request(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+    store::rollout::request(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &store::rollout::Spec::Advance,
+    )
+    .await?;
     Ok(())
 }
 
@@ -484,14 +496,7 @@ pub async fn plan_request(key: String) -> Result<(), AppError> {
 pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
-    store::gates::approve(
-        &ctx.pool,
-        &crate::auth::actor(&user),
-        &key,
-        id,
-        user.role.as_str(),
-    )
-    .await?;
+    store::rollout::approve(&ctx.pool, &crate::auth::actor(&user), &key, id, user.role).await?;
     Ok(())
 }
 
@@ -500,14 +505,17 @@ pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
 #[server(prefix = "/rpc", endpoint = "plan_advance")]
 pub async fn plan_advance(key: String, override_reason: Option<String>) -> Result<(), AppError> {
     let user = crate::auth::require(Role::FLAG_EDITORS).await?;
-    let gating = store::gates::Gating::with_override(override_reason);
-    if gating.override_reason.is_some() && user.role != Role::Admin {
-        return Err(AppError::Invalid(
-            "only an admin may override the gates".into(),
-        ));
-    }
+    let gating = crate::auth::gating(&user, override_reason)?;
     let ctx = crate::server_context()?;
-    store::flags::advance(&ctx.pool, &crate::auth::actor(&user), &key, None, &gating).await?;
+    store::rollout::change(
+        &ctx.pool,
+        &crate::auth::actor(&user),
+        &key,
+        &store::rollout::Spec::Advance,
+        None,
+        &gating,
+    )
+    .await?;
     Ok(())
 }
 
@@ -548,15 +556,21 @@ pub async fn plan_settings(
 ) -> Result<(), AppError> {
     let user = crate::auth::require(&[Role::Admin]).await?;
     let ctx = crate::server_context()?;
+    let invalid = |e: flags::Error| AppError::Invalid(e.to_string());
     let settings = store::plans::Settings {
         approvals_required: approvals_required.is_some(),
         approver_roles: approver_roles
             .split(',')
-            .map(|r| r.trim().to_string())
+            .map(str::trim)
             .filter(|r| !r.is_empty())
-            .collect(),
+            .map(str::parse::<Role>)
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?,
         auto_advance: auto_advance.is_some(),
-        on_alert: on_alert.unwrap_or_else(|| "pause".into()),
+        on_alert: match on_alert.as_deref() {
+            None => flags::change::OnAlert::Pause,
+            Some(o) => o.parse().map_err(invalid)?,
+        },
     };
     let guards: Option<Vec<flags::guard::GuardSpec>> = match guards.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -583,6 +597,6 @@ pub async fn plan_settings(
 pub async fn plan_resume(key: String) -> Result<(), AppError> {
     let user = crate::auth::require(Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
-    store::guards::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+    store::plans::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
     Ok(())
 }

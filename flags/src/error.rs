@@ -24,6 +24,16 @@ pub enum Error {
     /// The snapshot parsed but breaks a rule of the model (empty key, unknown tenant in a list…).
     #[error("snapshot is inconsistent: {0}")]
     Inconsistent(String),
+    /// A name that is not one of the values a field accepts.
+    #[error("unknown {what} {value:?}: expected {expected}")]
+    InvalidValue {
+        /// The field.
+        what: &'static str,
+        /// What was given.
+        value: String,
+        /// The accepted values, in words.
+        expected: &'static str,
+    },
     /// A Markdown plan with nothing to import.
     #[error("plan import: {0}")]
     PlanImport(String),

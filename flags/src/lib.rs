@@ -29,6 +29,7 @@
 //! ```
 
 mod bucket;
+pub mod change;
 mod cohort;
 mod error;
 mod evaluate;

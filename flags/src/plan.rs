@@ -98,6 +98,10 @@ pub fn import_markdown(text: &str) -> Result<PlanDocument, Error> {
             }
         }
     }
+    for m in &doc.milestones {
+        crate::change::owner_roles(&m.owner)
+            .map_err(|e| Error::PlanImport(format!("milestone {:?}: {e}", m.name)))?;
+    }
     if doc.checklists.is_empty() && doc.milestones.is_empty() && doc.contacts.is_empty() {
         return Err(Error::PlanImport(
             "found no checklist (`- [ ]` items under a heading), no sign-off table (Milestone | Owner) and no contact table (Role | Contact)".into(),

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use store::gates::Gating;
+use store::rollout::{Gating, Spec};
 
 /// Rollgate: the rollout control plane for tenant-scoped feature flags.
 #[derive(Debug, Parser)]
@@ -103,7 +103,7 @@ pub enum Command {
         flag: String,
         /// `off` or `previous`.
         #[arg(long, default_value = "off")]
-        to: String,
+        to: flags::change::RollbackTarget,
     },
 }
 
@@ -233,26 +233,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tenant,
             override_reason,
         } => {
+            let spec = Spec::Tenant {
+                tenant: tenant.clone(),
+                enabled: true,
+                excluded: None,
+            };
             let gating = Gating::with_override(override_reason);
-            let c =
-                store::flags::set_tenant(&pool, &cli_actor(), &flag, &tenant, true, None, &gating)
-                    .await
-                    .map_err(gated)?;
-            print_change(&format!("{flag} enabled for {tenant}"), &c);
+            let a = store::rollout::change(&pool, &cli_actor(), &flag, &spec, None, &gating)
+                .await
+                .map_err(gated)?;
+            print_change(&format!("{flag} enabled for {tenant}"), &a.change);
             Ok(())
         }
         Command::Disable { flag, tenant } => {
-            let c = store::flags::set_tenant(
-                &pool,
-                &cli_actor(),
-                &flag,
-                &tenant,
-                false,
-                None,
-                &Gating::now(),
-            )
-            .await?;
-            print_change(&format!("{flag} disabled for {tenant}"), &c);
+            let spec = Spec::Tenant {
+                tenant: tenant.clone(),
+                enabled: false,
+                excluded: None,
+            };
+            let a = store::rollout::change(&pool, &cli_actor(), &flag, &spec, None, &Gating::now())
+                .await?;
+            print_change(&format!("{flag} disabled for {tenant}"), &a.change);
             Ok(())
         }
         Command::Advance {
@@ -260,19 +261,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             override_reason,
         } => {
             let gating = Gating::with_override(override_reason);
-            let (next, c) = store::flags::advance(&pool, &cli_actor(), &flag, None, &gating)
+            let a = store::rollout::change(&pool, &cli_actor(), &flag, &Spec::Advance, None, &gating)
                 .await
                 .map_err(gated)?;
-            print_change(&format!("{flag} advanced to {next}"), &c);
+            print_change(&format!("{flag} advanced to {}", a.phase), &a.change);
             Ok(())
         }
         Command::Rollback { flag, to } => {
-            let c = match to.as_str() {
-                "off" => store::flags::kill(&pool, &cli_actor(), &flag).await?,
-                "previous" => store::flags::step_back(&pool, &cli_actor(), &flag).await?.1,
-                other => anyhow::bail!("--to must be off or previous, got {other:?}"),
-            };
-            print_change(&format!("{flag} rolled back ({to})"), &c);
+            let spec = Spec::Rollback(to);
+            let a = store::rollout::change(&pool, &cli_actor(), &flag, &spec, None, &Gating::now())
+                .await?;
+            print_change(&format!("{flag} rolled back ({to})"), &a.change);
             Ok(())
         }
         Command::Backup { dir } => {
@@ -413,6 +412,9 @@ fn gated(e: store::Error) -> anyhow::Error {
         store::Error::Gated { phase, unmet } => anyhow::anyhow!(
             "refused: the gates of {phase} do not hold:\n  - {}\n(an operator may pass them with --override \"reason\", audited)",
             unmet.join("\n  - ")
+        ),
+        store::Error::Paused { reason } => anyhow::anyhow!(
+            "refused: the rollout is paused: {reason}\n(a person resumes it on the flag's page or with POST /api/admin/flags/KEY/plan/resume)"
         ),
         other => other.into(),
     }

@@ -118,6 +118,9 @@ impl From<store::Error> for ApiError {
                 unmet: unmet.clone(),
                 ..ApiError::new(StatusCode::CONFLICT, "gates_unmet", e.to_string())
             },
+            ref e @ store::Error::Paused { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "paused", e.to_string())
+            }
             store::Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again shortly")

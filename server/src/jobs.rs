@@ -13,7 +13,7 @@ pub fn spawn_auto_advance(pool: store::PgPool, interval: Duration) -> tokio::tas
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match store::gates::auto_advance(&pool, chrono::Utc::now()).await {
+            match store::rollout::auto_advance(&pool, chrono::Utc::now()).await {
                 Ok(moved) => {
                     for (flag, phase) in moved {
                         tracing::info!(%flag, %phase, "advanced automatically: every gate holds");
@@ -35,7 +35,7 @@ pub struct GuardOutcome {
     /// Its reading.
     pub reading: flags::guard::Reading,
     /// What the alert did (only for readings in alert).
-    pub action: Option<store::guards::AlertAction>,
+    pub action: Option<store::rollout::AlertAction>,
 }
 
 /// One pass of the guard monitor at `now`: reads every guard of every flag in a monitoring window
@@ -50,7 +50,7 @@ pub async fn guard_pass(
     let mut out = Vec::new();
     let mut answers = std::collections::HashMap::new();
     let snapshot = state.live.current();
-    for w in store::guards::watched(&state.pool).await? {
+    for w in store::rollout::watched(&state.pool).await? {
         let is_on = |tenant: &str| snapshot.evaluate(&w.key, tenant).on;
         for g in &w.guards {
             if !answers.contains_key(&g.query) {
@@ -68,8 +68,8 @@ pub async fn guard_pass(
             store::guards::record(&state.pool, &w.key, &g.name, &reading, now).await?;
             crate::metrics::guard(&w.key, &g.name, &reading);
             let action = if reading.level == flags::guard::Level::Alert {
-                let action = store::guards::alert(&state.pool, &w.key, g, &reading, now).await?;
-                if action != store::guards::AlertAction::AlreadyPaused {
+                let action = store::rollout::alert(&state.pool, &w.key, g, &reading, now).await?;
+                if action != store::rollout::AlertAction::AlreadyPaused {
                     tracing::warn!(flag = %w.key, guard = %g.name, detail = %reading.detail, ?action, "guard alert: rollout paused");
                 }
                 Some(action)

@@ -1905,7 +1905,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     let now = chrono::Utc::now();
     // Gates of the pilot unmet: nothing happens, however late it is.
-    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::days(30))
+    let moved = store::rollout::auto_advance(&pool, now + chrono::Duration::days(30))
         .await
         .unwrap();
     assert!(moved.is_empty(), "{moved:?}");
@@ -1931,7 +1931,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
     )
     .await;
     // 23 hours into the pilot: the window holds it back.
-    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::hours(23))
+    let moved = store::rollout::auto_advance(&pool, now + chrono::Duration::hours(23))
         .await
         .unwrap();
     assert!(moved.is_empty(), "{moved:?}");
@@ -1953,7 +1953,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
     )
     .await
     .unwrap();
-    assert!(store::gates::auto_advance(&pool, at)
+    assert!(store::rollout::auto_advance(&pool, at)
         .await
         .unwrap()
         .is_empty());
@@ -1982,7 +1982,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
         .await
         .unwrap();
     }
-    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::hours(25))
+    let moved = store::rollout::auto_advance(&pool, now + chrono::Duration::hours(25))
         .await
         .unwrap();
     assert_eq!(moved, [(FLAG.to_string(), "10%".parse().unwrap())]);
@@ -1999,7 +1999,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
         ("rollgate:auto-advance", "system")
     );
     // The next phase starts its own window: at once, nothing more.
-    let moved = store::gates::auto_advance(&pool, now + chrono::Duration::hours(26))
+    let moved = store::rollout::auto_advance(&pool, now + chrono::Duration::hours(26))
         .await
         .unwrap();
     assert!(moved.is_empty());
@@ -3194,4 +3194,417 @@ async fn nul_characters_are_refused_not_server_errors(pool: PgPool) {
         .await;
     assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
     assert!(res.text.contains("NUL"), "{}", res.text);
+}
+
+// ------------------------------------------------ the one write path: gates on the effect
+
+/// Tenants with FLAG ON, by the evaluation rule in SQL.
+async fn on_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM tenants t WHERE t.archived_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM feature_flags x WHERE x.key = $1 AND x.tenant_id = t.id AND x.excluded) \
+         AND EXISTS (SELECT 1 FROM feature_flags r WHERE r.key = $1 AND r.enabled AND (r.tenant_id IS NULL OR r.tenant_id = t.id))",
+    )
+    .bind(FLAG)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The state a refused change must leave untouched: version, rollout and who is ON.
+async fn untouched(app: &TestApp, pool: &PgPool) -> (i64, Value, i64) {
+    let f = app.get(&format!("/api/admin/flags/{FLAG}")).await.json();
+    (
+        f["version"].as_i64().unwrap(),
+        f["rollout"].clone(),
+        on_count(pool).await,
+    )
+}
+
+/// Every door that can turn a tenant ON — a rollout edit at the same phase (more pilots, a
+/// removed constraint), the per-tenant switch (enable, released exclusion), the seed's endpoint,
+/// the web editor's save and the CLI — is refused with `gates_unmet` while the plan's gates do not
+/// hold and changes nothing; the same change with an admin's override goes through and is audited;
+/// every narrowing goes through ungated; while a guard's pause stands every widening is refused
+/// with `paused`, override or not.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let rollout_uri = format!("/api/admin/flags/{FLAG}/rollout");
+    let (a, b, c) = (app.tenant(1), app.tenant(2), app.tenant(3));
+    // Into the pilot phase with one pilot, by break glass (the seed plan's gates do not hold).
+    let res = app
+        .post(
+            &format!("/api/admin/tenants/{a}/enable-multi-workspace"),
+            Some(json!({"override_reason": "setting up the test"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([a.clone()]));
+    assert_eq!(audit_count(&pool, "gate.override").await, 1);
+
+    let put = |body: Value| {
+        let app = &app;
+        let uri = rollout_uri.clone();
+        async move {
+            app.call(Method::PUT, &uri, Some(&app.admin), &[], Some(body))
+                .await
+        }
+    };
+    let refused = |res: Res, code: &'static str| {
+        assert_error(&res, StatusCode::CONFLICT, code);
+        res
+    };
+
+    // 1. The same phase with 30 more pilots: gated by the pilot phase's gates.
+    let many: Vec<String> = (1..=31).map(|i| app.tenant(i)).collect();
+    let before = untouched(&app, &pool).await;
+    let res = refused(
+        put(json!({"phase": "pilot", "pilots": many.clone()})).await,
+        "gates_unmet",
+    );
+    assert!(res.text.contains("not ticked: Prerequisites"), "{}", res.text);
+    // The window of the phase the flag is already in is not asked again.
+    assert!(!res.text.contains("monitoring window"), "{}", res.text);
+    assert_eq!(untouched(&app, &pool).await, before);
+
+    // 2. The per-tenant switch and 3. the seed's endpoint for a second tenant.
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/tenants/{b}/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    refused(res, "gates_unmet");
+    let res = app
+        .post(&format!("/api/admin/tenants/{b}/enable-multi-workspace"), None)
+        .await;
+    refused(res, "gates_unmet");
+    assert_eq!(untouched(&app, &pool).await, before);
+
+    // 4. The web editor's save, as a product owner.
+    let po = sign_in(&app, "pia", "product_owner").await;
+    let save = |rollout: Value, version: i64, reason: Option<&str>| {
+        let app = &app;
+        let po = po.clone();
+        let mut body = json!({"key": FLAG, "rollout": rollout, "version": version});
+        if let Some(r) = reason {
+            body["override_reason"] = json!(r);
+        }
+        async move {
+            app.call(
+                Method::POST,
+                "/rpc/save_rollout",
+                None,
+                &[("cookie", &po), ("accept", "application/json")],
+                Some(body),
+            )
+            .await
+        }
+    };
+    let res = save(
+        json!({"phase": "pilot", "pilots": [a.clone(), b.clone()], "constraints": []}),
+        before.0,
+        None,
+    )
+    .await;
+    assert!(
+        !res.status.is_success() && res.text.contains("do not hold"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    // A product owner may not break glass.
+    let res = save(
+        json!({"phase": "pilot", "pilots": [a.clone(), b.clone()], "constraints": []}),
+        before.0,
+        Some("because"),
+    )
+    .await;
+    assert!(
+        !res.status.is_success() && res.text.contains("only an admin"),
+        "{} {}",
+        res.status,
+        res.text
+    );
+    assert_eq!(untouched(&app, &pool).await, before);
+
+    // 5. The CLI's per-tenant enable.
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["enable", "--flag", FLAG, "--tenant", &b]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not ticked: Prerequisites"), "{err}");
+    assert_eq!(untouched(&app, &pool).await, before);
+
+    // Narrowing is never gated: a pilot removed, an exclusion added.
+    let res = put(json!({"phase": "pilot", "pilots": []})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_off"], json!([a.clone()]));
+    // The same pilot back is a widening again: refused.
+    refused(put(json!({"phase": "pilot", "pilots": [a.clone()]})).await, "gates_unmet");
+    // With an admin's written reason: through, audited with what it passed.
+    let res = put(json!({"phase": "pilot", "pilots": [a.clone()], "override_reason": "pilot customer escalation"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(audit_count(&pool, "gate.override").await, 2);
+    let out = cli(&["enable", "--flag", FLAG, "--tenant", &c, "--override", "CLI break glass"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(audit_count(&pool, "gate.override").await, 3);
+    assert_eq!(on_count(&pool).await, 2);
+
+    // 6. 50% of one region, by override; then the constraint removed at 50% widens: refused.
+    let region = store::demo::demo_tenant(1).region;
+    let res = put(json!({"phase": "50%", "pilots": [a.clone()],
+        "constraints": [{"attribute": "region", "operator": "IN", "values": [region.clone()]}],
+        "override_reason": "into 50% for the test"}))
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let at_fifty = untouched(&app, &pool).await;
+    let res = refused(
+        put(json!({"phase": "50%", "pilots": [a.clone()], "constraints": []})).await,
+        "gates_unmet",
+    );
+    assert!(res.text.contains("Monitor for 48 hours"), "{}", res.text);
+    assert_eq!(untouched(&app, &pool).await, at_fifty);
+
+    // 7. An exclusion released: refused; added: fine.
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/tenants/{a}/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"enabled": true, "excluded": true})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_off"], json!([a.clone()]));
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/tenants/{a}/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"enabled": true, "excluded": false})),
+        )
+        .await;
+    refused(res, "gates_unmet");
+
+    // 8. A guard's pause: every widening is refused with `paused` — override or not — and every
+    // narrowing still goes through.
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/plan/contacts"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"contacts": [{"role": "On-call Engineer", "contact": "ops@example.com"}]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    sqlx::query(
+        "UPDATE rollout_plans SET paused_at = now(), \
+         paused_reason = 'guard api_error_rate in alert: 2.1% > 1%' WHERE flag_key = $1",
+    )
+    .bind(FLAG)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let paused = untouched(&app, &pool).await;
+    let res = refused(
+        put(json!({"phase": "50%", "pilots": [a.clone()], "override_reason": "ship it"})).await,
+        "paused",
+    );
+    assert!(res.text.contains("api_error_rate"), "{}", res.text);
+    refused(
+        app.post(&format!("/api/admin/tenants/{b}/enable-multi-workspace"), Some(json!({"override_reason": "x"})))
+            .await,
+        "paused",
+    );
+    refused(
+        app.post(&format!("/api/admin/flags/{FLAG}/advance"), None).await,
+        "paused",
+    );
+    assert_eq!(untouched(&app, &pool).await, paused);
+    let res = app
+        .post(
+            &format!("/api/admin/flags/{FLAG}/rollback"),
+            Some(json!({"to": "previous"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(phase(&app).await, "10%");
+    let res = app
+        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(on_count(&pool).await, 0);
+}
+
+/// With the gates met, a same-phase widening goes through without an override; with approvals
+/// required it needs a second person's approval of exactly that change, which a request for the
+/// per-tenant switch (or a rollout) provides, and which any other edit voids.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_widening_with_its_gates_met_and_approved_goes_through(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let approver = token(&pool, "second", Scope::Admin, None).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+    let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
+    let (a, b) = (app.tenant(1), app.tenant(2));
+    // No gates, approvals required.
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("{plan_uri}/settings"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"approvals_required": true, "approver_roles": ["admin"], "auto_advance": false, "gates": []})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let seed_curl = |t: String| {
+        let app = &app;
+        async move {
+            app.post(&format!("/api/admin/tenants/{t}/enable-multi-workspace"), None)
+                .await
+        }
+    };
+    let res = seed_curl(a.clone()).await;
+    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    assert!(res.text.contains("not approved"), "{}", res.text);
+    // Ask for exactly this change; the asker cannot approve it, a second admin can.
+    let req = app
+        .post(&format!("{plan_uri}/requests"), Some(json!({"tenant": {"id": a}})))
+        .await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    let req = req.json();
+    assert_eq!(req["turned_on"], 1);
+    assert_eq!(req["change"]["tenant"]["tenant"], json!(a.clone()));
+    let approve = format!("{plan_uri}/requests/{}/approve", req["id"]);
+    assert_error(&app.post(&approve, None).await, StatusCode::FORBIDDEN, "forbidden");
+    let res = app
+        .call(Method::POST, &approve, Some(&approver), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // The approval is for tenant a only: b is still refused.
+    assert_error(&seed_curl(b.clone()).await, StatusCode::CONFLICT, "gates_unmet");
+    let res = seed_curl(a.clone()).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([a.clone()]));
+    let applied: bool =
+        sqlx::query_scalar("SELECT applied_at IS NOT NULL FROM change_requests WHERE id = $1")
+            .bind(req["id"].as_i64().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(applied);
+    // A request for a rollout, voided by an edit in between.
+    let widen = json!({"rollout": {"phase": "pilot", "pilots": [a.clone(), b.clone()]}});
+    let req = app.post(&format!("{plan_uri}/requests"), Some(widen)).await.json();
+    app.call(
+        Method::PUT,
+        &format!("/api/admin/tenants/{a}/flags/{FLAG}"),
+        Some(&app.admin),
+        &[],
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    let res = app
+        .call(
+            Method::POST,
+            &format!("{plan_uri}/requests/{}/approve", req["id"]),
+            Some(&approver),
+            &[],
+            None,
+        )
+        .await;
+    assert_error(&res, StatusCode::CONFLICT, "conflict");
+    assert!(res.text.contains("stale"), "{}", res.text);
+    // A change that turns nobody on needs no approval, and asking for one says so.
+    let res = app
+        .post(
+            &format!("{plan_uri}/requests"),
+            Some(json!({"tenant": {"id": b, "enabled": false}})),
+        )
+        .await;
+    assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    // Without approvals, the same-phase widening passes at once.
+    app.ungate(FLAG).await;
+    let res = seed_curl(b.clone()).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([b.clone()]));
+    // Reading the plan never wrote it: the first write (the settings above) stored it, audited.
+    assert_eq!(audit_count(&pool, "plan.create").await, 1);
+}
+
+/// The README's runbook: the seed's pilot command is refused until the pilot gates hold and the
+/// exact change is approved, then works as the plan writes it.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let approver = token(&pool, "second", Scope::Admin, None).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+    let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
+    let a = app.tenant(4);
+    // Reading the plan writes nothing.
+    let plan = app.get(&plan_uri).await.json();
+    assert_eq!(plan["version"], 0);
+    assert_eq!(audit_count(&pool, "plan.create").await, 0);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM rollout_plans")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    let curl = format!("/api/admin/tenants/{a}/enable-multi-workspace");
+    assert_error(&app.post(&curl, None).await, StatusCode::CONFLICT, "gates_unmet");
+    satisfy(
+        &app,
+        &["Prerequisites", "Smoke Test (Existing Features)"],
+        &["Code deployed", "Migrations applied", "Smoke tests passed"],
+    )
+    .await;
+    let res = app.post(&curl, None).await;
+    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    assert_eq!(
+        res.json()["unmet"],
+        json!(["not approved: this exact change needs the approval of a second user (product_owner or admin)"])
+    );
+    let req = app
+        .post(&format!("{plan_uri}/requests"), Some(json!({"tenant": {"id": a}})))
+        .await
+        .json();
+    let res = app
+        .call(
+            Method::POST,
+            &format!("{plan_uri}/requests/{}/approve", req["id"]),
+            Some(&approver),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let res = app.post(&curl, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([a.clone()]));
+    assert_eq!(phase(&app).await, "pilot");
+    assert_eq!(
+        app.features(&app.server, Some(&a)).await.json(),
+        json!({ FLAG: true })
+    );
 }

@@ -25,6 +25,12 @@ pub enum Error {
         /// Each gate that does not hold, in words.
         unmet: Vec<String>,
     },
+    /// A widening was refused: a guard's alert paused the rollout and no person resumed it.
+    #[error("the rollout is paused: {reason}; a person must resume it first")]
+    Paused {
+        /// Why it was paused (the guard and its reading).
+        reason: String,
+    },
     /// The database could not be reached or failed.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),

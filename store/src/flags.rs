@@ -1,5 +1,6 @@
-//! Flags and their rollouts. Phase changes are computed by the `flags` crate (the same code the
-//! browser previews with) and written as exactly the tenant rows that differ.
+//! Flag rows: `flags` (key, rollout, version) and `feature_flags` (the effective state). Reading,
+//! creating, and writing exactly the rows that differ between two states. Deciding a change of
+//! who is ON is the write path's (`crate::rollout`), the only caller of the writers here.
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -7,7 +8,6 @@ use flags::{FlagState, Rollout, Tenant};
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use crate::gates::Gating;
 use crate::{Actor, Error, PgPool};
 
 /// A flag with its rollout and counts.
@@ -238,7 +238,9 @@ pub(crate) async fn flag_state(
     Ok(state)
 }
 
-async fn write_rows(
+/// Writes exactly the `feature_flags` rows that differ between `before` and `after`: tenant rows
+/// turned on or off, exclusions added or released, the global row.
+pub(crate) async fn write_rows(
     conn: &mut PgConnection,
     key: &str,
     before: &FlagState,
@@ -264,6 +266,37 @@ async fn write_rows(
         .execute(&mut *conn)
         .await?;
     }
+    let mut exclude: Vec<&str> = after
+        .excluded
+        .difference(&before.excluded)
+        .map(String::as_str)
+        .collect();
+    let mut release: Vec<&str> = before
+        .excluded
+        .difference(&after.excluded)
+        .map(String::as_str)
+        .collect();
+    exclude.sort_unstable();
+    release.sort_unstable();
+    if !exclude.is_empty() {
+        sqlx::query(
+            "INSERT INTO feature_flags (key, tenant_id, enabled, excluded) SELECT $1, t, false, true FROM unnest($2::text[]) AS t \
+             ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique DO UPDATE SET excluded = true",
+        )
+        .bind(key)
+        .bind(&exclude)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !release.is_empty() {
+        sqlx::query(
+            "UPDATE feature_flags SET excluded = false WHERE key = $1 AND tenant_id = ANY($2)",
+        )
+        .bind(key)
+        .bind(&release)
+        .execute(&mut *conn)
+        .await?;
+    }
     if before.enabled != after.enabled {
         sqlx::query(
             "INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ($1, NULL, $2) \
@@ -277,7 +310,42 @@ async fn write_rows(
     Ok(())
 }
 
-async fn check_pilots(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), Error> {
+/// Stores `rollout` as the flag's and bumps its version.
+pub(crate) async fn set_rollout(
+    conn: &mut PgConnection,
+    key: &str,
+    rollout: &Rollout,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
+    )
+    .bind(key)
+    .bind(serde_json::to_value(rollout).map_err(|e| Error::Invalid(e.to_string()))?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The flag's version now (row triggers bump it too).
+pub(crate) async fn version(conn: &mut PgConnection, key: &str) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Whether `tenant_id` is a live (not archived) tenant.
+pub(crate) async fn tenant_is_live(conn: &mut PgConnection, tenant_id: &str) -> Result<bool, Error> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1 AND archived_at IS NULL")
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(exists.is_some())
+}
+
+/// Refuses pilots that are not live tenants, naming them.
+pub(crate) async fn check_pilots(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), Error> {
     if rollout.pilots.is_empty() {
         return Ok(());
     }
@@ -299,214 +367,6 @@ async fn check_pilots(conn: &mut PgConnection, rollout: &Rollout) -> Result<(), 
     }
 }
 
-/// What [`apply_in_tx`] did: the states before and after over `tenants`, and their diff when the
-/// gates needed it (a rise of the phase).
-struct Applied {
-    before: FlagState,
-    after: FlagState,
-    tenants: Vec<Tenant>,
-    diff: Option<flags::Diff>,
-}
-
-/// Moves the flag to `rollout` inside `conn`'s transaction. A rise of the phase passes the plan's
-/// gates first (see [`crate::gates`]).
-async fn apply_in_tx(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    key: &str,
-    rollout: &Rollout,
-    expected_version: Option<i64>,
-    gating: &Gating,
-) -> Result<Applied, Error> {
-    let (old, version) = lock_flag(conn, key).await?;
-    if let Some(expected) = expected_version {
-        if expected != version {
-            return Err(Error::Conflict(format!(
-                "flag {key:?} changed meanwhile: it is at version {version}, the edit was made on version {expected}"
-            )));
-        }
-    }
-    check_pilots(conn, rollout).await?;
-    let tenants = live_tenants(conn).await?;
-    let before = flag_state(conn, key, &old).await?;
-    let after = old.apply(&before, key, rollout, &tenants);
-    let mut gated_diff = None;
-    if rollout.phase > old.phase {
-        let diff = flags::diff(&before, &after, tenants.iter().map(|t| t.id.as_str()));
-        let change = crate::gates::Computed {
-            old: &old,
-            target: rollout,
-            version,
-            after: &after,
-            tenants: &tenants,
-            diff: &diff,
-        };
-        if let Some(hash) = crate::gates::check(conn, actor, key, &change, gating).await? {
-            crate::gates::mark_applied(conn, key, &hash).await?;
-        }
-        gated_diff = Some(diff);
-    }
-    write_rows(conn, key, &before, &after).await?;
-    sqlx::query(
-        "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
-    )
-    .bind(key)
-    .bind(serde_json::to_value(rollout).map_err(|e| Error::Invalid(e.to_string()))?)
-    .execute(&mut *conn)
-    .await?;
-    if &old != rollout {
-        actor
-            .audit(
-                conn,
-                "rollout.apply",
-                Some(key),
-                None,
-                serde_json::to_value(&old).ok(),
-                serde_json::to_value(rollout).ok(),
-            )
-            .await?;
-    }
-    Ok(Applied {
-        before,
-        after,
-        tenants,
-        diff: gated_diff,
-    })
-}
-
-/// The change from `before` to `after` at the flag's new version (`known`: their diff, when it is
-/// already computed).
-async fn finish(
-    conn: &mut PgConnection,
-    key: &str,
-    before: &FlagState,
-    after: &FlagState,
-    tenants: &[Tenant],
-    known: Option<flags::Diff>,
-) -> Result<Change, Error> {
-    let version: i64 = sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await?;
-    let d =
-        known.unwrap_or_else(|| flags::diff(before, after, tenants.iter().map(|t| t.id.as_str())));
-    Ok(Change {
-        version,
-        turned_on: d.turned_on,
-        turned_off: d.turned_off,
-    })
-}
-
-/// Moves the flag to `rollout` (phase, pilots, constraints) and writes exactly the rows that
-/// differ. With `expected_version`, refuses with [`Error::Conflict`] when someone changed the flag
-/// since that version. A higher phase passes the plan's gates ([`Error::Gated`] otherwise).
-pub async fn apply_rollout(
-    pool: &PgPool,
-    actor: &Actor,
-    key: &str,
-    rollout: &Rollout,
-    expected_version: Option<i64>,
-    gating: &Gating,
-) -> Result<Change, Error> {
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
-    let a = apply_in_tx(&mut tx, actor, key, rollout, expected_version, gating).await?;
-    let change = finish(&mut tx, key, &a.before, &a.after, &a.tenants, a.diff).await?;
-    tx.commit().await?;
-    Ok(change)
-}
-
-/// The seed's per-tenant switch: enabling makes the tenant a pilot (and moves an OFF flag to the
-/// pilot phase with this tenant as its only pilot — which passes the pilot gates); disabling
-/// removes it from the pilots and turns its row off. `excluded`, when given, quarantines or
-/// releases the tenant.
-pub async fn set_tenant(
-    pool: &PgPool,
-    actor: &Actor,
-    key: &str,
-    tenant_id: &str,
-    enabled: bool,
-    excluded: Option<bool>,
-    gating: &Gating,
-) -> Result<Change, Error> {
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1 AND archived_at IS NULL")
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if exists.is_none() {
-        return Err(Error::NotFound(format!("tenant {tenant_id:?}")));
-    }
-    let (mut rollout, _) = lock_flag(&mut tx, key).await?;
-    if enabled {
-        if rollout.phase == flags::Phase::Off {
-            // Starting a pilot from OFF: exactly this tenant, not the pilots of an earlier,
-            // rolled-back attempt.
-            rollout.pilots.clear();
-            rollout.phase = flags::Phase::Pilot;
-        }
-        rollout.pilots.insert(tenant_id.to_string());
-    } else {
-        rollout.pilots.remove(tenant_id);
-    }
-    let Applied {
-        before, tenants, ..
-    } = apply_in_tx(&mut tx, actor, key, &rollout, None, gating).await?;
-    sqlx::query(
-        "INSERT INTO feature_flags (key, tenant_id, enabled, excluded) VALUES ($1, $2, $3, coalesce($4, false)) \
-         ON CONFLICT ON CONSTRAINT feature_flags_key_tenant_unique \
-         DO UPDATE SET enabled = EXCLUDED.enabled, excluded = coalesce($4, feature_flags.excluded)",
-    )
-    .bind(key)
-    .bind(tenant_id)
-    .bind(enabled)
-    .bind(excluded)
-    .execute(&mut *tx)
-    .await?;
-    let after = flag_state(&mut tx, key, &rollout).await?;
-    let change = finish(&mut tx, key, &before, &after, &tenants, None).await?;
-    tx.commit().await?;
-    Ok(change)
-}
-
-/// The seed's "Quick Rollback": `UPDATE feature_flags SET enabled = false WHERE key = …` — every
-/// row OFF, the rollout back to the OFF phase (pilots kept for the next attempt). Never gated.
-pub async fn kill(pool: &PgPool, actor: &Actor, key: &str) -> Result<Change, Error> {
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
-    let (old, _) = lock_flag(&mut tx, key).await?;
-    let before = flag_state(&mut tx, key, &old).await?;
-    let tenants = live_tenants(&mut tx).await?;
-    sqlx::query("UPDATE feature_flags SET enabled = false WHERE key = $1")
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
-    let rollout = old.with_phase(flags::Phase::Off);
-    sqlx::query(
-        "UPDATE flags SET rollout = $2, version = version + 1, updated_at = now() WHERE key = $1",
-    )
-    .bind(key)
-    .bind(serde_json::to_value(&rollout).map_err(|e| Error::Invalid(e.to_string()))?)
-    .execute(&mut *tx)
-    .await?;
-    actor
-        .audit(
-            &mut tx,
-            "rollout.kill",
-            Some(key),
-            None,
-            serde_json::to_value(&old).ok(),
-            serde_json::to_value(&rollout).ok(),
-        )
-        .await?;
-    let after = flag_state(&mut tx, key, &rollout).await?;
-    let change = finish(&mut tx, key, &before, &after, &tenants, None).await?;
-    tx.commit().await?;
-    Ok(change)
-}
-
 /// Everything the flag editor needs to preview a change in the browser: the flag, its current
 /// effective state and every live tenant with its attributes.
 pub async fn editor_data(
@@ -518,59 +378,4 @@ pub async fn editor_data(
     let state = flag_state(&mut conn, key, &row.rollout).await?;
     let tenants = live_tenants(&mut conn).await?;
     Ok((row, state, tenants))
-}
-
-/// Moves the flag one rung up the default ladder (OFF → pilot → 10% → 50% → 100%), through the
-/// gates of the plan. Refuses with [`Error::Invalid`] at the top, [`Error::Gated`] when a gate does
-/// not hold (and no override was given), [`Error::Conflict`] when the flag changed since
-/// `expected_version`. Returns the new phase and what changed.
-pub async fn advance(
-    pool: &PgPool,
-    actor: &Actor,
-    key: &str,
-    expected_version: Option<i64>,
-    gating: &Gating,
-) -> Result<(flags::Phase, Change), Error> {
-    let flag = get(pool, key).await?;
-    let next = flag
-        .rollout
-        .phase
-        .next(&flags::DEFAULT_LADDER)
-        .ok_or_else(|| {
-            Error::Invalid(format!("flag {key:?} is already at {}", flag.rollout.phase))
-        })?;
-    let change = apply_rollout(
-        pool,
-        actor,
-        key,
-        &flag.rollout.with_phase(next),
-        Some(expected_version.unwrap_or(flag.version)),
-        gating,
-    )
-    .await?;
-    Ok((next, change))
-}
-
-/// Moves the flag one rung down the default ladder (OFF stays OFF). Never gated.
-pub async fn step_back(
-    pool: &PgPool,
-    actor: &Actor,
-    key: &str,
-) -> Result<(flags::Phase, Change), Error> {
-    let flag = get(pool, key).await?;
-    let previous = flag
-        .rollout
-        .phase
-        .previous(&flags::DEFAULT_LADDER)
-        .unwrap_or(flags::Phase::Off);
-    let change = apply_rollout(
-        pool,
-        actor,
-        key,
-        &flag.rollout.with_phase(previous),
-        None,
-        &Gating::now(),
-    )
-    .await?;
-    Ok((previous, change))
 }

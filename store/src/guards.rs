@@ -1,17 +1,13 @@
-//! Guard readings and what an alert does. The monitor (in the server) fetches each guard's samples
-//! and classifies them with `flags::guard`; this module stores the latest reading per guard, the
-//! history of level changes, pauses the rollout on the first alert (and steps it back or turns it
-//! off when the plan says so), and lets a person resume it. Nothing here resumes on its own.
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, Utc};
-use flags::guard::{GuardSpec, Level, Reading};
-use flags::Phase;
+//! Guard reading rows. The monitor (in the server) fetches each guard's samples and classifies
+//! them with `flags::guard`; this module stores the latest reading per guard and the history of
+//! level changes. What an alert does, and what the readings mean for the gates, is the write
+//! path's (`crate::rollout`).
+use chrono::{DateTime, Utc};
+use flags::guard::{Level, Reading};
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use crate::plans::Plan;
-use crate::{Actor, Error, PgPool};
+use crate::{Error, PgPool};
 
 /// A reading older than this does not count: the gate holds until the monitor reads again.
 pub const STALE_AFTER_MINUTES: i64 = 10;
@@ -36,35 +32,6 @@ pub struct GuardState {
     pub at: DateTime<Utc>,
 }
 
-/// Checks guards before they are stored: unique names, a query, finite thresholds on the right
-/// side of each other.
-pub fn validate(guards: &[GuardSpec]) -> Result<(), Error> {
-    let mut names = std::collections::BTreeSet::new();
-    for g in guards {
-        let bad = |why: &str| Err(Error::Invalid(format!("guard {:?}: {why}", g.name)));
-        if g.name.trim().is_empty() || g.name.len() > 100 {
-            return bad("the name must be 1-100 characters");
-        }
-        if !names.insert(g.name.as_str()) {
-            return bad("the name is used twice");
-        }
-        if g.query.trim().is_empty() || g.query.len() > 4000 {
-            return bad("the query must be 1-4000 characters of PromQL");
-        }
-        if !g.warn.is_finite() || !g.alert.is_finite() {
-            return bad("thresholds must be numbers");
-        }
-        let ordered = match g.direction {
-            flags::guard::Direction::HigherIsWorse => g.warn <= g.alert,
-            flags::guard::Direction::LowerIsWorse => g.warn >= g.alert,
-        };
-        if !ordered {
-            return bad("the normal-range edge (warn) must come before the alert threshold");
-        }
-    }
-    Ok(())
-}
-
 /// The latest reading of every guard of `key`.
 pub(crate) async fn states(conn: &mut PgConnection, key: &str) -> Result<Vec<GuardState>, Error> {
     Ok(sqlx::query_as(
@@ -73,67 +40,6 @@ pub(crate) async fn states(conn: &mut PgConnection, key: &str) -> Result<Vec<Gua
     .bind(key)
     .fetch_all(conn)
     .await?)
-}
-
-/// The guards of `plan` that do not pass at `now`, with why: not ok, never read, read too long
-/// ago, or named by a gate but not defined.
-pub(crate) fn not_ok(
-    plan: &Plan,
-    states: &[GuardState],
-    now: DateTime<Utc>,
-) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let stale = now - Duration::minutes(STALE_AFTER_MINUTES);
-    for g in &plan.guards {
-        let why = match states.iter().find(|s| s.guard == g.name) {
-            None => Some("no reading yet (is PROMETHEUS_URL set?)".to_string()),
-            Some(s) if s.at < stale => Some(format!(
-                "last read {} UTC, more than {STALE_AFTER_MINUTES} min ago",
-                s.at.format("%Y-%m-%d %H:%M")
-            )),
-            Some(s) if s.level != Level::Ok.as_str() => Some(format!("{}: {}", s.level, s.detail)),
-            Some(_) => None,
-        };
-        if let Some(why) = why {
-            out.insert(g.name.clone(), why);
-        }
-    }
-    for gate in &plan.gates {
-        for name in &gate.guards {
-            if !plan.guards.iter().any(|g| &g.name == name) {
-                out.insert(name.clone(), "not defined in this plan".into());
-            }
-        }
-    }
-    out
-}
-
-/// A flag the monitor watches: not OFF, with guards.
-#[derive(Debug, Clone)]
-pub struct Watched {
-    /// Flag.
-    pub key: String,
-    /// Its guards.
-    pub guards: Vec<GuardSpec>,
-}
-
-/// Every flag in a monitoring window (any phase but OFF) whose plan has guards.
-pub async fn watched(pool: &PgPool) -> Result<Vec<Watched>, Error> {
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT f.key FROM flags f JOIN rollout_plans p ON p.flag_key = f.key \
-         WHERE f.rollout->>'phase' <> 'off' ORDER BY f.key",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut out = Vec::new();
-    let mut conn = pool.acquire().await?;
-    for key in keys {
-        let guards = crate::plans::load(&mut conn, &key).await?.guards;
-        if !guards.is_empty() {
-            out.push(Watched { key, guards });
-        }
-    }
-    Ok(out)
 }
 
 /// Stores `reading` as the latest of `guard` at `at` (and a history row when its level changed).
@@ -187,91 +93,3 @@ pub async fn record(
     Ok(before.as_deref().and_then(Level::parse))
 }
 
-/// What the monitor did about an alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AlertAction {
-    /// Already paused: nothing more (an alert acts once until someone resumes).
-    AlreadyPaused,
-    /// Paused.
-    Paused,
-    /// Paused and moved one phase down, to this phase.
-    SteppedBack(Phase),
-    /// Paused and turned off everywhere.
-    TurnedOff,
-}
-
-/// A guard of `key` is in alert at `at`: pauses the rollout (once), writes a `guard.alert` audit
-/// row, and does what the plan's `on_alert` says (`previous`: one phase down; `off`: the kill
-/// switch), as Rollgate itself (`rollgate:guard`, source `system`).
-pub async fn alert(
-    pool: &PgPool,
-    key: &str,
-    guard: &GuardSpec,
-    reading: &Reading,
-    at: DateTime<Utc>,
-) -> Result<AlertAction, Error> {
-    let actor = Actor::new("rollgate:guard", crate::Source::System);
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
-    let plan = crate::plans::load_for_update(&mut tx, key).await?;
-    if plan.paused.is_some() {
-        return Ok(AlertAction::AlreadyPaused);
-    }
-    let reason = format!("guard {} in alert: {}", guard.name, reading.detail);
-    sqlx::query("UPDATE rollout_plans SET paused_at = $2, paused_reason = $3 WHERE flag_key = $1")
-        .bind(key)
-        .bind(at)
-        .bind(&reason)
-        .execute(&mut *tx)
-        .await?;
-    let on_alert = plan.settings.on_alert.clone();
-    let details = serde_json::json!({
-        "guard": guard.name, "query": guard.query, "value": reading.value, "others": reading.others,
-        "detail": reading.detail, "alert_threshold": guard.alert, "action": on_alert,
-    });
-    actor
-        .audit(&mut tx, "guard.alert", Some(key), None, None, Some(details))
-        .await?;
-    tx.commit().await?;
-    Ok(match on_alert.as_str() {
-        "previous" => {
-            let (phase, _) = crate::flags::step_back(pool, &actor, key).await?;
-            AlertAction::SteppedBack(phase)
-        }
-        "off" => {
-            crate::flags::kill(pool, &actor, key).await?;
-            AlertAction::TurnedOff
-        }
-        _ => AlertAction::Paused,
-    })
-}
-
-/// A person decides the rollout may go on: clears the pause (audited as `plan.resume`). The
-/// guards still gate the next advance.
-pub async fn resume(pool: &PgPool, actor: &Actor, key: &str) -> Result<(), Error> {
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
-    let Some(paused) = crate::plans::load_for_update(&mut tx, key).await?.paused else {
-        return Err(Error::Conflict(format!(
-            "the rollout of {key:?} is not paused"
-        )));
-    };
-    sqlx::query(
-        "UPDATE rollout_plans SET paused_at = NULL, paused_reason = NULL WHERE flag_key = $1",
-    )
-    .bind(key)
-    .execute(&mut *tx)
-    .await?;
-    actor
-        .audit(
-            &mut tx,
-            "plan.resume",
-            Some(key),
-            None,
-            Some(serde_json::json!({ "paused_at": paused.at, "reason": paused.reason })),
-            None,
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}

@@ -3,18 +3,19 @@
 
 pub mod activity;
 mod actor;
+pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod dba;
 pub mod demo;
 mod error;
 pub mod flags;
-pub mod gates;
 pub mod guards;
 pub mod health;
 pub mod migrations;
 pub mod notify;
 pub mod plans;
+pub mod rollout;
 pub mod snapshot;
 pub mod tenants;
 pub mod tokens;

@@ -1,11 +1,13 @@
-//! Rollout plans: the document and gates per flag, checklist ticks and sign-offs with their
-//! history, and the gates of the next phase evaluated with `flags::plan`.
-use std::collections::{BTreeMap, BTreeSet};
-
+//! Rollout plan rows: the document, gates, guards and settings per flag, checklist ticks and
+//! sign-offs with their history, the pause. Reading a plan never writes: a flag without a stored
+//! plan reads as the seed template, and the first change of it stores the template first as an
+//! audited `plan.create` with its actor. Evaluating the gates is the write path's job
+//! (`crate::rollout`); this module only reads and writes its own rows.
 use chrono::{DateTime, Utc};
+use flags::change::{OnAlert, Role};
 use flags::guard::GuardSpec;
-use flags::plan::{Approval, GateFacts, PhaseGates, PlanDocument, Unmet};
-use flags::{Phase, DEFAULT_LADDER};
+use flags::plan::{PhaseGates, PlanDocument};
+use flags::Phase;
 use serde::Serialize;
 use sqlx::PgConnection;
 
@@ -45,54 +47,6 @@ pub struct SignoffRow {
     pub at: DateTime<Utc>,
 }
 
-/// A flag's plan with its current state and the gates of the next phase.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanState {
-    /// Flag.
-    pub flag_key: String,
-    /// Checklists, milestones and contacts.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub document: PlanDocument,
-    /// Gates per phase.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub gates: Vec<PhaseGates>,
-    /// Current phase.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub phase: Phase,
-    /// When the current phase began (the last rollout change, else the flag's creation).
-    pub phase_since: DateTime<Utc>,
-    /// Next phase of the ladder.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub next: Option<Phase>,
-    /// Gates of the next phase that do not hold (empty: it may be entered).
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub unmet: Vec<Unmet>,
-    /// The same, in words.
-    pub unmet_text: Vec<String>,
-    /// Current state of every ticked or unticked item (latest per item).
-    pub ticks: Vec<TickRow>,
-    /// Current state of every milestone signed or withdrawn (latest per milestone).
-    pub signoffs: Vec<SignoffRow>,
-    /// Approvals, automation and what an alert does.
-    pub settings: Settings,
-    /// The guards watched during monitoring windows.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub guards: Vec<GuardSpec>,
-    /// The latest reading of each guard.
-    pub guard_states: Vec<crate::guards::GuardState>,
-    /// Set when a guard's alert paused the rollout (until someone resumes it).
-    pub paused: Option<Paused>,
-    /// The current phase has lasted longer than its decision is due (the pilot's 72 h).
-    pub decision_overdue: bool,
-    /// The change advancing would make now, with its hash.
-    pub proposal: Option<crate::gates::Proposal>,
-    /// The latest change requests (newest first), each marked whether it is the current change.
-    pub requests: Vec<crate::gates::ChangeRequest>,
-    /// Plan version.
-    pub version: i64,
-}
-
 fn seed_document() -> Result<PlanDocument, Error> {
     flags::plan::import_markdown(flags::plan::SEED_PLAN).map_err(|e| Error::Invalid(e.to_string()))
 }
@@ -120,16 +74,28 @@ pub struct Settings {
     /// Raising the phase needs a second user's approval of the exact change.
     pub approvals_required: bool,
     /// Roles that may approve (a user other than the requester).
-    pub approver_roles: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub approver_roles: Vec<Role>,
     /// Advance on its own once every gate holds (audited as Rollgate's own change).
     pub auto_advance: bool,
     /// On a guard's alert, besides pausing: `pause` (nothing more), `previous` (one phase down) or
     /// `off` (the kill switch).
-    pub on_alert: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub on_alert: OnAlert,
 }
 
-/// What a guard's alert may do.
-pub const ON_ALERT: [&str; 3] = ["pause", "previous", "off"];
+impl Default for Settings {
+    /// A new plan's settings (the column defaults): approvals by a product owner or an admin, no
+    /// automatic advance, an alert pauses.
+    fn default() -> Self {
+        Settings {
+            approvals_required: true,
+            approver_roles: vec![Role::ProductOwner, Role::Admin],
+            auto_advance: false,
+            on_alert: OnAlert::Pause,
+        }
+    }
+}
 
 /// A paused rollout: no automatic advance and no advance at all until a person resumes it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -155,19 +121,74 @@ struct PlanRow {
     paused_reason: Option<String>,
 }
 
-/// The stored plan of `key`. A flag without one gets the seed template on first use; an unknown
-/// flag is `NotFound`.
+/// The stored plan of `key`; a flag without one reads as the seed template (nothing is written).
+/// An unknown flag is `NotFound`.
 pub(crate) async fn load(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
-    load_row(conn, key, false).await
+    match load_row(conn, key, false).await? {
+        Some(plan) => Ok(plan),
+        None => seed_plan(conn, key).await,
+    }
 }
 
 /// [`load`], with the plan's row locked for the rest of the transaction: for read-modify-write
-/// changes of the plan, so two of them never both read the old row.
-pub(crate) async fn load_for_update(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
-    load_row(conn, key, true).await
+/// changes of the plan, so two of them never both read the old row. A flag without a stored plan
+/// gets the seed template stored first, audited as `plan.create` by `actor`.
+pub(crate) async fn load_for_update(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key: &str,
+) -> Result<Plan, Error> {
+    if let Some(plan) = load_row(conn, key, true).await? {
+        return Ok(plan);
+    }
+    let seed = seed_plan(conn, key).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO rollout_plans (flag_key, document, gates) VALUES ($1, $2, $3) \
+         ON CONFLICT (flag_key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(to_json(&seed.document)?)
+    .bind(to_json(&seed.gates)?)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        actor
+            .audit(
+                conn,
+                "plan.create",
+                Some(key),
+                None,
+                None,
+                Some(serde_json::json!({ "template": "seed" })),
+            )
+            .await?;
+    }
+    load_row(conn, key, true)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("flag {key:?}")))
 }
 
-async fn load_row(conn: &mut PgConnection, key: &str, lock: bool) -> Result<Plan, Error> {
+/// The seed template as the plan of `key`, in memory.
+async fn seed_plan(conn: &mut PgConnection, key: &str) -> Result<Plan, Error> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT key FROM flags WHERE key = $1")
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Err(Error::NotFound(format!("flag {key:?}")));
+    }
+    Ok(Plan {
+        document: seed_document()?,
+        gates: flags::plan::seed_gates(),
+        guards: flags::guard::seed_guards(),
+        settings: Settings::default(),
+        paused: None,
+        version: 0,
+    })
+}
+
+async fn load_row(conn: &mut PgConnection, key: &str, lock: bool) -> Result<Option<Plan>, Error> {
     macro_rules! select {
         () => {
             "SELECT document, gates, guards, version, approvals_required, approver_roles, \
@@ -184,184 +205,135 @@ async fn load_row(conn: &mut PgConnection, key: &str, lock: bool) -> Result<Plan
         .bind(key)
         .fetch_optional(&mut *conn)
         .await?;
-    let row = match row {
-        Some(row) => row,
-        None => {
-            let exists: Option<String> = sqlx::query_scalar("SELECT key FROM flags WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if exists.is_none() {
-                return Err(Error::NotFound(format!("flag {key:?}")));
-            }
-            sqlx::query(
-                "INSERT INTO rollout_plans (flag_key, document, gates) VALUES ($1, $2, $3) \
-                 ON CONFLICT (flag_key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(to_json(&seed_document()?)?)
-            .bind(to_json(&flags::plan::seed_gates())?)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query_as(select)
-                .bind(key)
-                .fetch_one(&mut *conn)
-                .await?
-        }
+    let Some(row) = row else {
+        return Ok(None);
     };
-    let document: PlanDocument = serde_json::from_value(row.document)
-        .map_err(|e| Error::Invalid(format!("stored plan of {key:?} is unreadable: {e}")))?;
-    let gates: Vec<PhaseGates> = serde_json::from_value(row.gates)
-        .map_err(|e| Error::Invalid(format!("stored gates of {key:?} are unreadable: {e}")))?;
+    let unreadable = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Invalid(format!("stored {what} of {key:?} is unreadable: {e}"))
+    };
+    let document: PlanDocument =
+        serde_json::from_value(row.document).map_err(|e| unreadable("plan", &e))?;
+    let gates: Vec<PhaseGates> =
+        serde_json::from_value(row.gates).map_err(|e| unreadable("gates", &e))?;
     let guards: Vec<GuardSpec> = match row.guards {
         None => flags::guard::seed_guards(),
-        Some(g) => serde_json::from_value(g)
-            .map_err(|e| Error::Invalid(format!("stored guards of {key:?} are unreadable: {e}")))?,
+        Some(g) => serde_json::from_value(g).map_err(|e| unreadable("guards", &e))?,
     };
-    Ok(Plan {
+    let approver_roles = row
+        .approver_roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable("approver roles", &e))?;
+    let on_alert = row
+        .on_alert
+        .parse::<OnAlert>()
+        .map_err(|e| unreadable("alert action", &e))?;
+    Ok(Some(Plan {
         document,
         gates,
         guards,
         settings: Settings {
             approvals_required: row.approvals_required,
-            approver_roles: row.approver_roles,
+            approver_roles,
             auto_advance: row.auto_advance,
-            on_alert: row.on_alert,
+            on_alert,
         },
         paused: row.paused_at.map(|at| Paused {
             at,
             reason: row.paused_reason.unwrap_or_default(),
         }),
         version: row.version,
-    })
+    }))
 }
 
-/// What the gates are checked against, read from the plan's history: ticks, sign-offs, the start
-/// of the current phase, migrations. The approval is the caller's (it depends on the change).
-pub(crate) struct Facts {
-    pub facts: GateFacts,
-    pub ticks: Vec<TickRow>,
-    pub signoffs: Vec<SignoffRow>,
-    pub phase_since: DateTime<Utc>,
-    pub guard_states: Vec<crate::guards::GuardState>,
-}
-
-pub(crate) async fn facts(
+/// The current state of every checklist item ticked or unticked (latest row per item).
+pub(crate) async fn current_ticks(
     conn: &mut PgConnection,
     key: &str,
-    plan: &Plan,
-    now: DateTime<Utc>,
-) -> Result<Facts, Error> {
-    let ticks: Vec<TickRow> = sqlx::query_as(
+) -> Result<Vec<TickRow>, Error> {
+    Ok(sqlx::query_as(
         "SELECT DISTINCT ON (checklist, item) checklist, item, ticked, note, actor, at \
          FROM plan_ticks WHERE flag_key = $1 ORDER BY checklist, item, id DESC",
     )
     .bind(key)
     .fetch_all(&mut *conn)
-    .await?;
-    let signoffs: Vec<SignoffRow> = sqlx::query_as(
+    .await?)
+}
+
+/// The current state of every milestone signed or withdrawn (latest row per milestone).
+pub(crate) async fn current_signoffs(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<Vec<SignoffRow>, Error> {
+    Ok(sqlx::query_as(
         "SELECT DISTINCT ON (milestone) milestone, signed, actor, role, at \
          FROM plan_signoffs WHERE flag_key = $1 ORDER BY milestone, id DESC",
     )
     .bind(key)
     .fetch_all(&mut *conn)
-    .await?;
-    let phase_since: DateTime<Utc> = sqlx::query_scalar(
+    .await?)
+}
+
+/// When the flag's current phase began: the last audited change of its phase (a rollout change
+/// whose phase differs, or the kill switch), else the flag's creation. Edits within a phase —
+/// pilots, constraints — do not restart its monitoring window.
+pub(crate) async fn phase_since(conn: &mut PgConnection, key: &str) -> Result<DateTime<Utc>, Error> {
+    Ok(sqlx::query_scalar(
         "SELECT coalesce((SELECT max(at) FROM audit_log WHERE flag_key = $1 \
-                          AND action IN ('rollout.apply', 'rollout.kill')), \
+                          AND (action = 'rollout.kill' \
+                               OR (action = 'rollout.apply' AND before->>'phase' IS DISTINCT FROM after->>'phase'))), \
                          (SELECT created_at FROM flags WHERE key = $1))",
     )
     .bind(key)
     .fetch_one(&mut *conn)
-    .await?;
-    let counts = crate::migrations::counts_in(conn).await?;
-    let facts = GateFacts {
-        now: now.timestamp(),
-        phase_since: phase_since.timestamp(),
-        ticked: ticks
-            .iter()
-            .filter(|t| t.ticked)
-            .map(|t| (t.checklist.clone(), t.item.clone()))
-            .collect(),
-        signed: signoffs
-            .iter()
-            .filter(|s| s.signed)
-            .map(|s| s.milestone.clone())
-            .collect::<BTreeSet<_>>(),
-        guards_not_ok: BTreeMap::new(),
-        paused: plan.paused.as_ref().map(|p| p.reason.clone()),
-        migrations_ready: counts.ready(),
-        approval: Approval::NotRequired,
-    };
-    let guard_states = crate::guards::states(conn, key).await?;
-    let mut facts = facts;
-    facts.guards_not_ok = crate::guards::not_ok(plan, &guard_states, now);
-    Ok(Facts {
-        facts,
-        ticks,
-        signoffs,
-        phase_since,
-        guard_states,
-    })
+    .await?)
 }
 
-/// The plan of `key` (created from the seed template on first use) with the gates of the next
-/// phase evaluated at `now`, the change advancing would make and its approval.
-pub async fn get(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<PlanState, Error> {
+/// Pauses the plan of `key` at `at` for `reason` (the caller holds the row).
+pub(crate) async fn pause(
+    conn: &mut PgConnection,
+    key: &str,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE rollout_plans SET paused_at = $2, paused_reason = $3 WHERE flag_key = $1")
+        .bind(key)
+        .bind(at)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A person decides the rollout may go on: clears the pause (audited as `plan.resume`). The
+/// guards still gate the next widening.
+pub async fn resume(pool: &PgPool, actor: &Actor, key: &str) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
-    let plan = load(&mut tx, key).await?;
-    let Facts {
-        mut facts,
-        ticks,
-        signoffs,
-        phase_since,
-        guard_states,
-    } = facts(&mut tx, key, &plan, now).await?;
-    let (rollout, version) = crate::flags::read_flag(&mut tx, key).await?;
-    let phase = rollout.phase;
-    let next = phase.next(&DEFAULT_LADDER);
-    let proposal = match next {
-        Some(n) => Some(
-            crate::gates::propose_cached(&mut tx, key, &rollout, &rollout.with_phase(n), version)
-                .await?,
-        ),
-        None => None,
+    actor.apply(&mut tx).await?;
+    let Some(paused) = load_for_update(&mut tx, actor, key).await?.paused else {
+        return Err(Error::Conflict(format!(
+            "the rollout of {key:?} is not paused"
+        )));
     };
-    let requests =
-        crate::gates::requests(&mut tx, key, proposal.as_ref().map(|p| p.hash.as_str())).await?;
-    let unmet = match &proposal {
-        Some(p) => {
-            facts.approval = crate::gates::approval(&plan.settings, &requests, &p.hash);
-            flags::plan::unmet_for_change(&plan.document, &plan.gates, phase, p.to, &facts)
-        }
-        None => Vec::new(),
-    };
-    let overdue = plan
-        .gates
-        .iter()
-        .find(|g| Some(g.phase) == next)
-        .is_some_and(|g| flags::plan::decision_overdue(g, &facts));
+    sqlx::query(
+        "UPDATE rollout_plans SET paused_at = NULL, paused_reason = NULL WHERE flag_key = $1",
+    )
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    actor
+        .audit(
+            &mut tx,
+            "plan.resume",
+            Some(key),
+            None,
+            Some(serde_json::json!({ "paused_at": paused.at, "reason": paused.reason })),
+            None,
+        )
+        .await?;
     tx.commit().await?;
-    Ok(PlanState {
-        flag_key: key.to_string(),
-        unmet_text: unmet.iter().map(ToString::to_string).collect(),
-        document: plan.document,
-        gates: plan.gates,
-        guards: plan.guards,
-        guard_states,
-        paused: plan.paused,
-        settings: plan.settings,
-        phase,
-        phase_since,
-        next,
-        unmet,
-        decision_overdue: overdue,
-        proposal,
-        requests,
-        ticks,
-        signoffs,
-        version: plan.version,
-    })
+    Ok(())
 }
 
 /// Replaces the plan's document with one imported from Markdown (ticks and sign-offs of items
@@ -376,7 +348,7 @@ pub async fn import(
         flags::plan::import_markdown(markdown).map_err(|e| Error::Invalid(e.to_string()))?;
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let before = to_json(&load_for_update(&mut tx, key).await?.document)?;
+    let before = to_json(&load_for_update(&mut tx, actor, key).await?.document)?;
     let after = to_json(&document)?;
     write_document(
         &mut tx,
@@ -470,7 +442,7 @@ pub async fn sign(
     key: &str,
     milestone: &str,
     signed: bool,
-    role: &str,
+    role: Role,
 ) -> Result<SignoffRow, Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
@@ -485,11 +457,12 @@ pub async fn sign(
             "the plan of {key:?} has no milestone {milestone:?}"
         )));
     };
-    let roles = owner_roles(owner);
+    let roles = flags::change::owner_roles(owner).map_err(|e| Error::Invalid(e.to_string()))?;
     if !roles.contains(&role) {
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         return Err(Error::Forbidden(format!(
             "{milestone:?} is signed by its owner ({owner}: role {}); you are {role}",
-            roles.join(" or ")
+            names.join(" or ")
         )));
     }
     let row: SignoffRow = sqlx::query_as(
@@ -500,10 +473,11 @@ pub async fn sign(
     .bind(milestone)
     .bind(signed)
     .bind(&actor.name)
-    .bind(role)
+    .bind(role.as_str())
     .fetch_one(&mut *tx)
     .await?;
-    let details = serde_json::json!({ "milestone": milestone, "signed": signed, "role": role });
+    let details =
+        serde_json::json!({ "milestone": milestone, "signed": signed, "role": role.as_str() });
     actor
         .audit(
             &mut tx,
@@ -518,9 +492,6 @@ pub async fn sign(
     Ok(row)
 }
 
-/// The roles approvals may name.
-pub const APPROVER_ROLES: [&str; 4] = ["admin", "product_owner", "qa", "dba"];
-
 /// Changes the plan's approval, automation and alert settings and, when given, its gates and its
 /// guards. Audited (`plan.settings`, before and after).
 pub async fn set_settings(
@@ -531,24 +502,16 @@ pub async fn set_settings(
     gates: Option<&[PhaseGates]>,
     guards: Option<&[GuardSpec]>,
 ) -> Result<(), Error> {
-    if !ON_ALERT.contains(&settings.on_alert.as_str()) {
-        return Err(Error::Invalid(format!(
-            "on_alert must be one of {}, got {:?}",
-            ON_ALERT.join(", "),
-            settings.on_alert
-        )));
-    }
     if let Some(guards) = guards {
-        crate::guards::validate(guards)?;
+        validate_guards(guards)?;
     }
     if let Some(bad) = settings
         .approver_roles
         .iter()
-        .find(|r| !APPROVER_ROLES.contains(&r.as_str()))
+        .find(|r| !Role::APPROVERS.contains(r))
     {
         return Err(Error::Invalid(format!(
-            "unknown approver role {bad:?}; roles are {}",
-            APPROVER_ROLES.join(", ")
+            "a {bad} approves nothing; approver roles are admin, product_owner, qa and dba"
         )));
     }
     if settings.approvals_required && settings.approver_roles.is_empty() {
@@ -575,7 +538,7 @@ pub async fn set_settings(
     }
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let before = load_for_update(&mut tx, key).await?;
+    let before = load_for_update(&mut tx, actor, key).await?;
     let gates_json = match gates {
         Some(g) => to_json(&g)?,
         None => to_json(&before.gates)?,
@@ -590,11 +553,17 @@ pub async fn set_settings(
     )
     .bind(key)
     .bind(settings.approvals_required)
-    .bind(&settings.approver_roles)
+    .bind(
+        settings
+            .approver_roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(settings.auto_advance)
     .bind(&gates_json)
     .bind(&guards_json)
-    .bind(&settings.on_alert)
+    .bind(settings.on_alert.as_str())
     .execute(&mut *tx)
     .await?;
     actor
@@ -635,7 +604,7 @@ pub async fn set_contacts(
     }
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
-    let mut plan = load_for_update(&mut tx, key).await?;
+    let mut plan = load_for_update(&mut tx, actor, key).await?;
     let before = to_json(&plan.document.contacts)?;
     plan.document.contacts = contacts
         .iter()
@@ -660,27 +629,31 @@ pub async fn set_contacts(
     Ok(())
 }
 
-/// The Rollgate roles that may sign for a plan's owner label: `DevOps` → admin; `DBA` → dba;
-/// `QA` → qa; `Product` → product_owner; `Team` (and anything else) → any of them. Admins may
-/// sign everything.
-pub fn owner_roles(owner: &str) -> &'static [&'static str] {
-    match owner.trim().to_ascii_lowercase().as_str() {
-        "devops" => &["admin"],
-        "dba" => &["dba", "admin"],
-        "qa" => &["qa", "admin"],
-        "product" => &["product_owner", "admin"],
-        _ => &["admin", "product_owner", "qa", "dba"],
+/// Checks guards before they are stored: unique names, a query, finite thresholds on the right
+/// side of each other.
+pub fn validate_guards(guards: &[GuardSpec]) -> Result<(), Error> {
+    let mut names = std::collections::BTreeSet::new();
+    for g in guards {
+        let bad = |why: &str| Err(Error::Invalid(format!("guard {:?}: {why}", g.name)));
+        if g.name.trim().is_empty() || g.name.len() > 100 {
+            return bad("the name must be 1-100 characters");
+        }
+        if !names.insert(g.name.as_str()) {
+            return bad("the name is used twice");
+        }
+        if g.query.trim().is_empty() || g.query.len() > 4000 {
+            return bad("the query must be 1-4000 characters of PromQL");
+        }
+        if !g.warn.is_finite() || !g.alert.is_finite() {
+            return bad("thresholds must be numbers");
+        }
+        let ordered = match g.direction {
+            flags::guard::Direction::HigherIsWorse => g.warn <= g.alert,
+            flags::guard::Direction::LowerIsWorse => g.warn >= g.alert,
+        };
+        if !ordered {
+            return bad("the normal-range edge (warn) must come before the alert threshold");
+        }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn owners_map_to_roles() {
-        assert_eq!(super::owner_roles("DBA"), ["dba", "admin"]);
-        assert_eq!(super::owner_roles(" qa "), ["qa", "admin"]);
-        assert_eq!(super::owner_roles("Product"), ["product_owner", "admin"]);
-        assert_eq!(super::owner_roles("DevOps"), ["admin"]);
-        assert!(super::owner_roles("Team").contains(&"qa"));
-    }
+    Ok(())
 }

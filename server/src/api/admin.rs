@@ -9,10 +9,11 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, Utc};
+use flags::change::{Role, RollbackTarget};
 use flags::{Constraint, Phase, Rollout};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use store::gates::Gating;
+use store::rollout::{Gating, Spec};
 use store::{Actor, Source};
 use utoipa::{IntoParams, ToSchema};
 
@@ -258,6 +259,24 @@ pub struct TenantFlagBody {
     pub enabled: bool,
     /// Quarantine (true) or release (false) the tenant; absent keeps it.
     pub excluded: Option<bool>,
+    /// A change that turns the tenant ON passes the plan's gates; an admin's written reason
+    /// overrides them (audited as `gate.override`).
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// Makes a change through the one write path and publishes it on this instance.
+async fn write(
+    state: &AppState,
+    actor: &Actor,
+    key: &str,
+    spec: Spec,
+    expected: Option<i64>,
+    gating: &Gating,
+) -> Result<Json<store::flags::Change>, ApiError> {
+    let applied = store::rollout::change(&state.pool, actor, key, &spec, expected, gating).await?;
+    settle(state).await;
+    Ok(Json(applied.change))
 }
 
 /// Sets one tenant's row of a flag (the general form of `enable-multi-workspace`).
@@ -266,7 +285,7 @@ pub struct TenantFlagBody {
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Enabling a tenant on an OFF flag enters the pilot phase: its gates do not hold", body = ErrorBody),
+        (status = 409, description = "Turning the tenant ON: the plan's gates do not hold (`gates_unmet`), or a guard paused the rollout (`paused`)", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn set_tenant_flag(
     State(state): State<AppState>,
@@ -277,44 +296,37 @@ pub async fn set_tenant_flag(
     let actor = admin(&caller)?;
     let Path((id, key)) = path?;
     let Json(b) = body?;
-    let change = store::flags::set_tenant(
-        &state.pool,
-        &actor,
-        &key,
-        &id,
-        b.enabled,
-        b.excluded,
-        &Gating::now(),
-    )
-    .await?;
-    settle(&state).await;
-    Ok(Json(change))
+    let spec = Spec::Tenant {
+        tenant: id,
+        enabled: b.enabled,
+        excluded: b.excluded,
+    };
+    let gating = Gating::with_override(b.override_reason);
+    write(&state, &actor, &key, spec, None, &gating).await
 }
 
-/// The seed's pilot command: `POST /api/admin/tenants/TENANT_A_ID/enable-multi-workspace`.
+/// The seed's pilot command: `POST /api/admin/tenants/TENANT_A_ID/enable-multi-workspace`. The
+/// body is optional: `{"override_reason": "…"}` passes unmet gates (admins, audited).
 #[utoipa::path(post, path = "/api/admin/tenants/{id}/enable-multi-workspace", tag = "admin",
-    params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = store::flags::Change), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "The pilot gates do not hold (on an OFF flag)", body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = String, Path)), request_body(content = Option<AdvanceBody>), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The gates of the pilot phase do not hold (`gates_unmet`), or a guard paused the rollout (`paused`)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn enable_multi_workspace(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<store::flags::Change>, ApiError> {
     let actor = admin(&caller)?;
     let Path(id) = id?;
-    let change = store::flags::set_tenant(
-        &state.pool,
-        &actor,
-        SEED_FLAG,
-        &id,
-        true,
-        None,
-        &Gating::now(),
-    )
-    .await?;
-    settle(&state).await;
-    Ok(Json(change))
+    let b: AdvanceBody = optional_json(&body)?;
+    let spec = Spec::Tenant {
+        tenant: id,
+        enabled: true,
+        excluded: None,
+    };
+    let gating = Gating::with_override(b.override_reason);
+    write(&state, &actor, SEED_FLAG, spec, None, &gating).await
 }
 
 // ---------------------------------------------------------------- flags
@@ -405,7 +417,8 @@ pub struct RolloutBody {
     /// Constraints of the percentage phases.
     #[serde(default)]
     pub constraints: Vec<Constraint>,
-    /// A raised phase passes the plan's gates; an admin's written reason overrides them (audited).
+    /// A change that turns a tenant ON or raises the phase passes the plan's gates; an admin's
+    /// written reason overrides them (audited).
     #[serde(default)]
     pub override_reason: Option<String>,
 }
@@ -420,7 +433,9 @@ fn parse_phase(s: &str) -> Result<Phase, ApiError> {
 #[utoipa::path(put, path = "/api/admin/flags/{key}/rollout", tag = "admin", params(("key" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = RolloutBody, security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The flag changed since If-Match (`conflict`), the change turns tenants ON and the gates do not hold (`gates_unmet`), or a guard paused the rollout (`paused`)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn put_rollout(
     State(state): State<AppState>,
     caller: Caller,
@@ -437,17 +452,8 @@ pub async fn put_rollout(
         pilots: b.pilots,
         constraints: b.constraints,
     };
-    let change = store::flags::apply_rollout(
-        &state.pool,
-        &actor,
-        &key,
-        &rollout,
-        expected,
-        &Gating::with_override(b.override_reason),
-    )
-    .await?;
-    settle(&state).await;
-    Ok(Json(change))
+    let gating = Gating::with_override(b.override_reason);
+    write(&state, &actor, &key, Spec::Rollout(rollout), expected, &gating).await
 }
 
 /// Break glass: pass unmet gates with a written reason (admin tokens only; audited as
@@ -464,7 +470,7 @@ pub struct AdvanceBody {
 #[utoipa::path(post, path = "/api/admin/flags/{key}/advance", tag = "admin", params(("key" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = Option<AdvanceBody>), security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, description = "Gates unmet, or the flag changed since If-Match", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Gates unmet (`gates_unmet`), paused by a guard (`paused`), or the flag changed since If-Match (`conflict`)", body = ErrorBody),
         (status = 422, description = "Already at 100%", body = ErrorBody)))]
 pub async fn advance(
     State(state): State<AppState>,
@@ -478,9 +484,7 @@ pub async fn advance(
     let expected = super::if_match(&headers)?;
     let b: AdvanceBody = optional_json(&body)?;
     let gating = Gating::with_override(b.override_reason);
-    let (_, change) = store::flags::advance(&state.pool, &actor, &key, expected, &gating).await?;
-    settle(&state).await;
-    Ok(Json(change))
+    write(&state, &actor, &key, Spec::Advance, expected, &gating).await
 }
 
 /// An optional JSON body: empty means the default.
@@ -498,7 +502,8 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Resul
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
     /// `off` (default; the seed's Quick Rollback: every row OFF) or `previous` (one rung down).
-    pub to: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub to: Option<RollbackTarget>,
 }
 
 /// Rolls back. Never gated, always audited.
@@ -515,17 +520,8 @@ pub async fn rollback(
     let actor = admin(&caller)?;
     let Path(key) = key?;
     let b: RollbackBody = optional_json(&body)?;
-    let change = match b.to.as_deref().unwrap_or("off") {
-        "off" => store::flags::kill(&state.pool, &actor, &key).await?,
-        "previous" => store::flags::step_back(&state.pool, &actor, &key).await?.1,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "\"to\" must be \"off\" or \"previous\", got {other:?}"
-            )))
-        }
-    };
-    settle(&state).await;
-    Ok(Json(change))
+    let spec = Spec::Rollback(b.to.unwrap_or_default());
+    write(&state, &actor, &key, spec, None, &Gating::now()).await
 }
 
 // ---------------------------------------------------------------- tokens
@@ -674,16 +670,16 @@ pub async fn migrations(
 /// The flag's rollout plan (created from the seed template on first use) with the gates of the
 /// next phase evaluated now.
 #[utoipa::path(get, path = "/api/admin/flags/{key}/plan", tag = "admin", params(("key" = String, Path)), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = store::plans::PlanState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = store::rollout::PlanState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_plan(
     State(state): State<AppState>,
     caller: Caller,
     key: Result<Path<String>, PathRejection>,
-) -> Result<Json<store::plans::PlanState>, ApiError> {
+) -> Result<Json<store::rollout::PlanState>, ApiError> {
     admin(&caller)?;
     let Path(key) = key?;
     Ok(Json(
-        store::plans::get(&state.pool, &key, Utc::now()).await?,
+        store::rollout::plan_state(&state.pool, &key, Utc::now()).await?,
     ))
 }
 
@@ -786,23 +782,84 @@ pub async fn sign_milestone(
     let Path(key) = key?;
     let Json(b) = body?;
     let row =
-        store::plans::sign(&state.pool, &actor, &key, &b.milestone, b.signed, "admin").await?;
+        store::plans::sign(&state.pool, &actor, &key, &b.milestone, b.signed, Role::Admin).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-/// Asks for the flag's next phase: records the exact change for a second user to approve.
+/// What to ask approval for: nothing (advancing), a rollout, or a per-tenant switch.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBody {
+    /// The rollout a `PUT …/rollout` would set (phase, pilots, constraints).
+    pub rollout: Option<RolloutRequest>,
+    /// The per-tenant switch a `PUT /api/admin/tenants/{id}/flags/{key}` (or the seed's
+    /// `enable-multi-workspace`) would make.
+    pub tenant: Option<TenantRequest>,
+}
+
+/// A rollout to ask approval for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    /// `off`, `pilot`, `N%` or `100%`.
+    pub phase: String,
+    /// Pilot tenants.
+    #[serde(default)]
+    pub pilots: BTreeSet<String>,
+    /// Constraints of the percentage phases.
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+}
+
+/// A per-tenant switch to ask approval for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRequest {
+    /// Tenant id.
+    pub id: String,
+    /// ON (default) or OFF.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Quarantine (true) or release (false); absent keeps it.
+    pub excluded: Option<bool>,
+}
+
+/// Asks a second person to approve an exact change that turns tenants ON: advancing (no body), a
+/// rollout, or a per-tenant switch. The request binds to the change's hash; making that very
+/// change later passes the approval gate.
 #[utoipa::path(post, path = "/api/admin/flags/{key}/plan/requests", tag = "admin", params(("key" = String, Path)),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 201, body = store::gates::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, description = "Already at 100%", body = ErrorBody)))]
+    request_body(content = Option<RequestBody>), security(("bearer" = []), ("api_key" = [])),
+    responses((status = 201, body = store::approvals::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "Already at 100%, both a rollout and a tenant given, or a change that turns nobody ON", body = ErrorBody)))]
 pub async fn request_change(
     State(state): State<AppState>,
     caller: Caller,
     key: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let actor = admin(&caller)?;
     let Path(key) = key?;
-    let row = store::gates::request(&state.pool, &actor, &key).await?;
+    let b: RequestBody = optional_json(&body)?;
+    let spec = match (b.rollout, b.tenant) {
+        (None, None) => Spec::Advance,
+        (Some(r), None) => Spec::Rollout(Rollout {
+            phase: parse_phase(&r.phase)?,
+            pilots: r.pilots,
+            constraints: r.constraints,
+        }),
+        (None, Some(t)) => Spec::Tenant {
+            tenant: t.id,
+            enabled: t.enabled,
+            excluded: t.excluded,
+        },
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "ask for one change at a time: a rollout or a tenant, not both",
+            ))
+        }
+    };
+    let row = store::rollout::request(&state.pool, &actor, &key, &spec).await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
@@ -810,17 +867,17 @@ pub async fn request_change(
 /// or its tenants changed since, so the change is not the one requested).
 #[utoipa::path(post, path = "/api/admin/flags/{key}/plan/requests/{id}/approve", tag = "admin",
     params(("key" = String, Path), ("id" = i64, Path)), security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = store::gates::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = store::approvals::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn approve_change(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, i64)>, PathRejection>,
-) -> Result<Json<store::gates::ChangeRequest>, ApiError> {
+) -> Result<Json<store::approvals::ChangeRequest>, ApiError> {
     let actor = admin(&caller)?;
     let Path((key, id)) = path?;
     Ok(Json(
-        store::gates::approve(&state.pool, &actor, &key, id, "admin").await?,
+        store::rollout::approve(&state.pool, &actor, &key, id, Role::Admin).await?,
     ))
 }
 
@@ -865,11 +922,20 @@ pub async fn plan_settings(
     let actor = admin(&caller)?;
     let Path(key) = key?;
     let Json(b) = body?;
+    let approver_roles = b
+        .approver_roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let settings = store::plans::Settings {
         approvals_required: b.approvals_required,
-        approver_roles: b.approver_roles,
+        approver_roles,
         auto_advance: b.auto_advance,
-        on_alert: b.on_alert,
+        on_alert: b
+            .on_alert
+            .parse()
+            .map_err(|e: flags::Error| ApiError::unprocessable(e.to_string()))?,
     };
     store::plans::set_settings(
         &state.pool,
@@ -896,7 +962,7 @@ pub async fn resume_plan(
 ) -> Result<StatusCode, ApiError> {
     let actor = admin(&caller)?;
     let Path(key) = key?;
-    store::guards::resume(&state.pool, &actor, &key).await?;
+    store::plans::resume(&state.pool, &actor, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
