@@ -413,7 +413,12 @@ fn FlagEditor(
     let on_override = move |_| {
         message.set(None);
         let why = Some(reason.get_untracked()).filter(|r| !r.trim().is_empty());
-        save.dispatch((key_for_override.clone(), draft.get_untracked(), version, why));
+        save.dispatch((
+            key_for_override.clone(),
+            draft.get_untracked(),
+            version,
+            why,
+        ));
     };
     let key_for_ask = key.clone();
     let on_ask = move |_| {

@@ -112,10 +112,7 @@ fn PlanBody(
     let edits = Role::FLAG_EDITORS.contains(&role);
     let next = plan.next.map(|p| p.to_string());
     let gates_hold = plan.unmet.is_empty();
-    let may_approve = plan
-        .settings
-        .approver_roles
-        .contains(&role);
+    let may_approve = plan.settings.approver_roles.contains(&role);
     let current: Vec<store::approvals::ChangeRequest> = plan
         .requests
         .iter()

@@ -361,12 +361,21 @@ mod tests {
         let cases: &[(&str, Effect)] = &[
             ("advance off→pilot", effect(Phase::Off, Phase::Pilot, 1, 0)),
             ("advance pilot→10%", effect(Phase::Pilot, TEN, 900, 0)),
-            ("more pilots at pilot", effect(Phase::Pilot, Phase::Pilot, 50_000, 0)),
+            (
+                "more pilots at pilot",
+                effect(Phase::Pilot, Phase::Pilot, 50_000, 0),
+            ),
             ("fewer constraints at 10%", effect(TEN, TEN, 120, 0)),
             ("fewer exclusions at 50%", effect(FIFTY, FIFTY, 1, 0)),
             ("per-tenant enable at 10%", effect(TEN, TEN, 1, 0)),
-            ("new pilot on the way down", effect(FIFTY, Phase::Pilot, 1, 400)),
-            ("rise that turns nobody on", effect(Phase::Off, Phase::Pilot, 0, 0)),
+            (
+                "new pilot on the way down",
+                effect(FIFTY, Phase::Pilot, 1, 400),
+            ),
+            (
+                "rise that turns nobody on",
+                effect(Phase::Off, Phase::Pilot, 0, 0),
+            ),
             ("rollback one rung", effect(FIFTY, TEN, 0, 400)),
             ("kill", effect(TEN, Phase::Off, 0, 900)),
             ("fewer pilots", effect(Phase::Pilot, Phase::Pilot, 0, 2)),
@@ -387,7 +396,12 @@ mod tests {
                 ("unmet", &unmet_facts, false, expect("refused")),
                 ("unmet+override", &unmet_facts, true, expect("overridden")),
                 ("paused+override", &paused, true, expect("paused")),
-                ("approval missing", &needs_approval, false, expect("refused")),
+                (
+                    "approval missing",
+                    &needs_approval,
+                    false,
+                    expect("refused"),
+                ),
             ];
             for (facts_name, facts, ovr, want) in rows {
                 let v = decide(&plan, &gates, e, facts, ovr);

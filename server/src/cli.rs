@@ -261,9 +261,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             override_reason,
         } => {
             let gating = Gating::with_override(override_reason);
-            let a = store::rollout::change(&pool, &cli_actor(), &flag, &Spec::Advance, None, &gating)
-                .await
-                .map_err(gated)?;
+            let a =
+                store::rollout::change(&pool, &cli_actor(), &flag, &Spec::Advance, None, &gating)
+                    .await
+                    .map_err(gated)?;
             print_change(&format!("{flag} advanced to {}", a.phase), &a.change);
             Ok(())
         }

@@ -2274,8 +2274,16 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     let res = app
         .post(&format!("/api/admin/flags/{FLAG}/advance"), None)
         .await;
-    assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
+    assert_error(&res, StatusCode::CONFLICT, "paused");
     assert!(res.text.contains("the rollout is paused"), "{}", res.text);
+    // Break glass does not pass a pause: a person resumes first.
+    let res = app
+        .post(
+            &format!("/api/admin/flags/{FLAG}/advance"),
+            Some(json!({"override_reason": "we know better"})),
+        )
+        .await;
+    assert_error(&res, StatusCode::CONFLICT, "paused");
     let plan = app
         .get(&format!("/api/admin/flags/{FLAG}/plan"))
         .await
@@ -2946,7 +2954,7 @@ fn rpc_rule(
             (Some(DBA), String::new(), form)
         }
         "/rpc/flag_editor" | "/rpc/plan_panel" => (Some(ALL), k, form),
-        "/rpc/save_rollout" => (
+        "/rpc/save_rollout" | "/rpc/request_rollout" => (
             Some(EDITORS),
             json!({"key": FLAG, "rollout": {"phase": "off", "pilots": [], "constraints": []}, "version": 0}).to_string(),
             json,
@@ -3263,7 +3271,11 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
         put(json!({"phase": "pilot", "pilots": many.clone()})).await,
         "gates_unmet",
     );
-    assert!(res.text.contains("not ticked: Prerequisites"), "{}", res.text);
+    assert!(
+        res.text.contains("not ticked: Prerequisites"),
+        "{}",
+        res.text
+    );
     // The window of the phase the flag is already in is not asked again.
     assert!(!res.text.contains("monitoring window"), "{}", res.text);
     assert_eq!(untouched(&app, &pool).await, before);
@@ -3280,7 +3292,10 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
         .await;
     refused(res, "gates_unmet");
     let res = app
-        .post(&format!("/api/admin/tenants/{b}/enable-multi-workspace"), None)
+        .post(
+            &format!("/api/admin/tenants/{b}/enable-multi-workspace"),
+            None,
+        )
         .await;
     refused(res, "gates_unmet");
     assert_eq!(untouched(&app, &pool).await, before);
@@ -3357,21 +3372,36 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["turned_off"], json!([a.clone()]));
     // The same pilot back is a widening again: refused.
-    refused(put(json!({"phase": "pilot", "pilots": [a.clone()]})).await, "gates_unmet");
+    refused(
+        put(json!({"phase": "pilot", "pilots": [a.clone()]})).await,
+        "gates_unmet",
+    );
     // With an admin's written reason: through, audited with what it passed.
     let res = put(json!({"phase": "pilot", "pilots": [a.clone()], "override_reason": "pilot customer escalation"}))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(audit_count(&pool, "gate.override").await, 2);
-    let out = cli(&["enable", "--flag", FLAG, "--tenant", &c, "--override", "CLI break glass"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&[
+        "enable",
+        "--flag",
+        FLAG,
+        "--tenant",
+        &c,
+        "--override",
+        "CLI break glass",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(audit_count(&pool, "gate.override").await, 3);
     assert_eq!(on_count(&pool).await, 2);
 
     // 6. 50% of one region, by override; then the constraint removed at 50% widens: refused.
     let region = store::demo::demo_tenant(1).region;
     let res = put(json!({"phase": "50%", "pilots": [a.clone()],
-        "constraints": [{"attribute": "region", "operator": "IN", "values": [region.clone()]}],
+        "constraints": [{"attribute": "region", "operator": "IN", "values": [region]}],
         "override_reason": "into 50% for the test"}))
     .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
@@ -3433,12 +3463,16 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
     );
     assert!(res.text.contains("api_error_rate"), "{}", res.text);
     refused(
-        app.post(&format!("/api/admin/tenants/{b}/enable-multi-workspace"), Some(json!({"override_reason": "x"})))
-            .await,
+        app.post(
+            &format!("/api/admin/tenants/{b}/enable-multi-workspace"),
+            Some(json!({"override_reason": "x"})),
+        )
+        .await,
         "paused",
     );
     refused(
-        app.post(&format!("/api/admin/flags/{FLAG}/advance"), None).await,
+        app.post(&format!("/api/admin/flags/{FLAG}/advance"), None)
+            .await,
         "paused",
     );
     assert_eq!(untouched(&app, &pool).await, paused);
@@ -3481,8 +3515,11 @@ async fn a_widening_with_its_gates_met_and_approved_goes_through(pool: PgPool) {
     let seed_curl = |t: String| {
         let app = &app;
         async move {
-            app.post(&format!("/api/admin/tenants/{t}/enable-multi-workspace"), None)
-                .await
+            app.post(
+                &format!("/api/admin/tenants/{t}/enable-multi-workspace"),
+                None,
+            )
+            .await
         }
     };
     let res = seed_curl(a.clone()).await;
@@ -3490,20 +3527,31 @@ async fn a_widening_with_its_gates_met_and_approved_goes_through(pool: PgPool) {
     assert!(res.text.contains("not approved"), "{}", res.text);
     // Ask for exactly this change; the asker cannot approve it, a second admin can.
     let req = app
-        .post(&format!("{plan_uri}/requests"), Some(json!({"tenant": {"id": a}})))
+        .post(
+            &format!("{plan_uri}/requests"),
+            Some(json!({"tenant": {"id": a}})),
+        )
         .await;
     assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
     let req = req.json();
     assert_eq!(req["turned_on"], 1);
     assert_eq!(req["change"]["tenant"]["tenant"], json!(a.clone()));
     let approve = format!("{plan_uri}/requests/{}/approve", req["id"]);
-    assert_error(&app.post(&approve, None).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(
+        &app.post(&approve, None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     let res = app
         .call(Method::POST, &approve, Some(&approver), &[], None)
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     // The approval is for tenant a only: b is still refused.
-    assert_error(&seed_curl(b.clone()).await, StatusCode::CONFLICT, "gates_unmet");
+    assert_error(
+        &seed_curl(b.clone()).await,
+        StatusCode::CONFLICT,
+        "gates_unmet",
+    );
     let res = seed_curl(a.clone()).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["turned_on"], json!([a.clone()]));
@@ -3516,7 +3564,10 @@ async fn a_widening_with_its_gates_met_and_approved_goes_through(pool: PgPool) {
     assert!(applied);
     // A request for a rollout, voided by an edit in between.
     let widen = json!({"rollout": {"phase": "pilot", "pilots": [a.clone(), b.clone()]}});
-    let req = app.post(&format!("{plan_uri}/requests"), Some(widen)).await.json();
+    let req = app
+        .post(&format!("{plan_uri}/requests"), Some(widen))
+        .await
+        .json();
     app.call(
         Method::PUT,
         &format!("/api/admin/tenants/{a}/flags/{FLAG}"),
@@ -3572,7 +3623,11 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         .unwrap();
     assert_eq!(stored, 0);
     let curl = format!("/api/admin/tenants/{a}/enable-multi-workspace");
-    assert_error(&app.post(&curl, None).await, StatusCode::CONFLICT, "gates_unmet");
+    assert_error(
+        &app.post(&curl, None).await,
+        StatusCode::CONFLICT,
+        "gates_unmet",
+    );
     satisfy(
         &app,
         &["Prerequisites", "Smoke Test (Existing Features)"],
@@ -3586,7 +3641,10 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         json!(["not approved: this exact change needs the approval of a second user (product_owner or admin)"])
     );
     let req = app
-        .post(&format!("{plan_uri}/requests"), Some(json!({"tenant": {"id": a}})))
+        .post(
+            &format!("{plan_uri}/requests"),
+            Some(json!({"tenant": {"id": a}})),
+        )
         .await
         .json();
     let res = app

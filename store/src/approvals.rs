@@ -89,7 +89,11 @@ pub(crate) async fn one(
 }
 
 /// Whether a second person approved the change with `hash` and it was not made yet.
-pub(crate) async fn approved(conn: &mut PgConnection, key: &str, hash: &str) -> Result<bool, Error> {
+pub(crate) async fn approved(
+    conn: &mut PgConnection,
+    key: &str,
+    hash: &str,
+) -> Result<bool, Error> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM change_requests WHERE flag_key = $1 AND change_hash = $2 \
                         AND approved_by IS NOT NULL AND applied_at IS NULL)",

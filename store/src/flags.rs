@@ -328,14 +328,19 @@ pub(crate) async fn set_rollout(
 
 /// The flag's version now (row triggers bump it too).
 pub(crate) async fn version(conn: &mut PgConnection, key: &str) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT version FROM flags WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Whether `tenant_id` is a live (not archived) tenant.
-pub(crate) async fn tenant_is_live(conn: &mut PgConnection, tenant_id: &str) -> Result<bool, Error> {
+pub(crate) async fn tenant_is_live(
+    conn: &mut PgConnection,
+    tenant_id: &str,
+) -> Result<bool, Error> {
     let exists: Option<String> =
         sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1 AND archived_at IS NULL")
             .bind(tenant_id)

@@ -92,4 +92,3 @@ pub async fn record(
     tx.commit().await?;
     Ok(before.as_deref().and_then(Level::parse))
 }
-

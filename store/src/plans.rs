@@ -278,7 +278,10 @@ pub(crate) async fn current_signoffs(
 /// When the flag's current phase began: the last audited change of its phase (a rollout change
 /// whose phase differs, or the kill switch), else the flag's creation. Edits within a phase —
 /// pilots, constraints — do not restart its monitoring window.
-pub(crate) async fn phase_since(conn: &mut PgConnection, key: &str) -> Result<DateTime<Utc>, Error> {
+pub(crate) async fn phase_since(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<DateTime<Utc>, Error> {
     Ok(sqlx::query_scalar(
         "SELECT coalesce((SELECT max(at) FROM audit_log WHERE flag_key = $1 \
                           AND (action = 'rollout.kill' \

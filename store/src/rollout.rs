@@ -117,7 +117,8 @@ impl Planned {
     /// tenant ON after): what an approval binds to. Any row change bumps the version, so any edit
     /// voids an approval.
     fn hash(&self, key: &str) -> Result<String, Error> {
-        let target = serde_json::to_string(&self.target).map_err(|e| Error::Invalid(e.to_string()))?;
+        let target =
+            serde_json::to_string(&self.target).map_err(|e| Error::Invalid(e.to_string()))?;
         let mut h = Sha256::new();
         h.update(b"rollgate-change-v1\n");
         for part in [key, &self.version.to_string(), &target] {
@@ -309,7 +310,14 @@ pub async fn change(
                     "turned_on": effect.turned_on,
                 });
                 actor
-                    .audit(&mut tx, "gate.override", Some(key), None, None, Some(details))
+                    .audit(
+                        &mut tx,
+                        "gate.override",
+                        Some(key),
+                        None,
+                        None,
+                        Some(details),
+                    )
                     .await?;
             }
         }
@@ -509,9 +517,8 @@ async fn propose_advance_cached(
 fn spec_of(r: &ChangeRequest) -> Result<Spec, Error> {
     match &r.change {
         None => Ok(Spec::Advance),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            Error::Invalid(format!("change request {} is unreadable: {e}", r.id))
-        }),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| Error::Invalid(format!("change request {} is unreadable: {e}", r.id))),
     }
 }
 
@@ -753,9 +760,10 @@ pub async fn request(
     }
     let hash = p.hash(key)?;
     let existing = approvals::fetch(&mut tx, key, None).await?;
-    if let Some(mut same) = existing.into_iter().find(|r| {
-        r.applied_at.is_none() && r.change_hash == hash && r.requested_by == actor.name
-    }) {
+    if let Some(mut same) = existing
+        .into_iter()
+        .find(|r| r.applied_at.is_none() && r.change_hash == hash && r.requested_by == actor.name)
+    {
         tx.commit().await?;
         same.current = true;
         return Ok(same);
@@ -851,7 +859,10 @@ async fn plan_for(
 /// next phase's gates (and approval) all hold is advanced, as Rollgate itself (source `system`,
 /// actor `rollgate:auto-advance`). Returns the flags advanced and their new phase. A flag whose
 /// gates do not hold is left alone; errors of one flag do not stop the others.
-pub async fn auto_advance(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<(String, Phase)>, Error> {
+pub async fn auto_advance(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Phase)>, Error> {
     let keys: Vec<String> = sqlx::query_scalar(
         "SELECT flag_key FROM rollout_plans WHERE auto_advance ORDER BY flag_key",
     )
@@ -888,11 +899,10 @@ pub struct Watched {
 /// Every flag in a monitoring window (any phase but OFF) whose plan has guards (the seed's when
 /// no plan is stored).
 pub async fn watched(pool: &PgPool) -> Result<Vec<Watched>, Error> {
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT key FROM flags WHERE rollout->>'phase' <> 'off' ORDER BY key",
-    )
-    .fetch_all(pool)
-    .await?;
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM flags WHERE rollout->>'phase' <> 'off' ORDER BY key")
+            .fetch_all(pool)
+            .await?;
     let mut out = Vec::new();
     let mut conn = pool.acquire().await?;
     for key in keys {

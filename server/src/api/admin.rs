@@ -453,7 +453,15 @@ pub async fn put_rollout(
         constraints: b.constraints,
     };
     let gating = Gating::with_override(b.override_reason);
-    write(&state, &actor, &key, Spec::Rollout(rollout), expected, &gating).await
+    write(
+        &state,
+        &actor,
+        &key,
+        Spec::Rollout(rollout),
+        expected,
+        &gating,
+    )
+    .await
 }
 
 /// Break glass: pass unmet gates with a written reason (admin tokens only; audited as
@@ -781,8 +789,15 @@ pub async fn sign_milestone(
     let actor = admin(&caller)?;
     let Path(key) = key?;
     let Json(b) = body?;
-    let row =
-        store::plans::sign(&state.pool, &actor, &key, &b.milestone, b.signed, Role::Admin).await?;
+    let row = store::plans::sign(
+        &state.pool,
+        &actor,
+        &key,
+        &b.milestone,
+        b.signed,
+        Role::Admin,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
