@@ -118,22 +118,71 @@ fn io(what: &str, e: std::io::Error) -> Error {
     Error::Invalid(format!("{what}: {e}"))
 }
 
-/// Dumps the database into `dir` (created if missing). The file appears under its final name
-/// only once `pg_dump` has succeeded and the gzip stream is complete.
+/// A temporary file name no other backup uses, in this process or another.
+fn partial_name(dir: &Path, name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".{name}.{}.{n}.partial", std::process::id()))
+}
+
+/// Gives the finished `partial` its final name in `dir` without overwriting anything: a second
+/// backup in the same second becomes `…_2.sql.gz`.
+fn publish(partial: &Path, dir: &Path, name: &str) -> Result<PathBuf, Error> {
+    let stem = name.trim_end_matches(".sql.gz");
+    for n in 1..1000 {
+        let target = if n == 1 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem}_{n}.sql.gz"))
+        };
+        // A hard link fails when the target exists: atomic, never clobbers.
+        match std::fs::hard_link(partial, &target) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(partial);
+                return Ok(target);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io("naming the backup", e)),
+        }
+    }
+    Err(Error::Conflict(format!("too many backups named {name}")))
+}
+
+/// Dumps the database into `dir` (created if missing, mode 0700). The file (mode 0600: a dump
+/// holds password and token hashes) appears under its final name only once `pg_dump` has
+/// succeeded and the gzip stream is complete; concurrent backups never share a file. Session rows
+/// are left out (their ids are bearer secrets): a restore signs everyone out.
 pub fn create(database_url: &str, dir: &Path) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let db = database_name(database_url)?;
-    std::fs::create_dir_all(dir).map_err(|e| io(&format!("creating {}", dir.display()), e))?;
-    let target = dir.join(file_name(&db, Utc::now()));
-    let partial = target.with_extension("gz.partial");
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io(&format!("creating {}", dir.display()), e))?;
+    }
+    let name = file_name(&db, Utc::now());
+    let partial = partial_name(dir, &name);
     let result = (|| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| io(&format!("creating {}", partial.display()), e))?;
         let mut child = pg_command("pg_dump", database_url)
-            .args(["--clean", "--if-exists", "--no-owner"])
+            .args([
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--exclude-table-data=sessions",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| io("starting pg_dump (is the PostgreSQL client installed?)", e))?;
-        let file = std::fs::File::create(&partial)
-            .map_err(|e| io(&format!("creating {}", partial.display()), e))?;
         let mut gz = GzEncoder::new(file, Compression::default());
         if let Some(mut out) = child.stdout.take() {
             std::io::copy(&mut out, &mut gz).map_err(|e| io("writing the backup", e))?;
@@ -150,8 +199,7 @@ pub fn create(database_url: &str, dir: &Path) -> Result<PathBuf, Error> {
         gz.finish()
             .and_then(|mut f| f.flush())
             .map_err(|e| io("finishing the backup", e))?;
-        std::fs::rename(&partial, &target).map_err(|e| io("naming the backup", e))?;
-        Ok(target.clone())
+        publish(&partial, dir, &name)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);

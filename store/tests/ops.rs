@@ -262,3 +262,42 @@ async fn health_reports_size_tables_and_thresholds(pool: PgPool) {
     assert_eq!(store::dba::query_time_status(250.0), "elevated");
     assert_eq!(store::dba::query_time_status(600.0), "alert");
 }
+
+/// Backups are readable by their owner only (file 0600, a new directory 0700), two taken at once
+/// never share a file (both complete and valid), and no session row — a bearer secret — is in
+/// them.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn backups_are_private_distinct_and_hold_no_sessions(pool: PgPool) {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    store::demo::seed_tenants(&pool, 5).await.unwrap();
+    let secret = "session-id-that-must-not-leak-7f3a9c";
+    sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, '\\x00', now() + interval '1 day')")
+        .bind(secret)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let url = url_of(&pool, None).await;
+    let dir = scratch("private").join("nested");
+    let (a, b) = tokio::join!(backup(&url, &dir), backup(&url, &dir));
+    assert_ne!(a, b, "two backups at once wrote the same file");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for f in [&a, &b] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+        let g = f.clone();
+        let checked = blocking(move || store::backup::check(&g)).await.unwrap();
+        assert!(checked.tables >= 8, "{checked:?}");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(!text.contains(secret), "a session id is in {}", f.display());
+        assert!(
+            text.contains("CREATE TABLE public.sessions"),
+            "the table itself stays"
+        );
+    }
+    assert_eq!(store::backup::list(&dir).unwrap().len(), 2);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
