@@ -28,6 +28,11 @@ pub struct ErrorEvent {
     pub details: String,
 }
 
+#[cfg(feature = "ssr")]
+fn store_limit() -> i64 {
+    store::activity::MAX_ACTIONS_SHOWN
+}
+
 /// What the page shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonitoringData {
@@ -37,8 +42,10 @@ pub struct MonitoringData {
     pub pilots: Vec<String>,
     /// The seed's first query, as run.
     pub activity_query: String,
-    /// Its rows: action, count.
+    /// Its most frequent rows: action, count.
     pub actions: Vec<(String, i64)>,
+    /// How many rows it has in all.
+    pub actions_total: i64,
     /// The seed's second query, as run.
     pub errors_query: String,
     /// Its rows.
@@ -66,7 +73,8 @@ pub async fn monitoring_data(flag: String) -> Result<MonitoringData, AppError> {
     };
     let row = store::flags::get(&ctx.pool, &flag).await?;
     let pilots: Vec<String> = row.rollout.pilots.into_iter().collect();
-    let actions = store::activity::actions_last_24h(&ctx.pool).await?;
+    let (actions, actions_total) =
+        store::activity::actions_last_24h(&ctx.pool, store::activity::MAX_ACTIONS_SHOWN).await?;
     let errors = store::activity::latest_errors(&ctx.pool)
         .await?
         .into_iter()
@@ -88,6 +96,7 @@ pub async fn monitoring_data(flag: String) -> Result<MonitoringData, AppError> {
         pilots,
         activity_query: store::activity::ACTIVITY_QUERY.to_string(),
         actions,
+        actions_total,
         errors_query: store::activity::ERRORS_QUERY.to_string(),
         errors,
         per_hour,
@@ -139,6 +148,7 @@ fn MonitoringBody(d: MonitoringData) -> impl IntoView {
                 {if d.actions.is_empty() {
                     view! { <p class="muted" data-testid="no-actions">"No activity in the last 24 hours."</p> }.into_any()
                 } else {
+                    let more = d.actions_total - d.actions.len() as i64;
                     view! {
                         <table class="table">
                             <thead><tr><th>"action"</th><th class="num">"count"</th></tr></thead>
@@ -148,6 +158,9 @@ fn MonitoringBody(d: MonitoringData) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        {(more > 0).then(|| view! {
+                            <p class="muted small" data-testid="more-actions">{format!("The {} most frequent of {} actions; run the query for all of them.", store_limit(), d.actions_total)}</p>
+                        })}
                     }.into_any()
                 }}
             </div>

@@ -10,7 +10,23 @@ use serde::Deserialize;
 #[derive(Debug, Clone)]
 pub struct Prometheus {
     base: String,
+    /// `base` with any user-info (`user:password@`) replaced by `***@`: what is shown and logged.
+    shown: String,
     http: reqwest::Client,
+}
+
+/// `url` with its user-info part (`https://user:secret@host/…`) replaced by `***`, so a URL with
+/// credentials can be shown and logged.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,21 +81,22 @@ impl Prometheus {
     /// `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
         let base = base.trim().trim_end_matches('/').to_string();
+        let shown = redact(&base);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(format!(
-                "PROMETHEUS_URL must start with http:// or https://, got {base:?}"
+                "PROMETHEUS_URL must start with http:// or https://, got {shown:?}"
             ));
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Prometheus { base, http })
+        Ok(Prometheus { base, shown, http })
     }
 
-    /// Where it is.
+    /// Where it is, without credentials.
     pub fn url(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Data, String> {
@@ -89,12 +106,20 @@ impl Prometheus {
             .query(params)
             .send()
             .await
-            .map_err(|e| format!("Prometheus at {} unreachable: {e}", self.base))?;
+            .map_err(|e| {
+                format!(
+                    "Prometheus at {} unreachable: {}",
+                    self.shown,
+                    e.without_url()
+                )
+            })?;
         let status = res.status();
-        let answer: Answer = res
-            .json()
-            .await
-            .map_err(|e| format!("Prometheus answered {status} without its JSON: {e}"))?;
+        let answer: Answer = res.json().await.map_err(|e| {
+            format!(
+                "Prometheus answered {status} without its JSON: {}",
+                e.without_url()
+            )
+        })?;
         if answer.status != "success" {
             return Err(format!(
                 "Prometheus refused the query: {}",
@@ -158,5 +183,48 @@ impl Prometheus {
                 .collect()),
             _ => Err("a range query must return a matrix".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(
+            redact("https://user:s3cret@prom.example:9090/prefix"),
+            "https://***@prom.example:9090/prefix"
+        );
+        assert_eq!(
+            redact("http://token@10.0.0.1:9090"),
+            "http://***@10.0.0.1:9090"
+        );
+        assert_eq!(
+            redact("http://127.0.0.1:9090/a@b"),
+            "http://127.0.0.1:9090/a@b"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+        // Unreachable with credentials: the error names the redacted URL only.
+        let p = super::Prometheus::new(
+            "http://admin:hunter2@127.0.0.1:9",
+            std::time::Duration::from_millis(200),
+        );
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(rt) = rt else { return };
+        let err = rt.block_on(p.instant("up")).err().unwrap_or_default();
+        assert!(
+            err.contains("***@127.0.0.1:9") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert!(!p.url().contains("hunter2"));
+        let bad = super::Prometheus::new("ftp://a:hunter2@x", std::time::Duration::from_secs(1));
+        assert!(bad.err().is_some_and(|e| !e.contains("hunter2")));
     }
 }

@@ -19,60 +19,176 @@ pub fn leptos_options(addr: Option<SocketAddr>) -> anyhow::Result<LeptosOptions>
     Ok(options)
 }
 
-/// The backup directory: `ROLLGATE_BACKUP_DIR`, else `backups` under the working directory.
-pub fn backup_dir() -> std::path::PathBuf {
-    std::env::var_os("ROLLGATE_BACKUP_DIR")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || std::path::PathBuf::from("backups"),
-            std::path::PathBuf::from,
-        )
+/// Every setting the server reads from its environment, parsed once at start. A value that does
+/// not parse stops the server with the variable's name and the accepted values: it never runs on a
+/// guess (`ROLLGATE_SECURE_COOKIES=yes` used to leave cookies without `Secure`, silently).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `ROLLGATE_SECURE_COOKIES`: mark the session cookie `Secure` (behind TLS).
+    pub secure_cookies: bool,
+    /// `ROLLGATE_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
+    pub trust_proxy: bool,
+    /// `ROLLGATE_PUBLIC_ORIGIN`: the origin browsers use, when a proxy rewrites `Host`.
+    pub public_origin: Option<String>,
+    /// `ROLLGATE_BACKUP_DIR` (default `backups`).
+    pub backup_dir: std::path::PathBuf,
+    /// `ROLLGATE_BACKUP_MAX_AGE_HOURS` (default 24, at least 1).
+    pub backup_max_age: std::time::Duration,
+    /// `ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS` (default 60; `0`: off).
+    pub auto_advance_interval: Option<std::time::Duration>,
+    /// `ROLLGATE_GUARD_INTERVAL_SECS` (default 30, at least 1).
+    pub guard_interval: std::time::Duration,
+    /// `PROMETHEUS_URL` (unset: no guard monitor; guards hold).
+    pub prometheus_url: Option<String>,
 }
 
-/// A whole number from the environment (unset or unparsable: `None`).
-fn number(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.trim().parse().ok()
+impl Default for Config {
+    /// Every default, as documented in the README.
+    fn default() -> Self {
+        Config {
+            secure_cookies: false,
+            trust_proxy: false,
+            public_origin: None,
+            backup_dir: std::path::PathBuf::from("backups"),
+            backup_max_age: std::time::Duration::from_secs(24 * 3600),
+            auto_advance_interval: Some(std::time::Duration::from_secs(60)),
+            guard_interval: std::time::Duration::from_secs(30),
+            prometheus_url: None,
+        }
+    }
 }
 
-/// A switch from the environment: `1` or `true`.
-pub fn flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| v == "1" || v == "true")
+impl Config {
+    /// The configuration of this process's environment.
+    pub fn from_env() -> anyhow::Result<Config> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration `get` describes (`get(name)`: the variable's value, if set).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let boolean = |name: &str| -> anyhow::Result<bool> {
+            match set(name) {
+                None => Ok(false),
+                Some(v) => parse_bool(&v).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{name}={v:?} is not a switch: use 1, true, yes or on (case does not matter), or 0, false, no or off"
+                    )
+                }),
+            }
+        };
+        let whole = |name: &str, default: u64, least: u64| -> anyhow::Result<u64> {
+            match set(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n >= least => Ok(n),
+                    _ => anyhow::bail!("{name}={v:?} is not a whole number of at least {least}"),
+                },
+            }
+        };
+        let d = Config::default();
+        let advance = whole("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS", 60, 0)?;
+        Ok(Config {
+            secure_cookies: boolean("ROLLGATE_SECURE_COOKIES")?,
+            trust_proxy: boolean("ROLLGATE_TRUST_PROXY")?,
+            public_origin: set("ROLLGATE_PUBLIC_ORIGIN").map(|v| v.trim().to_string()),
+            backup_dir: set("ROLLGATE_BACKUP_DIR").map_or(d.backup_dir, std::path::PathBuf::from),
+            backup_max_age: std::time::Duration::from_secs(
+                whole("ROLLGATE_BACKUP_MAX_AGE_HOURS", 24, 1)? * 3600,
+            ),
+            auto_advance_interval: (advance > 0).then(|| std::time::Duration::from_secs(advance)),
+            guard_interval: std::time::Duration::from_secs(whole(
+                "ROLLGATE_GUARD_INTERVAL_SECS",
+                30,
+                1,
+            )?),
+            prometheus_url: set("PROMETHEUS_URL").map(|v| v.trim().to_string()),
+        })
+    }
+
+    /// The Prometheus client for `prometheus_url`; a malformed URL stops the server at start.
+    pub fn prometheus(&self) -> anyhow::Result<Option<app::prom::Prometheus>> {
+        self.prometheus_url
+            .as_deref()
+            .map(|url| app::prom::Prometheus::new(url, std::time::Duration::from_secs(10)))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("PROMETHEUS_URL: {e}"))
+    }
 }
 
-/// A non-empty text from the environment.
-pub fn text(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// A switch: `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off`, in any case.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
-/// `ROLLGATE_BACKUP_MAX_AGE_HOURS` (default 24): how recent a backup must be to count as taken.
-pub fn backup_max_age() -> std::time::Duration {
-    let hours = number("ROLLGATE_BACKUP_MAX_AGE_HOURS")
-        .filter(|h| *h > 0)
-        .unwrap_or(24);
-    std::time::Duration::from_secs(hours * 3600)
-}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
 
-/// `ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS` (default 60): how often plans with automatic advance are
-/// checked; `0` turns the job off.
-pub fn auto_advance_interval() -> Option<std::time::Duration> {
-    let secs = number("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS").unwrap_or(60);
-    (secs > 0).then(|| std::time::Duration::from_secs(secs))
-}
+    fn with(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
 
-/// `PROMETHEUS_URL` (e.g. `http://127.0.0.1:9090`): the Prometheus the guards query. Unset: no
-/// guard monitor (guards hold). A malformed value stops the server at start.
-pub fn prometheus() -> anyhow::Result<Option<app::prom::Prometheus>> {
-    text("PROMETHEUS_URL")
-        .map(|url| app::prom::Prometheus::new(&url, std::time::Duration::from_secs(10)))
-        .transpose()
-        .map_err(anyhow::Error::msg)
-}
+    #[test]
+    fn switches_in_any_case_and_a_clear_error_otherwise() {
+        for yes in ["1", "true", "TRUE", "Yes", "on", " On "] {
+            assert!(
+                with(&[("ROLLGATE_SECURE_COOKIES", yes)])
+                    .unwrap()
+                    .secure_cookies,
+                "{yes}"
+            );
+        }
+        for no in ["0", "false", "No", "OFF", ""] {
+            assert!(
+                !with(&[("ROLLGATE_SECURE_COOKIES", no)])
+                    .unwrap()
+                    .secure_cookies,
+                "{no}"
+            );
+        }
+        let e = with(&[("ROLLGATE_SECURE_COOKIES", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("ROLLGATE_SECURE_COOKIES=\"maybe\" is not a switch"),
+            "{e}"
+        );
+        let e = with(&[("ROLLGATE_TRUST_PROXY", "y")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ROLLGATE_TRUST_PROXY"), "{e}");
+    }
 
-/// `ROLLGATE_GUARD_INTERVAL_SECS` (default 30, at least 1): how often the guard monitor reads the
-/// guards of every flag in a monitoring window.
-pub fn guard_interval() -> std::time::Duration {
-    let secs = number("ROLLGATE_GUARD_INTERVAL_SECS")
-        .filter(|s| *s > 0)
-        .unwrap_or(30);
-    std::time::Duration::from_secs(secs)
+    #[test]
+    fn numbers_parse_or_stop_the_server() {
+        assert_eq!(with(&[]).unwrap(), Config::default());
+        let c = with(&[
+            ("ROLLGATE_GUARD_INTERVAL_SECS", "5"),
+            ("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS", "0"),
+            ("ROLLGATE_BACKUP_MAX_AGE_HOURS", "48"),
+        ])
+        .unwrap();
+        assert_eq!(c.guard_interval.as_secs(), 5);
+        assert_eq!(c.auto_advance_interval, None);
+        assert_eq!(c.backup_max_age.as_secs(), 48 * 3600);
+        for (name, bad) in [
+            ("ROLLGATE_GUARD_INTERVAL_SECS", "30s"),
+            ("ROLLGATE_GUARD_INTERVAL_SECS", "0"),
+            ("ROLLGATE_BACKUP_MAX_AGE_HOURS", "-1"),
+            ("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS", "1.5"),
+        ] {
+            let e = with(&[(name, bad)]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{name}=")), "{e}");
+        }
+    }
 }

@@ -54,7 +54,19 @@ pub async fn audit_csv(
         .into_response())
 }
 
-/// The rows as CSV (RFC 4180 quoting by the `csv` crate; JSON columns as compact JSON).
+/// A cell a spreadsheet would not run as a formula: text that begins with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return gets a leading `'` (OWASP's CSV-injection advice). Actors, tenant ids
+/// and audited values come from people and tokens.
+pub fn cell(text: String) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
+/// The rows as CSV (RFC 4180 quoting by the `csv` crate; JSON columns as compact JSON; every text
+/// cell through [`cell`]).
 pub fn to_csv(rows: &[store::audit::AuditRow]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(COLUMNS)?;
@@ -64,14 +76,34 @@ pub fn to_csv(rows: &[store::audit::AuditRow]) -> Result<Vec<u8>, csv::Error> {
         w.write_record([
             r.id.to_string(),
             r.at.to_rfc3339(),
-            r.actor.clone(),
-            r.source.clone(),
-            r.action.clone(),
-            r.flag_key.clone().unwrap_or_default(),
-            r.tenant_id.clone().unwrap_or_default(),
-            json(&r.before),
-            json(&r.after),
+            cell(r.actor.clone()),
+            cell(r.source.clone()),
+            cell(r.action.clone()),
+            cell(r.flag_key.clone().unwrap_or_default()),
+            cell(r.tenant_id.clone().unwrap_or_default()),
+            cell(json(&r.before)),
+            cell(json(&r.after)),
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formulas_are_neutralised() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(super::cell(bad.to_string()), format!("'{bad}"));
+        }
+        for ok in ["acme-logistics", "token:admin", "{\"phase\":\"10%\"}", ""] {
+            assert_eq!(super::cell(ok.to_string()), ok);
+        }
+    }
 }

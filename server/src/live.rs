@@ -133,12 +133,31 @@ impl Live {
     }
 }
 
+/// While `LISTEN` cannot connect but queries work, the snapshot is reloaded this often (no
+/// notification will say when it changed).
+pub const DEAF_REFRESH: Duration = Duration::from_secs(5);
+
 /// Keeps `live` current for as long as the process runs.
 pub fn spawn(pool: store::PgPool, live: Arc<Live>) -> tokio::task::JoinHandle<()> {
+    spawn_with(pool, live, |pool| async move {
+        store::notify::listen(&pool).await
+    })
+}
+
+/// [`spawn`] with the way to open the `LISTEN` connection given (tests make it fail).
+pub fn spawn_with<F, Fut>(
+    pool: store::PgPool,
+    live: Arc<Live>,
+    listen: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(store::PgPool) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<PgListener, store::Error>> + Send,
+{
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(250);
         loop {
-            match store::notify::listen(&pool).await {
+            match listen(pool.clone()).await {
                 Ok(mut listener) => {
                     backoff = Duration::from_millis(250);
                     live.listening.store(true, Ordering::Relaxed);
@@ -152,9 +171,12 @@ pub fn spawn(pool: store::PgPool, live: Arc<Live>) -> tokio::task::JoinHandle<()
                 Err(e) => {
                     live.listening.store(false, Ordering::Relaxed);
                     tracing::debug!(error = %e, "LISTEN connection failed; retrying");
-                    // Tokens and snapshot may still load if only LISTEN failed.
-                    if !live.is_loaded() {
-                        let _ = live.refresh_all(&pool).await;
+                    // Tokens and snapshot may still load if only LISTEN failed: without
+                    // notifications, poll (a kill switch must still reach this instance).
+                    if !live.is_loaded() || live.age() >= DEAF_REFRESH {
+                        if let Err(e) = live.refresh_all(&pool).await {
+                            tracing::debug!(error = %e, "refresh without LISTEN failed");
+                        }
                     }
                 }
             }

@@ -37,6 +37,13 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            // The series alerts and dashboards ask for exist from the start, at 0: `rate()` and
+            // `absent()` over them mean something on a healthy system (the seed's
+            // FeatureFlagCheck alert watches this counter).
+            for reason in [flags::Reason::UnknownFlag, flags::Reason::UnknownTenant] {
+                metrics::counter!("feature_flag_check_failures_total", "reason" => reason.code())
+                    .absolute(0);
+            }
             // Histogram samples wait in a buffer until they are folded into the buckets, which
             // happens on a scrape or on upkeep: without a scraper the buffer would grow with every
             // request (the soak showed ~1 MB/s at 57k req/s). Fold them every 5 s.
@@ -153,5 +160,18 @@ pub fn guard(flag: &str, guard: &str, reading: &flags::guard::Reading) {
     if let Some(v) = reading.value {
         metrics::gauge!("rollgate_guard_value", "flag" => flag.to_owned(), "guard" => guard.to_owned())
             .set(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The alerting series exist at 0 before any evaluation fails.
+    #[test]
+    fn check_failures_are_exported_at_zero_from_the_start() {
+        let text = super::handle().map(|h| h.render()).unwrap_or_default();
+        for reason in ["unknown_flag", "unknown_tenant"] {
+            let series = format!("feature_flag_check_failures_total{{reason=\"{reason}\"}} 0");
+            assert!(text.contains(&series), "{series} missing from:\n{text}");
+        }
     }
 }

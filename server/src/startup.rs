@@ -225,21 +225,22 @@ pub async fn serve(
     database_url: String,
     addr: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
+    let config = crate::config::Config::from_env()?;
     let leptos_options = crate::config::leptos_options(addr)?;
     let addr = leptos_options.site_addr;
-    let mut state = AppState::new(leptos_options, pool);
+    let mut state = AppState::with_config(leptos_options, pool, &config);
     state.database_url = Some(database_url);
-    state.prometheus = crate::config::prometheus()?;
+    state.prometheus = config.prometheus()?;
     if let Err(e) = state.live.refresh_all(&state.pool).await {
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
     crate::live::spawn(state.pool.clone(), state.live.clone());
-    if let Some(every) = crate::config::auto_advance_interval() {
+    if let Some(every) = config.auto_advance_interval {
         crate::jobs::spawn_auto_advance(state.pool.clone(), every);
     }
     match &state.prometheus {
         Some(p) => {
-            let every = crate::config::guard_interval();
+            let every = config.guard_interval;
             tracing::info!(prometheus = %p.url(), every_secs = every.as_secs(), "guard monitor on");
             crate::jobs::spawn_guards(state.clone(), every);
         }

@@ -38,17 +38,27 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A state over `pool` with an empty live cache (call `live.refresh_all` or spawn the sync task).
+    /// A state over `pool` with the default configuration and an empty live cache (call
+    /// `live.refresh_all` or spawn the sync task).
     pub fn new(leptos_options: LeptosOptions, pool: PgPool) -> Self {
+        AppState::with_config(leptos_options, pool, &crate::config::Config::default())
+    }
+
+    /// A state over `pool` with `config` and an empty live cache.
+    pub fn with_config(
+        leptos_options: LeptosOptions,
+        pool: PgPool,
+        config: &crate::config::Config,
+    ) -> Self {
         AppState {
-            secure_cookies: crate::config::flag("ROLLGATE_SECURE_COOKIES"),
-            backup_dir: crate::config::backup_dir(),
+            secure_cookies: config.secure_cookies,
+            backup_dir: config.backup_dir.clone(),
             database_url: None,
-            backup_max_age: crate::config::backup_max_age(),
+            backup_max_age: config.backup_max_age,
             prometheus: None,
             login_throttle: Arc::default(),
-            trust_proxy: crate::config::flag("ROLLGATE_TRUST_PROXY"),
-            public_origin: crate::config::text("ROLLGATE_PUBLIC_ORIGIN").map(Arc::from),
+            trust_proxy: config.trust_proxy,
+            public_origin: config.public_origin.as_deref().map(Arc::from),
             leptos_options,
             pool,
             live: Arc::new(Live::default()),

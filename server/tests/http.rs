@@ -1368,7 +1368,8 @@ async fn activity_batches_are_all_or_nothing(pool: PgPool) {
     assert_eq!(count().await, 3);
 
     // The seed's monitoring queries, verbatim, see the events.
-    let actions = store::activity::actions_last_24h(&pool).await.unwrap();
+    let (actions, total) = store::activity::actions_last_24h(&pool, 50).await.unwrap();
+    assert_eq!(total as usize, actions.len());
     assert!(
         actions
             .iter()
@@ -1378,6 +1379,18 @@ async fn activity_batches_are_all_or_nothing(pool: PgPool) {
     let errors = store::activity::latest_errors(&pool).await.unwrap();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].action, "workspace.switch_error");
+    // A tenant token floods distinct action names: the page's query stays bounded.
+    sqlx::query(
+        "INSERT INTO workspace_activity_logs (tenant_id, action, actor, details) \
+         SELECT $1, 'flood.' || g, 'bot', '{}' FROM generate_series(1, 300) g",
+    )
+    .bind(app.tenant(1))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (shown, total) = store::activity::actions_last_24h(&pool, 50).await.unwrap();
+    assert_eq!(shown.len(), 50);
+    assert!(total >= 300, "{total}");
     let hourly = store::activity::per_hour(&pool, std::slice::from_ref(&a), 24)
         .await
         .unwrap();
@@ -3665,4 +3678,36 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         app.features(&app.server, Some(&a)).await.json(),
         json!({ FLAG: true })
     );
+}
+
+/// An instance whose `LISTEN` connection cannot be opened while ordinary queries work keeps
+/// polling: a raw-SQL change (a kill switch, say) still reaches it.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn an_instance_that_cannot_listen_still_follows_changes(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 10).await.unwrap();
+    let tenant = store::demo::demo_tenant(3).id;
+    let s = AppState::new(options(), pool.clone());
+    server::live::spawn_with(s.pool.clone(), s.live.clone(), |_| async {
+        Err(store::Error::Invalid("LISTEN refused (test)".into()))
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !s.live.is_loaded() {
+        assert!(std::time::Instant::now() < deadline, "never loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!s.live.is_listening());
+    sqlx::query("INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('multi_workspace_enabled', $1, true)")
+        .bind(&tenant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let limit = server::live::DEAF_REFRESH + std::time::Duration::from_secs(5);
+    while !s.live.current().evaluate(FLAG, &tenant).on {
+        assert!(
+            start.elapsed() < limit,
+            "change never reached the deaf instance"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

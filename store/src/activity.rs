@@ -195,11 +195,25 @@ pub const ACTIVITY_QUERY: &str = "SELECT action, COUNT(*) FROM workspace_activit
 /// The seed's "Check for errors" query, verbatim.
 pub const ERRORS_QUERY: &str = "SELECT * FROM workspace_activity_logs \nWHERE action LIKE '%error%'\nORDER BY created_at DESC LIMIT 100;";
 
-/// Runs [`ACTIVITY_QUERY`] (sorted by count for display).
-pub async fn actions_last_24h(pool: &PgPool) -> Result<Vec<(String, i64)>, Error> {
-    let mut rows: Vec<(String, i64)> = sqlx::query_as(ACTIVITY_QUERY).fetch_all(pool).await?;
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(rows)
+/// Actions the monitoring page lists at most (tenant tokens may report up to 1,000 new action
+/// names per batch: the page must not grow with them).
+pub const MAX_ACTIONS_SHOWN: i64 = 50;
+
+/// Runs [`ACTIVITY_QUERY`] — verbatim, as the inner query — and returns its `limit` most frequent
+/// rows (by count, then name) and how many rows it has in all.
+pub async fn actions_last_24h(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<(Vec<(String, i64)>, i64), Error> {
+    let inner = ACTIVITY_QUERY.trim_end().trim_end_matches(';');
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT q.action, q.count, count(*) OVER () AS total FROM ({inner}) q ORDER BY q.count DESC, q.action LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let total = rows.first().map_or(0, |r| r.2);
+    Ok((rows.into_iter().map(|(a, n, _)| (a, n)).collect(), total))
 }
 
 /// Runs [`ERRORS_QUERY`].
