@@ -114,23 +114,34 @@ ensure_postgres() {
     command -v psql >/dev/null || apt_install postgresql-client
 }
 
-# Prometheus and promtool from Debian, for the guard tests. The package would start a service
-# listening on every interface: a policy-rc.d keeps it from starting during the install, and it is
-# stopped and disabled afterwards. Tests run their own Prometheus on 127.0.0.1 (prometheus_start).
+# Debian's prometheus package starts a service listening on every interface. While it installs, a
+# policy-rc.d keeps every service from starting (removed by `cleanup` too, so a failed apt-get
+# does not leave the machine unable to start services); afterwards the service the install
+# enabled is disabled — only when this script installed the package, and without stopping or
+# killing anything on the host. Tests run their own Prometheus on 127.0.0.1 and stop it by PID.
+POLICY_RC=${POLICY_RC:-/usr/sbin/policy-rc.d}
+POLICY_RC_CREATED=""
+have() { command -v "$1" >/dev/null; }
 ensure_prometheus() {
-    if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    if have prometheus && have promtool; then
         return
     fi
-    local policy=/usr/sbin/policy-rc.d had_policy=""
-    [ -e "$policy" ] && had_policy=1
-    [ -n "$had_policy" ] || printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod +x "$policy"
-    apt_install --no-install-recommends prometheus
-    [ -n "$had_policy" ] || rm -f "$policy"
-    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    if [ ! -e "$POLICY_RC" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
+        chmod +x "$POLICY_RC"
+        POLICY_RC_CREATED=$POLICY_RC
     fi
-    pkill -x prometheus 2>/dev/null || true
+    apt_install --no-install-recommends prometheus
+    remove_policy_rc
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable prometheus >/dev/null 2>&1 || true
+    fi
+}
+remove_policy_rc() {
+    if [ -n "$POLICY_RC_CREATED" ]; then
+        rm -f "$POLICY_RC_CREATED"
+        POLICY_RC_CREATED=""
+    fi
 }
 
 # cargo-fuzz, pinned. The fuzz build runs on the stable toolchain with RUSTC_BOOTSTRAP=1 (for the
@@ -176,9 +187,10 @@ ensure_e2e_deps() {
 # folder under /var/tmp that .data/NAME points to.
 PG_STARTED=()
 pg_start() {
-    local name=$1 port=$2 bindir dir
+    local name=$1 port=$2 bindir dir password
     bindir=$(pg_bindir)
     mkdir -p "$DATA"
+    password=$(pg_password)
     dir="$DATA/$name"
     if [ ! -e "$dir" ]; then
         if runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
@@ -193,8 +205,17 @@ pg_start() {
     chown postgres:postgres "$dir"
     chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
-        _initdb() { runuser -u postgres -- "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --no-locale >/dev/null; }
+        # Password authentication (scram-sha-256) over TCP, the only way in (no Unix socket):
+        # another local user cannot connect as the superuser.
+        local pwfile
+        pwfile=$(runuser -u postgres -- mktemp)
+        printf '%s\n' "$password" >"$pwfile"
+        _initdb() {
+            runuser -u postgres -- "$bindir/initdb" -D "$dir" -U postgres -E UTF8 --no-locale \
+                --auth-host=scram-sha-256 --auth-local=peer --pwfile="$pwfile" >/dev/null
+        }
         timed "initdb private Postgres ($name)" _initdb
+        rm -f "$pwfile"
     fi
     if runuser -u postgres -- "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1 \
         && [ "$(sed -n 4p "$dir/postmaster.pid" 2>/dev/null)" != "$port" ]; then
@@ -210,8 +231,34 @@ pg_start() {
             start >/dev/null || { tail -n 20 "$dir/server.log" >&2; die "Postgres ($name) did not start"; }
         PG_STARTED+=("$dir")
     fi
-    PG_URL_BASE="postgres://postgres@127.0.0.1:$port"
+    PG_URL_BASE="postgres://postgres:$password@127.0.0.1:$port"
     export PG_URL_BASE
+    pg_require_password "$dir" "$port" "$password"
+}
+
+# The private clusters' superuser password: generated once, kept in .data/pg-password (0600).
+pg_password() {
+    local file="$DATA/pg-password"
+    if [ ! -s "$file" ]; then
+        (umask 077; random_secret pg- >"$file")
+    fi
+    chmod 600 "$file"
+    cat "$file"
+}
+
+# A cluster made by an older version of these scripts trusted every local connection: give the
+# superuser the password and require it (scram-sha-256) from now on.
+pg_require_password() {
+    local dir=$1 port=$2 password=$3 hba
+    hba="$dir/pg_hba.conf"
+    if grep -Eq '^[[:space:]]*host.*[[:space:]]trust[[:space:]]*$' "$hba"; then
+        step "private Postgres ($(basename "$dir")): switching from trust to password authentication"
+        psql "postgres://postgres@127.0.0.1:$port/postgres" -qAt -v ON_ERROR_STOP=1 \
+            -c "SET password_encryption = 'scram-sha-256'" \
+            -c "ALTER USER postgres PASSWORD '$password'" >/dev/null
+        sed -i -E 's/^([[:space:]]*host.*[[:space:]])trust[[:space:]]*$/\1scram-sha-256/' "$hba"
+        runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir" reload >/dev/null
+    fi
 }
 
 # The server a script started (its pid), stopped by `cleanup`.
@@ -220,6 +267,7 @@ SERVER_PID=""
 # Stops the server in $SERVER_PID and every Postgres this script started.
 cleanup() {
     trap - EXIT INT TERM
+    remove_policy_rc
     if [ -n "$SERVER_PID" ]; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -291,6 +339,24 @@ LUA
 
 random_secret() {
     printf '%s%s' "$1" "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+}
+
+# wants_demo OWN_DB [ARGS…] — prints 1 when scripts/run should load demo data, tokens and users:
+# into the database it created itself, or when asked with --demo. A database given through
+# DATABASE_URL may hold real users and tokens: it is never seeded (nor its passwords replaced)
+# unasked. Dies on an unknown argument.
+wants_demo() {
+    local own=$1 want=""
+    shift
+    [ -n "$own" ] && want=1
+    local arg
+    for arg in "$@"; do
+        case $arg in
+            --demo) want=1 ;;
+            *) die "unknown argument $arg (usage: scripts/run [--demo])" ;;
+        esac
+    done
+    echo "$want"
 }
 
 # demo_tokens BIN — registers the demo tokens (kept in .data/demo-tokens.env) and exports them.
