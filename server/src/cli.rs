@@ -308,10 +308,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "restoring replaces the contents of the database; nothing was changed. Re-run with --yes"
                 );
             }
-            let (u, f) = (url.clone(), file.clone());
-            tokio::task::spawn_blocking(move || store::backup::restore(&u, &f))
-                .await
-                .context("the restore task failed")??;
+            store::backup::restore(&url, &file).await?;
             store::backup::record(
                 &pool,
                 &cli_actor(),

@@ -1,7 +1,7 @@
 //! Backups and restores with the Postgres tools: `pg_dump` piped through gzip into
 //! `backup_<db>_YYYYMMDD_HHMMSS.sql.gz` (the seed plan's naming), and a restore that checks the
 //! whole file before it touches the database.
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -216,11 +216,91 @@ pub struct BackupCheck {
     pub tables: usize,
 }
 
-/// Reads the whole file: it must be a complete gzip stream holding a complete `pg_dump` script.
+/// One line of a plain `pg_dump` script, as the restore sees it.
+enum Line<'a> {
+    /// SQL text (statements may span lines).
+    Sql(&'a str),
+    /// `COPY … FROM stdin;`: the data lines follow, up to `\.`.
+    CopyStart(&'a str),
+    /// A data line of the current `COPY`.
+    CopyData(&'a str),
+    /// The `\.` that ends a `COPY`.
+    CopyEnd,
+    /// pg_dump's own `\restrict` / `\unrestrict` guard lines: nothing to run.
+    Guard,
+}
+
+/// Reads a plain `pg_dump` script line by line. Outside `COPY` data no line may be a psql
+/// meta-command (`\!`, `\o |…`, `\i`, …): the restore runs no psql and no shell, and a file that
+/// carries one is refused before anything runs.
+struct Scanner {
+    in_copy: bool,
+    line_no: usize,
+}
+
+impl Scanner {
+    fn new() -> Self {
+        Scanner {
+            in_copy: false,
+            line_no: 0,
+        }
+    }
+
+    fn next<'a>(&mut self, line: &'a str, file: &Path) -> Result<Line<'a>, Error> {
+        self.line_no += 1;
+        let l = line.trim_end_matches(['\n', '\r']);
+        if self.in_copy {
+            if l == "\\." {
+                self.in_copy = false;
+                return Ok(Line::CopyEnd);
+            }
+            return Ok(Line::CopyData(l));
+        }
+        let t = l.trim_start();
+        if t.starts_with("\\restrict ") || t.starts_with("\\unrestrict ") {
+            return Ok(Line::Guard);
+        }
+        if t.contains('\\') && psql_meta(t) {
+            return Err(Error::Invalid(format!(
+                "{} line {}: a psql meta-command ({:?}) is not part of a pg_dump backup; refused",
+                file.display(),
+                self.line_no,
+                t.chars().take(40).collect::<String>()
+            )));
+        }
+        if l.starts_with("COPY ") && l.ends_with(" FROM stdin;") {
+            self.in_copy = true;
+            return Ok(Line::CopyStart(l));
+        }
+        Ok(Line::Sql(l))
+    }
+}
+
+/// Whether an SQL line holds a backslash outside quotes and comments: psql would run what follows
+/// it as a meta-command. pg_dump never writes one (its string literals are standard-conforming,
+/// backslashes only inside quotes or `E'…'`).
+fn psql_meta(line: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '-') if chars.peek() == Some(&'-') => return false,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '\\') => return true,
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Reads the whole file: it must be a complete gzip stream holding a complete `pg_dump` script,
+/// with no psql meta-command.
 pub fn check(file: &Path) -> Result<BackupCheck, Error> {
     let f = std::fs::File::open(file).map_err(|e| io(&format!("opening {}", file.display()), e))?;
     let mut reader = BufReader::new(GzDecoder::new(f));
     let mut line = String::new();
+    let mut scanner = Scanner::new();
     let (mut first, mut complete, mut tables, mut bytes) = (true, false, 0usize, 0u64);
     loop {
         line.clear();
@@ -244,17 +324,16 @@ pub fn check(file: &Path) -> Result<BackupCheck, Error> {
             }
             first = false;
         }
-        if l.starts_with("COPY ") && l.ends_with("FROM stdin;") {
-            tables += 1;
-        }
-        if l == FOOTER {
-            complete = true;
+        match scanner.next(&line, file)? {
+            Line::CopyStart(_) => tables += 1,
+            Line::Sql(s) if s == FOOTER => complete = true,
+            _ => {}
         }
     }
     if first {
         return Err(Error::Invalid(format!("{} is empty", file.display())));
     }
-    if !complete {
+    if !complete || scanner.in_copy {
         return Err(Error::Invalid(format!(
             "{} is truncated: the dump's closing line is missing",
             file.display()
@@ -266,46 +345,93 @@ pub fn check(file: &Path) -> Result<BackupCheck, Error> {
     })
 }
 
-/// Restores `file` into the database: checks the file first, then runs it through `psql` in one
-/// transaction that stops at the first error (so a failed restore changes nothing).
-pub fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Error> {
-    let checked = check(file)?;
+/// Restores `file` into the database: checks the whole file first, then runs it in one
+/// transaction over Rollgate's own connection — the SQL as it is, each `COPY` through the COPY
+/// protocol — so a failed restore changes nothing and no psql (and no shell) is involved.
+pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Error> {
+    use sqlx::Connection;
+    let checked = {
+        let f = file.to_path_buf();
+        tokio::task::spawn_blocking(move || check(&f))
+            .await
+            .map_err(|e| Error::Invalid(format!("checking the backup: {e}")))??
+    };
+    let failed = |e: Error| match e {
+        Error::Database(db) => Error::Invalid(format!(
+            "restore failed and was rolled back: {}",
+            db.as_database_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| db.to_string())
+        )),
+        other => other,
+    };
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    let mut tx = conn.begin().await?;
     let f = std::fs::File::open(file).map_err(|e| io(&format!("opening {}", file.display()), e))?;
-    let mut child = pg_command("psql", database_url)
-        .args([
-            "--quiet",
-            "--no-psqlrc",
-            "--set",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| io("starting psql (is the PostgreSQL client installed?)", e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let mut gz = GzDecoder::new(f);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = gz.read(&mut buf).map_err(|e| io("reading the backup", e))?;
-            if n == 0 {
-                break;
+    let mut reader = BufReader::new(GzDecoder::new(f));
+    let mut scanner = Scanner::new();
+    let mut sql = String::new();
+    let mut line = String::new();
+    let mut row = String::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| io("reading the backup", e))?;
+        if n == 0 {
+            break;
+        }
+        match scanner.next(&line, file)? {
+            Line::Guard | Line::CopyData(_) | Line::CopyEnd => {}
+            Line::Sql(s) => {
+                sql.push_str(s);
+                sql.push('\n');
             }
-            stdin
-                .write_all(buf.get(..n).unwrap_or_default())
-                .map_err(|e| io("feeding psql", e))?;
+            Line::CopyStart(statement) => {
+                if !sql.trim().is_empty() {
+                    sqlx::raw_sql(&sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| failed(e.into()))?;
+                }
+                sql.clear();
+                let mut copy = tx
+                    .copy_in_raw(statement)
+                    .await
+                    .map_err(|e| failed(e.into()))?;
+                let mut data: Vec<u8> = Vec::new();
+                loop {
+                    row.clear();
+                    let n = reader
+                        .read_line(&mut row)
+                        .map_err(|e| io("reading the backup", e))?;
+                    let d = match (n, scanner.next(&row, file)?) {
+                        (0, _) | (_, Line::CopyEnd) => break,
+                        (_, Line::CopyData(d)) => d,
+                        _ => continue,
+                    };
+                    data.extend_from_slice(d.as_bytes());
+                    data.push(b'\n');
+                    if data.len() >= 1 << 20 {
+                        copy.send(std::mem::take(&mut data))
+                            .await
+                            .map_err(|e| failed(e.into()))?;
+                    }
+                }
+                if !data.is_empty() {
+                    copy.send(data).await.map_err(|e| failed(e.into()))?;
+                }
+                copy.finish().await.map_err(|e| failed(e.into()))?;
+            }
         }
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| io("waiting for psql", e))?;
-    if !output.status.success() {
-        return Err(Error::Invalid(format!(
-            "restore failed and was rolled back: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
+    if !sql.trim().is_empty() {
+        sqlx::raw_sql(&sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| failed(e.into()))?;
     }
+    tx.commit().await.map_err(|e| failed(e.into()))?;
     Ok(checked)
 }
 

@@ -128,9 +128,7 @@ async fn backup_then_restore_into_a_fresh_database_keeps_every_row(pool: PgPool)
         .unwrap();
     let fresh_url = url_of(&pool, Some(&fresh)).await;
     let (u, f) = (fresh_url.clone(), file.clone());
-    blocking(move || store::backup::restore(&u, &f))
-        .await
-        .unwrap();
+    store::backup::restore(&u, &f).await.unwrap();
     let original = fingerprint(&url).await;
     assert!(original.iter().any(|(t, n, _)| t == "tenants" && *n == 60));
     assert!(original.iter().any(|(t, n, _)| t == "audit_log" && *n > 0));
@@ -142,9 +140,7 @@ async fn backup_then_restore_into_a_fresh_database_keeps_every_row(pool: PgPool)
         .await
         .unwrap();
     let (u, f) = (url.clone(), file.clone());
-    blocking(move || store::backup::restore(&u, &f))
-        .await
-        .unwrap();
+    store::backup::restore(&u, &f).await.unwrap();
     assert_eq!(fingerprint(&url).await, original);
 
     sqlx::query(&format!("DROP DATABASE IF EXISTS \"{fresh}\" WITH (FORCE)"))
@@ -183,18 +179,31 @@ async fn bad_backups_are_refused_before_the_database_is_touched(pool: PgPool) {
     let truncated = dir.join("backup_z_20260101_000000.sql.gz");
     gz(&truncated, &text[..text.len() / 2]);
 
+    // A planted file: a real dump with a psql shell escape added. Refused before anything runs
+    // (and the restore runs no psql, so the line could never reach a shell).
+    let planted = dir.join("backup_planted_20261129_000000.sql.gz");
+    let marker = dir.join("pwned");
+    let evil = text.replacen(
+        "SET statement_timeout = 0;",
+        &format!("SET statement_timeout = 0;\n\\! touch {}", marker.display()),
+        1,
+    );
+    assert_ne!(evil, text);
+    gz(&planted, &evil);
     for (file, expected) in [
         (&not_gzip, "not a readable gzip"),
         (&not_dump, "not a pg_dump script"),
         (&truncated, "truncated"),
+        (&planted, "psql meta-command"),
     ] {
         let (u, f) = (url.clone(), file.clone());
-        let err = blocking(move || store::backup::restore(&u, &f))
+        let err = store::backup::restore(&u, &f)
             .await
             .unwrap_err()
             .to_string();
         assert!(err.contains(expected), "{}: {err}", file.display());
     }
+    assert!(!marker.exists(), "the planted shell command ran");
     let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
         .fetch_one(&pool)
         .await
