@@ -26,6 +26,10 @@ pub struct Effect {
     pub turned_on: usize,
     /// Tenants the change turns OFF.
     pub turned_off: usize,
+    /// Live tenants ON after the change.
+    pub on_after: usize,
+    /// Live tenants.
+    pub tenants: usize,
 }
 
 impl Effect {
@@ -34,6 +38,45 @@ impl Effect {
     pub fn widens(&self) -> bool {
         self.turned_on > 0 || self.to > self.from
     }
+
+    /// The share of live tenants ON after the change, in whole percent (rounded down).
+    pub fn share_after(&self) -> u32 {
+        self.on_after
+            .saturating_mul(100)
+            .checked_div(self.tenants)
+            .map_or(0, |p| u32::try_from(p).unwrap_or(100))
+    }
+}
+
+/// The gated phase whose gates guard `phase`: the lowest phase with gates at or above it (a phase
+/// between two rungs, such as 37%, needs the gates of the rung above it, 50%), or `phase` itself
+/// when no gated phase is at or above it. OFF is its own rung: nothing is needed to be OFF.
+pub fn rung(gates: &[PhaseGates], phase: Phase) -> Phase {
+    if phase == Phase::Off {
+        return Phase::Off;
+    }
+    gates
+        .iter()
+        .map(|g| g.phase)
+        .filter(|p| *p >= phase)
+        .min()
+        .unwrap_or(phase)
+}
+
+/// The phase a change reaches: its phase, or — when it turns more tenants ON than its phase says
+/// (50,000 pilots in the pilot phase) — the highest gated phase whose share it reaches. Pilots are
+/// meant to be a few named tenants; a change does not pass the pilot's gates to reach half of
+/// the customers.
+pub fn reach(gates: &[PhaseGates], effect: &Effect) -> Phase {
+    let share = effect.share_after();
+    let by_share = gates
+        .iter()
+        .map(|g| g.phase)
+        .filter(|p| *p != Phase::Off && effect.on_after > 0)
+        .filter(|p| p.percentage().get() <= share)
+        .max()
+        .unwrap_or(Phase::Off);
+    effect.to.max(by_share)
 }
 
 /// The decision on a change.
@@ -53,11 +96,12 @@ pub enum Verdict {
     Refused(Vec<Unmet>),
 }
 
-/// Every gate `effect` must pass: for a rise of the phase, the gates of each phase entered on the
-/// way with their monitoring windows ([`unmet_for_change`]); for a widening within a phase (or
-/// into a lower one), the gates of the phase the flag will be in without its window (the window
-/// was passed, or overridden, on entering it). Then the approval of the exact change when the plan
-/// asks for one. The pause is not listed: [`decide`] refuses it first.
+/// Every gate `effect` must pass. The change reaches [`reach`]; both ends are taken to their
+/// [`rung`]. Reaching a higher rung passes the gates of each rung entered on the way with their
+/// monitoring windows ([`unmet_for_change`]); a widening within a rung (or into a lower one)
+/// passes the gates of the rung the flag will be in, without its window (the window was passed,
+/// or overridden, on entering it). Then the approval of the exact change when the plan asks for
+/// one. The pause is not listed: [`decide`] refuses it first.
 pub fn gates_for(
     plan: &PlanDocument,
     gates: &[PhaseGates],
@@ -71,12 +115,13 @@ pub fn gates_for(
         paused: None,
         ..facts.clone()
     };
-    if effect.to > effect.from {
-        return unmet_for_change(plan, gates, effect.from, effect.to, &unpaused);
+    let (from, to) = (rung(gates, effect.from), rung(gates, reach(gates, effect)));
+    if to > from {
+        return unmet_for_change(plan, gates, from, to, &unpaused);
     }
     let mut out: Vec<Unmet> = gates
         .iter()
-        .find(|g| g.phase == effect.to)
+        .find(|g| g.phase == to)
         .map(|g| unmet(plan, g, &unpaused))
         .unwrap_or_default()
         .into_iter()
@@ -98,11 +143,15 @@ pub fn gates_for(
 /// use flags::change::{decide, Effect, Verdict};
 /// use flags::plan::{seed_gates, GateFacts, PlanDocument};
 /// use flags::Phase;
-/// let more_pilots = Effect { from: Phase::Pilot, to: Phase::Pilot, turned_on: 2, turned_off: 0 };
+/// let more_pilots = Effect {
+///     from: Phase::Pilot, to: Phase::Pilot, turned_on: 2, turned_off: 0, on_after: 3, tenants: 240,
+/// };
 /// let facts = GateFacts::default();
 /// let v = decide(&PlanDocument::default(), &seed_gates(), &more_pilots, &facts, false);
 /// assert!(matches!(v, Verdict::Refused(_)));
-/// let rollback = Effect { from: Phase::Pilot, to: Phase::Off, turned_on: 0, turned_off: 3 };
+/// let rollback = Effect {
+///     from: Phase::Pilot, to: Phase::Off, turned_on: 0, turned_off: 3, on_after: 0, tenants: 240,
+/// };
 /// assert_eq!(decide(&PlanDocument::default(), &seed_gates(), &rollback, &facts, false), Verdict::Narrowing);
 /// ```
 pub fn decide(
@@ -320,12 +369,17 @@ mod tests {
         f
     }
 
+    /// An effect over 100,000 tenants whose ON share stays within what `to` says.
     fn effect(from: Phase, to: Phase, on: usize, off: usize) -> Effect {
+        let tenants = 100_000;
+        let share = usize::try_from(to.percentage().get()).unwrap();
         Effect {
             from,
             to,
             turned_on: on,
             turned_off: off,
+            on_after: (tenants * share / 100).max(on),
+            tenants,
         }
     }
 
@@ -363,7 +417,7 @@ mod tests {
             ("advance pilot→10%", effect(Phase::Pilot, TEN, 900, 0)),
             (
                 "more pilots at pilot",
-                effect(Phase::Pilot, Phase::Pilot, 50_000, 0),
+                effect(Phase::Pilot, Phase::Pilot, 5, 0),
             ),
             ("fewer constraints at 10%", effect(TEN, TEN, 120, 0)),
             ("fewer exclusions at 50%", effect(FIFTY, FIFTY, 1, 0)),
@@ -449,6 +503,74 @@ mod tests {
             decide(&plan, &gates, &more, &p, false),
             Verdict::Paused("why".into())
         );
+    }
+
+    #[test]
+    fn phases_between_rungs_and_crowds_of_pilots_need_the_higher_rungs_gates() {
+        let plan = import_markdown(SEED_PLAN).unwrap();
+        let gates = seed_gates();
+        let nine: Phase = "9%".parse().unwrap();
+        let thirty_seven: Phase = "37%".parse().unwrap();
+        let ninety_nine: Phase = "99%".parse().unwrap();
+        assert_eq!(rung(&gates, nine), TEN);
+        assert_eq!(rung(&gates, thirty_seven), FIFTY);
+        assert_eq!(rung(&gates, ninety_nine), Phase::Full);
+        assert_eq!(rung(&gates, Phase::Off), Phase::Off);
+        let facts = GateFacts {
+            now: 1_000_000,
+            phase_since: 1_000_000,
+            ..GateFacts::default()
+        };
+        let has = |u: &[Unmet], checklist: &str| {
+            u.iter()
+                .any(|x| matches!(x, Unmet::Unticked { checklist: c, .. } if c == checklist))
+        };
+        // Pilot → 9%: the 10% rung's gates, with the pilot's window.
+        let u = gates_for(&plan, &gates, &effect(Phase::Pilot, nine, 9000, 0), &facts);
+        assert!(has(&u, "Monitor Pilot (24-72 hours)"), "{u:?}");
+        assert!(matches!(u[0], Unmet::Window { .. }));
+        // 50% → 99%: the 100% rung's gates ("50% rollout" signed).
+        let u = gates_for(
+            &plan,
+            &gates,
+            &effect(FIFTY, ninety_nine, 49_000, 0),
+            &facts,
+        );
+        assert!(
+            u.contains(&Unmet::Unsigned {
+                milestone: "50% rollout".into()
+            }),
+            "{u:?}"
+        );
+        // Pilots added at 37%: the 50% rung's gates, without the window.
+        let u = gates_for(
+            &plan,
+            &gates,
+            &effect(thirty_seven, thirty_seven, 2, 0),
+            &facts,
+        );
+        assert!(has(&u, "Monitor for 48 hours"), "{u:?}");
+        assert!(!u.iter().any(|x| matches!(x, Unmet::Window { .. })));
+        // 50,000 of 100,000 tenants as pilots: the change reaches 50%, it needs the gates of 10%
+        // and 50% with their windows, not the pilot's.
+        let crowd = Effect {
+            on_after: 50_003,
+            ..effect(Phase::Pilot, Phase::Pilot, 50_000, 0)
+        };
+        assert_eq!(reach(&gates, &crowd), FIFTY);
+        let u = gates_for(&plan, &gates, &crowd, &facts);
+        assert!(
+            has(&u, "Monitor for 48 hours") && has(&u, "Monitor Pilot (24-72 hours)"),
+            "{u:?}"
+        );
+        assert!(matches!(u[0], Unmet::Window { .. }));
+        // Three pilots of 240 tenants stay a pilot.
+        let few = Effect {
+            on_after: 3,
+            tenants: 240,
+            ..effect(Phase::Pilot, Phase::Pilot, 1, 0)
+        };
+        assert_eq!(reach(&gates, &few), Phase::Pilot);
     }
 
     #[test]

@@ -3277,11 +3277,10 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
         res
     };
 
-    // 1. The same phase with 30 more pilots: gated by the pilot phase's gates.
-    let many: Vec<String> = (1..=31).map(|i| app.tenant(i)).collect();
+    // 1. The same phase with two more pilots: gated by the pilot phase's gates.
     let before = untouched(&app, &pool).await;
     let res = refused(
-        put(json!({"phase": "pilot", "pilots": many.clone()})).await,
+        put(json!({"phase": "pilot", "pilots": [a.clone(), b.clone(), c.clone()]})).await,
         "gates_unmet",
     );
     assert!(
@@ -3291,6 +3290,16 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
     );
     // The window of the phase the flag is already in is not asked again.
     assert!(!res.text.contains("monitoring window"), "{}", res.text);
+    assert_eq!(untouched(&app, &pool).await, before);
+    // 30 of the 40 tenants as "pilots" reach 75% of the customers: the gates of 10% and 50%,
+    // windows included — not the pilot's.
+    let many: Vec<String> = (1..=30).map(|i| app.tenant(i)).collect();
+    let res = refused(
+        put(json!({"phase": "pilot", "pilots": many})).await,
+        "gates_unmet",
+    );
+    assert!(res.text.contains("monitoring window"), "{}", res.text);
+    assert!(res.text.contains("Monitor for 48 hours"), "{}", res.text);
     assert_eq!(untouched(&app, &pool).await, before);
 
     // 2. The per-tenant switch and 3. the seed's endpoint for a second tenant.
@@ -3424,6 +3433,16 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
         "gates_unmet",
     );
     assert!(res.text.contains("Monitor for 48 hours"), "{}", res.text);
+    assert_eq!(untouched(&app, &pool).await, at_fifty);
+
+    // A phase between the rungs needs the rung above it: 50% → 99% passes the gates of 100%.
+    let res = refused(
+        put(json!({"phase": "99%", "pilots": [a.clone()],
+            "constraints": [{"attribute": "region", "operator": "IN", "values": [region]}]}))
+        .await,
+        "gates_unmet",
+    );
+    assert!(res.text.contains("not signed: 50% rollout"), "{}", res.text);
     assert_eq!(untouched(&app, &pool).await, at_fifty);
 
     // 7. An exclusion released: refused; added: fine.
@@ -3641,6 +3660,18 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         StatusCode::CONFLICT,
         "gates_unmet",
     );
+    // The dashboard lists exactly what advancing is refused for.
+    let dash = store::rollout::next_gates(&pool, chrono::Utc::now())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.key == FLAG)
+        .unwrap();
+    let refusal = app
+        .post(&format!("/api/admin/flags/{FLAG}/advance"), None)
+        .await
+        .json();
+    assert_eq!(json!(dash.unmet), refusal["unmet"]);
     satisfy(
         &app,
         &["Prerequisites", "Smoke Test (Existing Features)"],
@@ -3710,4 +3741,137 @@ async fn an_instance_that_cannot_listen_still_follows_changes(pool: PgPool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A rollback touches nobody it does not turn OFF: a tenant switched off by hand inside both the
+/// old and the new cohort stays off, so a rollback is never a widening — not gated, not refused
+/// while a guard's pause stands (the guard's own step-back included). Raw SQL on a rollout is
+/// audited and moves the phase clock. At 100% a per-tenant "off" says it cannot be.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_rollback_never_turns_anyone_on(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let rollout_uri = format!("/api/admin/flags/{FLAG}/rollout");
+    let res = app
+        .call(
+            Method::PUT,
+            &rollout_uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "50%", "override_reason": "set up"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    // A tenant of the 10% cohort switched off by hand.
+    let x = (1..=40)
+        .map(|i| app.tenant(i))
+        .find(|t| flags::bucket(FLAG, t) <= 10)
+        .expect("a tenant in the 10% cohort");
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/tenants/{x}/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_off"], json!([x.clone()]));
+    assert_eq!(res.json()["turned_on"], json!([]));
+    // Paused by a guard.
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/flags/{FLAG}/plan/contacts"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"contacts": []})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let set_pause = |on: bool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(if on {
+                "UPDATE rollout_plans SET paused_at = now(), paused_reason = 'guard x in alert' WHERE flag_key = $1"
+            } else {
+                "UPDATE rollout_plans SET paused_at = NULL, paused_reason = NULL WHERE flag_key = $1"
+            })
+            .bind(FLAG)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    set_pause(true).await;
+    let on_before = on_count(&pool).await;
+    let res = app
+        .post(
+            &format!("/api/admin/flags/{FLAG}/rollback"),
+            Some(json!({"to": "previous"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["turned_on"], json!([]));
+    assert_eq!(phase(&app).await, "10%");
+    assert!(on_count(&pool).await < on_before);
+    assert_eq!(
+        app.features(&app.server, Some(&x)).await.json(),
+        json!({ FLAG: false }),
+        "the tenant switched off by hand stayed off"
+    );
+    // At 100% a per-tenant "off" cannot hold: 422 with what to do instead.
+    set_pause(false).await;
+    let res = app
+        .call(
+            Method::PUT,
+            &rollout_uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"phase": "100%", "override_reason": "set up"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let y = app.tenant(2);
+    let res = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/tenants/{y}/flags/{FLAG}"),
+            Some(&app.admin),
+            &[],
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert!(res.text.contains("excluded"), "{}", res.text);
+    // Raw SQL on the rollout: audited as the database user with source sql, and the phase clock
+    // moves with it.
+    let clock = || async {
+        app.get(&format!("/api/admin/flags/{FLAG}/plan"))
+            .await
+            .json()["phase_since"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let before_clock = clock().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    sqlx::query(
+        "UPDATE flags SET rollout = jsonb_set(rollout, '{phase}', '\"50%\"') WHERE key = $1",
+    )
+    .bind(FLAG)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (source, after): (String, Value) = sqlx::query_as(
+        "SELECT source, after FROM audit_log WHERE action = 'rollout.apply' AND flag_key = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(FLAG)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(source, "sql");
+    assert_eq!(after["phase"], "50%");
+    assert!(clock().await > before_clock);
 }

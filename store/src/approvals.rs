@@ -17,10 +17,10 @@ pub struct ChangeRequest {
     pub from_phase: String,
     /// Phase after the change.
     pub to_phase: String,
-    /// The change asked for: `{"advance": null}`, `{"rollout": {…}}` or
+    /// The change asked for: `"advance"`, `{"rollout": {…}}` or
     /// `{"tenant": {"tenant": …, "enabled": …, "excluded": …}}` (absent on requests made before
     /// any change could be requested: advance).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub change: Option<serde_json::Value>,
     /// The flag version the change was computed on.
     pub flag_version: Option<i64>,

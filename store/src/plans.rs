@@ -138,6 +138,7 @@ pub(crate) async fn load_for_update(
     actor: &Actor,
     key: &str,
 ) -> Result<Plan, Error> {
+    hold_flag(conn, key).await?;
     if let Some(plan) = load_row(conn, key, true).await? {
         return Ok(plan);
     }
@@ -166,6 +167,21 @@ pub(crate) async fn load_for_update(
     }
     load_row(conn, key, true)
         .await?
+        .ok_or_else(|| Error::NotFound(format!("flag {key:?}")))
+}
+
+/// Holds the flag's row (`FOR SHARE`) for the rest of the transaction. The write path holds it
+/// `FOR UPDATE` while it decides on the plan's facts, so a change of those facts (a tick, a
+/// sign-off, the gates, a pause) and a change of who is ON never interleave: one waits for the
+/// other. An unknown flag is `NotFound`.
+async fn hold_flag(conn: &mut PgConnection, key: &str) -> Result<(), Error> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT key FROM flags WHERE key = $1 FOR SHARE")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    found
+        .map(|_| ())
         .ok_or_else(|| Error::NotFound(format!("flag {key:?}")))
 }
 
@@ -406,6 +422,7 @@ pub async fn tick(
     }
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
+    hold_flag(&mut tx, key).await?;
     let document = load(&mut tx, key).await?.document;
     let known = document
         .checklists
@@ -449,6 +466,7 @@ pub async fn sign(
 ) -> Result<SignoffRow, Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
+    hold_flag(&mut tx, key).await?;
     let document = load(&mut tx, key).await?.document;
     let Some(owner) = document
         .milestones

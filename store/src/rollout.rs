@@ -110,7 +110,17 @@ impl Planned {
             to: self.target.phase,
             turned_on: self.diff.turned_on.len(),
             turned_off: self.diff.turned_off.len(),
+            on_after: self.on_after(),
+            tenants: self.tenants.len(),
         }
+    }
+
+    /// Live tenants ON after the change.
+    fn on_after(&self) -> usize {
+        self.tenants
+            .iter()
+            .filter(|t| self.after.is_on(&t.id))
+            .count()
     }
 
     /// SHA-256 of (flag, version, target rollout, tenants turned on, tenants turned off, every
@@ -149,6 +159,8 @@ impl Planned {
             hash: self.hash(key)?,
             turned_on: self.diff.turned_on.len(),
             turned_off: self.diff.turned_off.len(),
+            on_after: self.on_after(),
+            tenants: self.tenants.len(),
         })
     }
 }
@@ -209,6 +221,12 @@ async fn plan(
         },
         _ => old.apply(&before, key, &target, &tenants),
     };
+    // A rollback and the per-tenant switch touch nobody else: a tenant switched off by hand
+    // inside both the old and the new target stays off (re-materialising the target would turn
+    // it back on — and a rollback must never turn anyone ON).
+    if matches!(spec, Spec::Rollback(_) | Spec::Tenant { .. }) {
+        after.on.retain(|id| before.on.contains(id));
+    }
     if let Spec::Tenant {
         tenant,
         enabled,
@@ -228,6 +246,19 @@ async fn plan(
                 after.excluded.remove(tenant);
             }
             None => {}
+        }
+    }
+    if let Spec::Tenant {
+        tenant,
+        enabled: false,
+        ..
+    } = spec
+    {
+        if after.is_on(tenant) {
+            return Err(Error::Invalid(format!(
+                "{tenant:?} stays ON: at {} the flag is ON for every tenant through its global row; exclude the tenant (\"excluded\": true) or roll the flag back",
+                target.phase
+            )));
         }
     }
     let diff = flags::diff(&before, &after, tenants.iter().map(|t| t.id.as_str()));
@@ -271,13 +302,7 @@ pub async fn change(
         let plan = plans::load(&mut tx, key).await?;
         let mut facts = gate_facts(&mut tx, key, &plan, gating.now).await?.facts;
         let hash = p.hash(key)?;
-        facts.approval = if !plan.settings.approvals_required {
-            Approval::NotRequired
-        } else if approvals::approved(&mut tx, key, &hash).await? {
-            Approval::Approved
-        } else {
-            Approval::Needed(role_names(&plan.settings.approver_roles))
-        };
+        facts.approval = approval_of(&mut tx, key, &plan.settings, &hash).await?;
         let verdict = decide(
             &plan.document,
             &plan.gates,
@@ -478,6 +503,23 @@ pub struct Proposal {
     pub turned_on: usize,
     /// Tenants the change turns off.
     pub turned_off: usize,
+    /// Live tenants ON after the change.
+    pub on_after: usize,
+    /// Live tenants.
+    pub tenants: usize,
+}
+
+impl Proposal {
+    fn effect(&self) -> Effect {
+        Effect {
+            from: self.from,
+            to: self.to,
+            turned_on: self.turned_on,
+            turned_off: self.turned_off,
+            on_after: self.on_after,
+            tenants: self.tenants,
+        }
+    }
 }
 
 /// Proposals already computed, by (flag, flag version, snapshot version): any change to the flag,
@@ -536,15 +578,45 @@ async fn requests_marked(
         if r.applied_at.is_some() || r.flag_version.is_some_and(|v| v != version) {
             continue;
         }
-        r.current = match spec_of(r)? {
-            Spec::Advance => advance_hash == Some(r.change_hash.as_str()),
-            spec => match plan(conn, key, old, version, &spec).await {
-                Ok(p) => p.hash(key)? == r.change_hash,
-                Err(_) => false,
-            },
+        r.current = match spec_of(r) {
+            Err(_) => false,
+            Ok(Spec::Advance) => advance_hash == Some(r.change_hash.as_str()),
+            Ok(spec) => current_cached(conn, key, old, version, r, &spec).await?,
         };
     }
     Ok(list)
+}
+
+/// Whether request `r` (for `spec`) is the change the flag would make now, computed once per
+/// (request, flag version, snapshot version): a plan view lists up to 20 requests, and each check
+/// computes the change over every tenant.
+async fn current_cached(
+    conn: &mut PgConnection,
+    key: &str,
+    old: &Rollout,
+    version: i64,
+    r: &ChangeRequest,
+    spec: &Spec,
+) -> Result<bool, Error> {
+    type Cache = Vec<((i64, i64, i64), bool)>;
+    static CURRENT: tokio::sync::Mutex<Cache> = tokio::sync::Mutex::const_new(Vec::new());
+    let snapshot: i64 = sqlx::query_scalar("SELECT version FROM change_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let id = (r.id, version, snapshot);
+    let mut cache = CURRENT.lock().await;
+    if let Some((_, c)) = cache.iter().find(|(k, _)| *k == id) {
+        return Ok(*c);
+    }
+    let current = match plan(conn, key, old, version, spec).await {
+        Ok(p) => p.hash(key)? == r.change_hash,
+        Err(_) => false,
+    };
+    if cache.len() >= 256 {
+        cache.remove(0);
+    }
+    cache.push((id, current));
+    Ok(current)
 }
 
 /// A flag's plan with its current state and the gates of the next phase.
@@ -626,14 +698,8 @@ pub async fn plan_state(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<
     .await?;
     let unmet = match &proposal {
         Some(p) => {
-            facts.approval = approval_of(&plan.settings, &requests, &p.hash);
-            let effect = Effect {
-                from: p.from,
-                to: p.to,
-                turned_on: p.turned_on,
-                turned_off: p.turned_off,
-            };
-            next_unmet(&plan.document, &plan.gates, &effect, &facts)
+            facts.approval = approval_of(&mut tx, key, &plan.settings, &p.hash).await?;
+            next_unmet(&plan.document, &plan.gates, &p.effect(), &facts)
         }
         None => Vec::new(),
     };
@@ -665,18 +731,21 @@ pub async fn plan_state(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<
     })
 }
 
-/// The approval state of the change with `hash`, from requests already marked `current`.
-fn approval_of(settings: &Settings, requests: &[ChangeRequest], hash: &str) -> Approval {
-    if !settings.approvals_required {
+/// The approval state of the change with `hash`: the write path's own rule (an approved,
+/// unapplied request for exactly this hash).
+async fn approval_of(
+    conn: &mut PgConnection,
+    key: &str,
+    settings: &Settings,
+    hash: &str,
+) -> Result<Approval, Error> {
+    Ok(if !settings.approvals_required {
         Approval::NotRequired
-    } else if requests
-        .iter()
-        .any(|r| r.current && r.change_hash == hash && r.approved_by.is_some())
-    {
+    } else if approvals::approved(conn, key, hash).await? {
         Approval::Approved
     } else {
         Approval::Needed(role_names(&settings.approver_roles))
-    }
+    })
 }
 
 /// One flag's next phase and what stands before it, for the dashboard.
@@ -688,9 +757,8 @@ pub struct NextGates {
     pub phase: Phase,
     /// The next rung, if any.
     pub next: Option<Phase>,
-    /// What advancing now would be refused for, in words: the same decision the write path makes,
-    /// except that the approval is judged by an approved, unapplied request to advance at the
-    /// flag's current version (without computing the change over every tenant).
+    /// What advancing now would be refused for, in words: the write path's own decision on the
+    /// change advancing would make (computed once per state and cached, as on the flag page).
     pub unmet: Vec<String>,
 }
 
@@ -702,28 +770,12 @@ pub async fn next_gates(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<NextGat
         let (rollout, version) = rows::read_flag(&mut conn, &key).await?;
         let next = rollout.phase.next(&DEFAULT_LADDER);
         let mut unmet = Vec::new();
-        if let Some(to) = next {
+        if next.is_some() {
             let plan = plans::load(&mut conn, &key).await?;
             let mut facts = gate_facts(&mut conn, &key, &plan, now).await?.facts;
-            let requests = approvals::fetch(&mut conn, &key, None).await?;
-            let approved = requests.iter().any(|r| {
-                r.applied_at.is_none()
-                    && r.approved_by.is_some()
-                    && r.flag_version == Some(version)
-                    && matches!(spec_of(r), Ok(Spec::Advance))
-            });
-            facts.approval = if !plan.settings.approvals_required || approved {
-                Approval::NotRequired
-            } else {
-                Approval::Needed(role_names(&plan.settings.approver_roles))
-            };
-            let effect = Effect {
-                from: rollout.phase,
-                to,
-                turned_on: 0,
-                turned_off: 0,
-            };
-            unmet = next_unmet(&plan.document, &plan.gates, &effect, &facts)
+            let p = propose_advance_cached(&mut conn, &key, &rollout, version).await?;
+            facts.approval = approval_of(&mut conn, &key, &plan.settings, &p.hash).await?;
+            unmet = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts)
                 .iter()
                 .map(ToString::to_string)
                 .collect();
@@ -940,6 +992,9 @@ pub async fn alert(
     let actor = Actor::new("rollgate:guard", crate::Source::System);
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
+    // The flag first, as the write path locks it: a widening that read the plan before this pause
+    // commits first, one that comes after sees the pause.
+    rows::lock_flag(&mut tx, key).await?;
     let plan = plans::load_for_update(&mut tx, &actor, key).await?;
     if plan.paused.is_some() {
         return Ok(AlertAction::AlreadyPaused);

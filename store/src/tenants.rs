@@ -294,7 +294,9 @@ pub async fn create(
         tags: t.tags.clone(),
     };
     let rollouts: Vec<(String, serde_json::Value)> =
-        sqlx::query_as("SELECT key, rollout FROM flags")
+        // FOR SHARE: a rollout change (which holds its flag FOR UPDATE) either commits before this
+        // reads it, or waits for this tenant's rows and then sees them.
+        sqlx::query_as("SELECT key, rollout FROM flags FOR SHARE")
             .fetch_all(&mut *tx)
             .await?;
     let keys: Vec<String> = rollouts
