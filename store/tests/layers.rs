@@ -102,3 +102,45 @@ fn no_import_circle_inside_store() {
         visit(&g, m, &mut Vec::new(), &mut done);
     }
 }
+
+/// Who writes who is ON: statements that write `feature_flags` or a flag's `rollout` appear only in
+/// `store::flags`, whose writers are `pub(crate)` and called by the write path (`store::rollout`)
+/// — plus one documented exception: a tenant created during a rollout gets its bucket's answer
+/// (`store::tenants::create`, the rollout's own decision, holding the rollouts `FOR SHARE`).
+#[test]
+fn only_the_write_path_writes_who_is_on() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let writes = [
+        "INSERT INTO feature_flags",
+        "UPDATE feature_flags",
+        "DELETE FROM feature_flags",
+        "UPDATE flags SET rollout",
+    ];
+    let allowed = |path: &str, line: &str| {
+        path.ends_with("store/src/flags.rs")
+            || (path.ends_with("store/src/tenants.rs") && line.contains("INSERT INTO feature_flags"))
+            || line.trim_start().starts_with("//")
+    };
+    let mut bad = Vec::new();
+    for dir in ["store/src", "server/src", "server/src/api", "app/src"] {
+        for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let p = path.display().to_string();
+            for (n, line) in text.lines().enumerate() {
+                if writes.iter().any(|w| line.contains(w)) && !allowed(&p, line) {
+                    bad.push(format!("{p}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "writes outside the write path:\n{}", bad.join("\n"));
+    // store::flags' writers are not reachable from outside the crate.
+    let flags = std::fs::read_to_string(format!("{root}/store/src/flags.rs")).unwrap();
+    for w in ["fn write_rows", "fn set_rollout"] {
+        assert!(flags.contains(&format!("pub(crate) async {w}")), "{w} must stay pub(crate)");
+    }
+}
