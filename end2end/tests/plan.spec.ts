@@ -93,3 +93,30 @@ test('with the gates held the advance still needs a second approver, then succee
   const flag = await (await admin('GET', `/api/admin/flags/${FLAG}`)).json();
   expect(flag.rollout.phase).toBe('pilot');
 });
+
+test('a pilot added in the editor is refused until a second person approves exactly that change', async ({ page }) => {
+  await signIn(page, users.po, `/flags/${FLAG}`);
+  await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
+  await expect(page.getByTestId('current-phase')).toHaveText('pilot');
+  await page.getByTestId('pilot-search').fill('acme-logistics');
+  await page.getByTestId('pilot-add').first().click();
+  await expect(page.getByTestId('preview-on-count')).toHaveText('1');
+  await page.getByTestId('save').click();
+  // Same phase, one more tenant ON: the gates apply (here, the approval of this exact change).
+  await expect(page.getByTestId('flag-message')).toContainText('not approved');
+  await expect(page.getByTestId('refused-actions')).toBeVisible();
+  await expect(page.getByTestId('save-override')).toHaveCount(0); // product owners do not break glass
+  let flag = await (await admin('GET', `/api/admin/flags/${FLAG}`)).json();
+  expect(flag.rollout.pilots).toEqual([]);
+  await page.getByTestId('ask-approval').click();
+  await expect(page.getByTestId('flag-message')).toContainText('Approval requested');
+  const state = await (await admin('GET', plan)).json();
+  const request = state.requests.find((r: { change: unknown }) => typeof r.change === 'object' && r.change !== null);
+  expect(request.turned_on).toBe(1);
+  expect(request.requested_by).toBe('po');
+  expect((await admin('POST', `${plan}/requests/${request.id}/approve`)).status).toBe(200);
+  await page.getByTestId('save').click();
+  await expect(page.getByTestId('flag-message')).toHaveText(/Saved: 1 tenant\(s\) turned ON/);
+  flag = await (await admin('GET', `/api/admin/flags/${FLAG}`)).json();
+  expect(flag.rollout.pilots).toEqual(['acme-logistics']);
+});

@@ -118,7 +118,8 @@ fn only_the_write_path_writes_who_is_on() {
     ];
     let allowed = |path: &str, line: &str| {
         path.ends_with("store/src/flags.rs")
-            || (path.ends_with("store/src/tenants.rs") && line.contains("INSERT INTO feature_flags"))
+            || (path.ends_with("store/src/tenants.rs")
+                && line.contains("INSERT INTO feature_flags"))
             || line.trim_start().starts_with("//")
     };
     let mut bad = Vec::new();
@@ -137,10 +138,17 @@ fn only_the_write_path_writes_who_is_on() {
             }
         }
     }
-    assert!(bad.is_empty(), "writes outside the write path:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "writes outside the write path:\n{}",
+        bad.join("\n")
+    );
     // store::flags' writers are not reachable from outside the crate.
     let flags = std::fs::read_to_string(format!("{root}/store/src/flags.rs")).unwrap();
     for w in ["fn write_rows", "fn set_rollout"] {
-        assert!(flags.contains(&format!("pub(crate) async {w}")), "{w} must stay pub(crate)");
+        assert!(
+            flags.contains(&format!("pub(crate) async {w}")),
+            "{w} must stay pub(crate)"
+        );
     }
 }
