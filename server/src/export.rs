@@ -1,12 +1,10 @@
-//! `/audit/export.csv`: the audit log as CSV for signed-in users, with the audit page's filters.
+//! `/audit/export.csv`: the audit log as CSV for signed-in (live) users, with the audit page's filters.
+use crate::{error::ApiError, session::SignedIn, AppState};
 use axum::{
     extract::{rejection::QueryRejection, Query, State},
     http::header,
     response::{IntoResponse, Response},
 };
-use tower_sessions::Session;
-
-use crate::{error::ApiError, AppState};
 
 /// Columns of the export, in order.
 pub const COLUMNS: [&str; 9] = [
@@ -24,12 +22,9 @@ pub const COLUMNS: [&str; 9] = [
 /// Every audit row the filters match (newest first, up to `store::audit::EXPORT_LIMIT`).
 pub async fn audit_csv(
     State(state): State<AppState>,
-    session: Session,
+    _user: SignedIn,
     query: Result<Query<app::audit::AuditFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    if !app::auth::is_signed_in(&session).await {
-        return Err(ApiError::unauthorized("sign in to export the audit log"));
-    }
     let Query(filter) = query?;
     let q = filter
         .to_query(store::audit::EXPORT_LIMIT)

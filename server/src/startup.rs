@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use axum::http::{HeaderName, HeaderValue};
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
@@ -26,7 +26,9 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::{
     api::{admin, eval, ofrep},
-    health, AppState,
+    health,
+    session::SignedIn,
+    AppState,
 };
 
 /// The web app's routes, generated once per process.
@@ -157,7 +159,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .layer(axum::middleware::from_fn(require_sign_in))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_sign_in,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::csrf::protect,
@@ -183,18 +188,26 @@ fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<Hea
     )
 }
 
-/// Pages for signed-in users: anyone without a session user goes to `/login?next=…` before the
-/// app renders. (Server functions check the role themselves; this only routes people.)
-async fn require_sign_in(session: Session, req: Request, next: Next) -> Response {
+/// Pages for signed-in users: anyone without a live session user (the same check as
+/// [`SignedIn`]) goes to `/login?next=…` before the app renders. (Server functions check the role
+/// themselves; this only routes people.)
+async fn require_sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     let protected = path == "/"
         || app::PROTECTED_PREFIXES
             .iter()
             .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if protected
-        && req.method() == axum::http::Method::GET
-        && !app::auth::is_signed_in(&session).await
-    {
+    if protected && req.method() == axum::http::Method::GET {
+        match SignedIn::check(&session, &state).await {
+            Ok(_) => return next.run(req).await,
+            Err(e) if e.status != axum::http::StatusCode::UNAUTHORIZED => return e.into_response(),
+            Err(_) => {}
+        }
         let target = match req.uri().path_and_query() {
             Some(pq) => pq.as_str().to_string(),
             None => path.to_string(),

@@ -252,6 +252,147 @@ async fn sign_in(app: &TestApp, username: &str, role: &str) -> String {
     cookie.split(';').next().unwrap().to_string()
 }
 
+/// The connection string of the test's own database, for the CLI binary.
+async fn test_database_url(pool: &PgPool) -> String {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    format!("{}/{db}", base.rsplit_once('/').unwrap().0)
+}
+
+/// Runs the `rollgate` binary against `url`; panics unless it succeeds. Returns its stdout.
+fn rollgate(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("ROLLGATE_PASSWORD", "a long enough password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rollgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Posts the sign-in form (`password` form-encoded).
+async fn log_in(app: &TestApp, username: &str, password: &str) -> Res {
+    app.raw(
+        Request::post("/rpc/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(Body::from(format!(
+                "username={username}&password={password}"
+            )))
+            .unwrap(),
+    )
+    .await
+}
+
+/// What each session-authenticated door answers `cookie`: the audit CSV, the web change stream
+/// (status only: it never ends), `whoami`, and a page (200, or a redirect to the sign-in).
+async fn session_doors(app: &TestApp, cookie: &str) -> (StatusCode, StatusCode, Value, StatusCode) {
+    let get = |uri: &'static str| {
+        Request::get(uri)
+            .header("host", "localhost")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let csv = app.raw(get("/audit/export.csv")).await.status;
+    let stream = app
+        .router()
+        .oneshot(get("/api/ui/stream"))
+        .await
+        .unwrap()
+        .status();
+    let who = form(app, cookie, "whoami", "").await.json();
+    let page = app
+        .router()
+        .oneshot(get("/tenants"))
+        .await
+        .unwrap()
+        .status();
+    (csv, stream, who, page)
+}
+
+/// A disabled user, and every session made before a password or role reset (`user add
+/// --replace`), `user disable` or `user sessions revoke`, is signed out on every door a session
+/// opens: the audit CSV, the web change stream, server functions and pages.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sessions_end_when_the_user_is_disabled_reset_or_revoked(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let url = test_database_url(&pool).await;
+    let ok = |d: &(StatusCode, StatusCode, Value, StatusCode), role: &str| {
+        assert_eq!(d.0, StatusCode::OK, "CSV");
+        assert_eq!(d.1, StatusCode::OK, "stream");
+        assert_eq!(d.2["username"], "dora", "whoami");
+        assert_eq!(d.2["role"], role, "whoami");
+        assert_eq!(d.3, StatusCode::OK, "page");
+    };
+    let refused = |d: &(StatusCode, StatusCode, Value, StatusCode), why: &str| {
+        // `/audit/…` is a page path too: the sign-in redirect comes first.
+        assert!(
+            d.0 == StatusCode::UNAUTHORIZED || d.0.is_redirection(),
+            "CSV after {why}: {}",
+            d.0
+        );
+        assert_eq!(d.1, StatusCode::UNAUTHORIZED, "stream after {why}");
+        assert!(d.2.is_null(), "whoami after {why}: {}", d.2);
+        assert!(d.3.is_redirection(), "page after {why}: {}", d.3);
+    };
+
+    // Disabled: every door closes, and signing in again is refused.
+    let before = sign_in(&app, "dora", "viewer").await;
+    ok(&session_doors(&app, &before).await, "viewer");
+    rollgate(&url, &["user", "disable", "dora"]);
+    refused(&session_doors(&app, &before).await, "user disable");
+    let again = log_in(&app, "dora", "correct+horse+battery").await;
+    says(&again, "Unknown user or wrong password");
+    let listed = rollgate(&url, &["user", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("dora") && l.contains("disabled")),
+        "{listed}"
+    );
+    // Enabled again: the old session stays ended.
+    rollgate(&url, &["user", "enable", "dora"]);
+    refused(&session_doors(&app, &before).await, "user enable");
+
+    // A password and role reset ends the sessions made before it; the new one has the new role.
+    let before = sign_in(&app, "dora", "viewer").await;
+    ok(&session_doors(&app, &before).await, "viewer");
+    rollgate(
+        &url,
+        &["user", "add", "dora", "--role", "admin", "--replace"],
+    );
+    refused(&session_doors(&app, &before).await, "user add --replace");
+    let after = log_in(&app, "dora", "a+long+enough+password").await;
+    let cookie = after.headers["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    ok(&session_doors(&app, &cookie).await, "admin");
+
+    // Revoking the sessions ends them.
+    rollgate(&url, &["user", "sessions", "revoke", "dora"]);
+    refused(&session_doors(&app, &cookie).await, "user sessions revoke");
+
+    // Each change is audited as the CLI.
+    for action in ["user.disable", "user.enable", "user.sessions_revoke"] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE action = $1 AND source = 'cli' AND after->>'username' = 'dora'",
+        )
+        .bind(action)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(n, 1, "{action}");
+    }
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn tenant_page_is_server_rendered_for_signed_in_users_only(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
@@ -2667,6 +2808,12 @@ async fn every_kind_of_change_is_audited(pool: PgPool) {
         (
             vec!["user", "add", "carl", "--role", "viewer"],
             "user.upsert",
+        ),
+        (vec!["user", "disable", "carl"], "user.disable"),
+        (vec!["user", "enable", "carl"], "user.enable"),
+        (
+            vec!["user", "sessions", "revoke", "carl"],
+            "user.sessions_revoke",
         ),
         (
             vec![
