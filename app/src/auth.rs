@@ -272,7 +272,9 @@ pub async fn login(
     let username = username.trim().to_lowercase();
     let ip = ssr::client_ip(ctx.trust_proxy).await;
     let now = std::time::Instant::now();
-    if let Some(wait) = ctx.login_throttle.wait(&username, ip, now) {
+    // The attempt is reserved (counted as a failure) before anything awaits, so concurrent
+    // attempts cannot all pass the check; a success gives it back.
+    if let Err(wait) = ctx.login_throttle.reserve(&username, ip, now) {
         tracing::warn!(user = %username, %ip, wait_secs = wait.as_secs(), "sign-in throttled");
         return Err(AppError::Invalid(format!(
             "Too many failed sign-ins for this user from your address; try again in {} s.",
@@ -297,7 +299,6 @@ pub async fn login(
     .await
     .unwrap_or(false);
     let (Some(row), true) = (row, ok) else {
-        ctx.login_throttle.failed(&username, ip, now);
         tracing::info!(user = %username, %ip, "sign-in refused");
         return Err(AppError::Invalid("Unknown user or wrong password.".into()));
     };

@@ -2927,6 +2927,34 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
     assert!(app::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
 }
 
+/// Concurrent wrong passwords for one user from one address cannot outrun the throttle: each
+/// attempt is counted before its password is verified, so of 20 at once only the throttle's
+/// free failures are verified and the rest wait.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn concurrent_sign_ins_cannot_outrun_the_throttle(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    sign_in(&app, "petra", "product_owner").await;
+    let attempts = (0..20).map(|_| log_in(&app, "petra", "wrong"));
+    let answers = futures::future::join_all(attempts).await;
+    let verified = answers
+        .iter()
+        .filter(|r| r.text.contains("Unknown user or wrong password"))
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|r| r.text.contains("Too many failed sign-ins"))
+        .count();
+    assert_eq!(verified + throttled, 20, "every answer is one or the other");
+    assert_eq!(
+        verified,
+        app::throttle::FREE_FAILURES as usize,
+        "only the free failures reach password verification"
+    );
+    assert!(answers
+        .iter()
+        .all(|r| !r.headers.contains_key("set-cookie")));
+}
+
 /// Captures everything logged on this thread (the test's runtime is single-threaded).
 #[derive(Clone, Default)]
 struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
