@@ -76,28 +76,32 @@ mod ssr {
         DUMMY.get_or_init(|| hash_password("rollgate-no-such-user").unwrap_or_default())
     }
 
-    /// The client's address: the first `X-Forwarded-For` entry behind a trusted proxy, else the
-    /// peer of the connection (unspecified when neither is known, e.g. in-process tests).
-    pub async fn client_ip(trust_proxy: bool) -> std::net::IpAddr {
+    /// The client's address: with `trust_proxy`, the right-most `X-Forwarded-For` address that
+    /// is not one of the `trusted` proxies (`crate::proxy::client_address`), else the peer of the
+    /// connection (unspecified when neither is known, e.g. in-process tests).
+    pub async fn client_ip(
+        trust_proxy: bool,
+        trusted: &crate::proxy::TrustedProxies,
+    ) -> std::net::IpAddr {
         let unknown = std::net::IpAddr::from([0, 0, 0, 0]);
         let Ok(parts) = leptos_axum::extract::<http::request::Parts>().await else {
             return unknown;
         };
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         if trust_proxy {
             let forwarded = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok());
-            if let Some(ip) = forwarded {
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            if let Some(ip) = crate::proxy::client_address(forwarded, peer, trusted) {
                 return ip;
             }
         }
-        parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or(unknown, |c| c.0.ip())
+        peer.unwrap_or(unknown)
     }
 
     /// The session of the current request.
@@ -270,7 +274,7 @@ pub async fn login(
         return Err(AppError::Invalid("Unknown user or wrong password.".into()));
     }
     let username = username.trim().to_lowercase();
-    let ip = ssr::client_ip(ctx.trust_proxy).await;
+    let ip = ssr::client_ip(ctx.trust_proxy, &ctx.trusted_proxies).await;
     let now = std::time::Instant::now();
     // The attempt is reserved (counted as a failure) before anything awaits, so concurrent
     // attempts cannot all pass the check; a success gives it back.

@@ -68,6 +68,25 @@ pub fn prometheus() -> anyhow::Result<Option<app::prom::Prometheus>> {
         .map_err(anyhow::Error::msg)
 }
 
+/// The variable naming the proxies whose `X-Forwarded-For` entries are believed.
+pub const TRUSTED_PROXIES: &str = "ROLLGATE_TRUSTED_PROXIES";
+
+/// `ROLLGATE_TRUSTED_PROXIES` (comma-separated IP addresses or CIDR networks; default: loopback
+/// only): the proxies whose `X-Forwarded-For` entries are believed when `ROLLGATE_TRUST_PROXY`
+/// is on. A malformed value stops the server at start, with an error naming the variable.
+pub fn trusted_proxies() -> anyhow::Result<app::proxy::TrustedProxies> {
+    parse_trusted_proxies(text(TRUSTED_PROXIES).as_deref())
+}
+
+/// [`trusted_proxies`] from the variable's value (`None`: unset or blank).
+pub fn parse_trusted_proxies(value: Option<&str>) -> anyhow::Result<app::proxy::TrustedProxies> {
+    match value {
+        None => Ok(app::proxy::TrustedProxies::loopback()),
+        Some(v) => app::proxy::TrustedProxies::parse(v)
+            .map_err(|e| anyhow::anyhow!("{TRUSTED_PROXIES}: {e}")),
+    }
+}
+
 /// `ROLLGATE_GUARD_INTERVAL_SECS` (default 30, at least 1): how often the guard monitor reads the
 /// guards of every flag in a monitoring window.
 pub fn guard_interval() -> std::time::Duration {
@@ -75,4 +94,25 @@ pub fn guard_interval() -> std::time::Duration {
         .filter(|s| *s > 0)
         .unwrap_or(30);
     std::time::Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_default_to_loopback_and_a_bad_value_names_the_variable() {
+        let local = parse_trusted_proxies(None).unwrap();
+        assert!(local.contains("127.0.0.1".parse().unwrap()));
+        assert!(local.contains("::1".parse().unwrap()));
+        assert!(!local.contains("10.0.0.1".parse().unwrap()));
+        let tens = parse_trusted_proxies(Some("10.0.0.0/8")).unwrap();
+        assert!(tens.contains("10.0.0.1".parse().unwrap()));
+        let e = parse_trusted_proxies(Some("10.0.0.0/8, proxy.internal"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("ROLLGATE_TRUSTED_PROXIES: "), "{e}");
+        assert!(e.contains("proxy.internal"), "{e}");
+    }
 }

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         prometheus: state.prometheus.clone(),
         login_throttle: state.login_throttle.clone(),
         trust_proxy: state.trust_proxy,
+        trusted_proxies: state.trusted_proxies.clone(),
     };
     let options = state.leptos_options.clone();
     let api = Router::new()
@@ -243,6 +244,12 @@ pub async fn serve(
     let mut state = AppState::new(leptos_options, pool);
     state.database_url = Some(database_url);
     state.prometheus = crate::config::prometheus()?;
+    state.trusted_proxies = crate::config::trusted_proxies()?;
+    if !state.trust_proxy && crate::config::text(crate::config::TRUSTED_PROXIES).is_some() {
+        tracing::warn!(
+            "ROLLGATE_TRUSTED_PROXIES is set but ROLLGATE_TRUST_PROXY is not: X-Forwarded-For is ignored"
+        );
+    }
     if let Err(e) = state.live.refresh_all(&state.pool).await {
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }

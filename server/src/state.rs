@@ -33,6 +33,9 @@ pub struct AppState {
     pub login_throttle: Arc<app::throttle::Throttle>,
     /// Trust `X-Forwarded-For` for the client's address (`ROLLGATE_TRUST_PROXY=1`).
     pub trust_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed (`ROLLGATE_TRUSTED_PROXIES`,
+    /// read by [`crate::config::trusted_proxies`] at start; loopback only until then).
+    pub trusted_proxies: app::proxy::TrustedProxies,
     /// The origin browsers use when a proxy rewrites `Host` (`ROLLGATE_PUBLIC_ORIGIN`; CSRF check).
     pub public_origin: Option<Arc<str>>,
 }
@@ -48,6 +51,7 @@ impl AppState {
             prometheus: None,
             login_throttle: Arc::default(),
             trust_proxy: crate::config::flag("ROLLGATE_TRUST_PROXY"),
+            trusted_proxies: app::proxy::TrustedProxies::loopback(),
             public_origin: crate::config::text("ROLLGATE_PUBLIC_ORIGIN").map(Arc::from),
             leptos_options,
             pool,
