@@ -439,6 +439,7 @@ async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()
                 tenant.as_deref(),
                 None,
                 &secret,
+                None,
             )
             .await?;
             eprintln!(

@@ -44,7 +44,7 @@ fn options() -> LeptosOptions {
 async fn token(pool: &PgPool, name: &str, scope: Scope, tenant: Option<&str>) -> String {
     let secret = server::auth::generate_secret(scope).unwrap();
     let actor = store::Actor::new("test", store::Source::Cli);
-    server::tokens::create(pool, &actor, name, scope, tenant, None, &secret)
+    server::tokens::create(pool, &actor, name, scope, tenant, None, &secret, None)
         .await
         .unwrap();
     secret
@@ -2029,6 +2029,75 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
         json!([{"role": "On-call Engineer", "contact": "ops@example.com, +1 555 0100"}])
     );
     assert_eq!(audit_count(&pool, "plan.contacts").await, 1);
+}
+
+/// "A second person approves" compares people, not token names: a token minted over REST by the
+/// requesting token (directly or down a chain) acts for the same person and is refused; a token
+/// made separately by the CLI is another person and approves.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_token_cannot_approve_a_change_of_the_token_that_minted_it(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let other = token(&pool, "cli-approver", Scope::Admin, None).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+    let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
+    let mint = |by: String, name: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .call(
+                    Method::POST,
+                    "/api/admin/tokens",
+                    Some(&by),
+                    &[],
+                    Some(json!({"name": name, "scope": "admin"})),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+            let j = res.json();
+            // The CLI-made admin token is its own person; what it mints acts for it.
+            assert_eq!(j["owner"], "token:admin", "{}", res.text);
+            j["token"].as_str().unwrap().to_string()
+        }
+    };
+    let minted = mint(app.admin.clone(), "minted").await;
+    let grandchild = mint(minted.clone(), "minted-by-minted").await;
+
+    // The admin token asks; neither its child nor its grandchild may approve.
+    let req = app.post(&format!("{plan_uri}/requests"), None).await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    assert_eq!(req.json()["requested_by_person"], "token:admin");
+    let approve = format!("{plan_uri}/requests/{}/approve", req.json()["id"]);
+    for by in [&minted, &grandchild, &app.admin] {
+        let res = app.call(Method::POST, &approve, Some(by), &[], None).await;
+        assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
+        says(&res, "a second user must approve");
+    }
+    // A token the CLI made separately is another person.
+    let res = app
+        .call(Method::POST, &approve, Some(&other), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["approved_by"], "token:cli-approver");
+
+    // The other way round: the minted token asks, its maker may not approve.
+    let req = app
+        .call(
+            Method::POST,
+            &format!("{plan_uri}/requests"),
+            Some(&minted),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    assert_eq!(req.json()["requested_by"], "token:minted");
+    let approve = format!("{plan_uri}/requests/{}/approve", req.json()["id"]);
+    let res = app.post(&approve, None).await;
+    assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
+    let res = app
+        .call(Method::POST, &approve, Some(&other), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
