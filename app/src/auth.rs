@@ -34,6 +34,9 @@ mod ssr {
     /// Session key of the signed-in user's id.
     pub const USER_ID: &str = "user_id";
 
+    /// Session key of the user's session epoch at sign-in (see `store::users::UserRow`).
+    pub const SESSION_EPOCH: &str = "session_epoch";
+
     /// An argon2id PHC string for `password`.
     pub fn hash_password(password: &str) -> Result<String, AppError> {
         let salt = SaltString::generate(&mut OsRng);
@@ -73,33 +76,32 @@ mod ssr {
         DUMMY.get_or_init(|| hash_password("rollgate-no-such-user").unwrap_or_default())
     }
 
-    /// Whether `session` belongs to a signed-in user (for axum handlers outside Leptos).
-    pub async fn is_signed_in(session: &Session) -> bool {
-        matches!(session.get::<i64>(USER_ID).await, Ok(Some(_)))
-    }
-
-    /// The client's address: the first `X-Forwarded-For` entry behind a trusted proxy, else the
-    /// peer of the connection (unspecified when neither is known, e.g. in-process tests).
-    pub async fn client_ip(trust_proxy: bool) -> std::net::IpAddr {
+    /// The client's address: with `trust_proxy`, the right-most `X-Forwarded-For` address that
+    /// is not one of the `trusted` proxies (`crate::proxy::client_address`), else the peer of the
+    /// connection (unspecified when neither is known, e.g. in-process tests).
+    pub async fn client_ip(
+        trust_proxy: bool,
+        trusted: &crate::proxy::TrustedProxies,
+    ) -> std::net::IpAddr {
         let unknown = std::net::IpAddr::from([0, 0, 0, 0]);
         let Ok(parts) = leptos_axum::extract::<http::request::Parts>().await else {
             return unknown;
         };
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         if trust_proxy {
             let forwarded = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok());
-            if let Some(ip) = forwarded {
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            if let Some(ip) = crate::proxy::client_address(forwarded, peer, trusted) {
                 return ip;
             }
         }
-        parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or(unknown, |c| c.0.ip())
+        peer.unwrap_or(unknown)
     }
 
     /// The session of the current request.
@@ -110,25 +112,49 @@ mod ssr {
         })
     }
 
-    /// The signed-in user, if any (a disabled user is signed out).
+    /// The user `session` belongs to, with their current role — or `None` (and the session is
+    /// ended) when it names no user, the user was disabled or deleted since, or the user's
+    /// session epoch moved on (password or role reset, disabling, revoked sessions). The one
+    /// check of every session-authenticated request: server functions through [`current_user`],
+    /// axum handlers through the server's `SignedIn` extractor.
+    pub async fn session_user(
+        session: &Session,
+        pool: &store::PgPool,
+    ) -> Result<Option<UserView>, AppError> {
+        let read = |e: tower_sessions::session::Error| {
+            tracing::error!(error = %e, "reading the session failed");
+            AppError::Internal
+        };
+        let Some(id) = session.get::<i64>(USER_ID).await.map_err(read)? else {
+            return Ok(None);
+        };
+        let epoch = session.get::<i64>(SESSION_EPOCH).await.map_err(read)?;
+        let user = store::users::get(pool, id).await?;
+        let live = user.and_then(|row| {
+            let role = Role::parse(&row.role)?;
+            (epoch == Some(row.session_epoch)).then_some(UserView {
+                username: row.username,
+                role,
+            })
+        });
+        if live.is_none() {
+            tracing::info!(
+                user = id,
+                "session refused: the user is disabled, deleted or was signed out everywhere"
+            );
+            if let Err(e) = session.flush().await {
+                tracing::warn!(error = %e, "ending a refused session failed");
+            }
+        }
+        Ok(live)
+    }
+
+    /// The signed-in user, if any (see [`session_user`]: a disabled user, or a session from before
+    /// a password or role reset, is signed out).
     pub async fn current_user() -> Result<Option<UserView>, AppError> {
         let session = session().await?;
-        let Some(id) = session
-            .get::<i64>(USER_ID)
-            .await
-            .map_err(|_| AppError::Internal)?
-        else {
-            return Ok(None);
-        };
         let ctx = crate::server_context()?;
-        let Some(row) = store::users::get(&ctx.pool, id).await? else {
-            let _ = session.flush().await;
-            return Ok(None);
-        };
-        Ok(Role::parse(&row.role).map(|role| UserView {
-            username: row.username,
-            role,
-        }))
+        session_user(&session, &ctx.pool).await
     }
 
     /// The signed-in user if their role is one of `roles`; `Unauthenticated` or `Forbidden`
@@ -174,7 +200,8 @@ mod ssr {
 
 #[cfg(feature = "ssr")]
 pub use ssr::{
-    actor, current_user, gating, hash_password, is_signed_in, require, verify_password, USER_ID,
+    actor, current_user, gating, hash_password, require, session_user, verify_password,
+    SESSION_EPOCH, USER_ID,
 };
 
 /// Who is signed in.
@@ -247,9 +274,11 @@ pub async fn login(
         return Err(AppError::Invalid("Unknown user or wrong password.".into()));
     }
     let username = username.trim().to_lowercase();
-    let ip = ssr::client_ip(ctx.trust_proxy).await;
+    let ip = ssr::client_ip(ctx.trust_proxy, &ctx.trusted_proxies).await;
     let now = std::time::Instant::now();
-    if let Some(wait) = ctx.login_throttle.wait(&username, ip, now) {
+    // The attempt is reserved (counted as a failure) before anything awaits, so concurrent
+    // attempts cannot all pass the check; a success gives it back.
+    if let Err(wait) = ctx.login_throttle.reserve(&username, ip, now) {
         tracing::warn!(user = %username, %ip, wait_secs = wait.as_secs(), "sign-in throttled");
         return Err(AppError::Invalid(format!(
             "Too many failed sign-ins for this user from your address; try again in {} s.",
@@ -274,7 +303,6 @@ pub async fn login(
     .await
     .unwrap_or(false);
     let (Some(row), true) = (row, ok) else {
-        ctx.login_throttle.failed(&username, ip, now);
         tracing::info!(user = %username, %ip, "sign-in refused");
         return Err(AppError::Invalid("Unknown user or wrong password.".into()));
     };
@@ -284,6 +312,10 @@ pub async fn login(
     session.cycle_id().await.map_err(|_| AppError::Internal)?;
     session
         .insert(ssr::USER_ID, row.id)
+        .await
+        .map_err(|_| AppError::Internal)?;
+    session
+        .insert(ssr::SESSION_EPOCH, row.session_epoch)
         .await
         .map_err(|_| AppError::Internal)?;
     tracing::info!(user = %row.username, "signed in");

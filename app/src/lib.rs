@@ -21,6 +21,8 @@ pub mod monitoring;
 pub mod plan;
 #[cfg(feature = "ssr")]
 pub mod prom;
+#[cfg(feature = "ssr")]
+pub mod proxy;
 pub mod tenants;
 #[cfg(feature = "ssr")]
 pub mod throttle;
@@ -60,6 +62,8 @@ pub struct ServerContext {
     /// Take the client's address from `X-Forwarded-For` (`ROLLGATE_TRUST_PROXY=1`, behind a
     /// proxy that sets it).
     pub trust_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed (`ROLLGATE_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 /// The server context, or an internal error when the server forgot to provide it.

@@ -119,7 +119,7 @@ fn PlanBody(
         .filter(|r| r.current)
         .cloned()
         .collect();
-    let asked = current.iter().any(|r| r.requested_by == user.username);
+    let asked = current.iter().any(|r| r.requester() == user.username);
     let k = key.clone();
     let gates = view! {
         <div class="card" data-testid="plan-gates">
@@ -184,7 +184,7 @@ fn PlanBody(
                                 else if !r.current { "stale: the flag changed since" }
                                 else if r.approved_by.is_some() { "approved" }
                                 else { "waiting for approval" };
-                            let can = r.current && r.approved_by.is_none() && may_approve && r.requested_by != user.username;
+                            let can = r.current && r.approved_by.is_none() && may_approve && r.requester() != user.username;
                             view! {
                                 <tr data-testid="change-request">
                                     <td>{format!("{} → {} (+{} / −{})", r.from_phase, r.to_phase, r.turned_on, r.turned_off)}</td>

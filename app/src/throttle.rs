@@ -4,6 +4,11 @@
 //! address that fails for many users waits too (password spraying). The lock is per address, so
 //! nobody can lock a user out from elsewhere, and it is bounded, so never forever. State is kept
 //! in memory per server instance (with N instances an attacker gets N times the attempts).
+//!
+//! A sign-in [`reserve`](Throttle::reserve)s its attempt before the password is verified: the
+//! check and the count are one step, so the attempt counts as a failure up front and concurrent
+//! attempts cannot all pass the check before any failure is recorded. A success gives the
+//! reservation back ([`succeeded`](Throttle::succeeded)).
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -17,6 +22,8 @@ pub const ADDRESS_FAILURES: u32 = 50;
 pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How often the server prunes forgotten failures ([`Throttle::prune`]).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
@@ -36,6 +43,19 @@ fn wait(f: &Failures, now: Instant) -> Option<Duration> {
     f.locked_until
         .and_then(|until| until.checked_duration_since(now))
         .filter(|d| !d.is_zero())
+}
+
+/// Counts a failure for `key` (forgetting stale entries when the map grows large).
+fn record<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Failures>, key: K, now: Instant, free: u32) {
+    if m.len() > 100_000 {
+        m.retain(|_, f| now.duration_since(f.last) <= WINDOW);
+    }
+    let fresh = Failures {
+        count: 0,
+        last: now,
+        locked_until: None,
+    };
+    fail(m.entry(key).or_insert(fresh), now, free);
 }
 
 fn fail(f: &mut Failures, now: Instant, free: u32) {
@@ -70,35 +90,68 @@ impl Throttle {
         pair.max(address)
     }
 
-    /// Records a failed sign-in.
+    /// Reserves a sign-in attempt of `user` from `ip` before its password is verified: `Err` with
+    /// the wait when the pair or the address must wait, else the attempt is counted as a failure
+    /// now, in the same step as the check (a success gives it back through [`Self::succeeded`]).
+    /// So of any number of concurrent attempts at most [`FREE_FAILURES`] reach verification.
+    pub fn reserve(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        // Both maps are held for the whole step (always pairs first, so no two steps deadlock).
+        // A poisoned lock refuses the attempt rather than letting it through unthrottled.
+        let refuse = Duration::from_secs(1);
+        let mut pairs = self.pairs.lock().map_err(|_| refuse)?;
+        let mut addresses = self.addresses.lock().map_err(|_| refuse)?;
+        let key = (user.to_string(), ip);
+        let pair_wait = pairs.get(&key).and_then(|f| wait(f, now));
+        let address_wait = addresses.get(&ip).and_then(|f| wait(f, now));
+        if let Some(w) = pair_wait.max(address_wait) {
+            return Err(w);
+        }
+        record(&mut pairs, key, now, FREE_FAILURES);
+        record(&mut addresses, ip, now, ADDRESS_FAILURES);
+        Ok(())
+    }
+
+    /// Records a failed sign-in that was not reserved (a reserved attempt already counts).
     pub fn failed(&self, user: &str, ip: IpAddr, now: Instant) {
-        let fresh = Failures {
-            count: 0,
-            last: now,
-            locked_until: None,
-        };
         if let Ok(mut m) = self.pairs.lock() {
-            if m.len() > 100_000 {
-                m.retain(|_, f| now.duration_since(f.last) <= WINDOW);
-            }
-            fail(
-                m.entry((user.to_string(), ip)).or_insert(fresh),
-                now,
-                FREE_FAILURES,
-            );
+            record(&mut m, (user.to_string(), ip), now, FREE_FAILURES);
         }
         if let Ok(mut m) = self.addresses.lock() {
-            if m.len() > 100_000 {
-                m.retain(|_, f| now.duration_since(f.last) <= WINDOW);
-            }
-            fail(m.entry(ip).or_insert(fresh), now, ADDRESS_FAILURES);
+            record(&mut m, ip, now, ADDRESS_FAILURES);
         }
     }
 
-    /// Records a successful sign-in: the pair starts over.
+    /// Forgets every entry whose last failure is older than [`WINDOW`] and whose wait is over; the
+    /// server runs it on a timer ([`PRUNE_EVERY`]), so the maps hold only recent failures however
+    /// many names an attacker tries. Returns how many entries remain.
+    pub fn prune(&self, now: Instant) -> usize {
+        let stale =
+            |f: &Failures| now.saturating_duration_since(f.last) > WINDOW && wait(f, now).is_none();
+        let mut left = 0;
+        if let Ok(mut m) = self.pairs.lock() {
+            m.retain(|_, f| !stale(f));
+            left += m.len();
+        }
+        if let Ok(mut m) = self.addresses.lock() {
+            m.retain(|_, f| !stale(f));
+            left += m.len();
+        }
+        left
+    }
+
+    /// Records that the attempt reserved for `user` from `ip` succeeded: the pair starts over,
+    /// and the attempt no longer counts against the address.
     pub fn succeeded(&self, user: &str, ip: IpAddr) {
         if let Ok(mut m) = self.pairs.lock() {
             m.remove(&(user.to_string(), ip));
+        }
+        if let Ok(mut m) = self.addresses.lock() {
+            if let Some(f) = m.get_mut(&ip) {
+                f.count = f.count.saturating_sub(1);
+                if f.count < ADDRESS_FAILURES {
+                    f.locked_until = None;
+                }
+            }
         }
     }
 }
@@ -134,6 +187,51 @@ mod tests {
         // A success clears the pair.
         t.succeeded("alice", a);
         assert_eq!(t.wait("alice", a, now), None);
+    }
+
+    #[test]
+    fn pruning_forgets_old_failures_but_not_running_waits() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let start = Instant::now();
+        for i in 0..1000 {
+            t.failed(&format!("spray-{i}"), ip, start);
+        }
+        for _ in 0..FREE_FAILURES + 8 {
+            t.failed("victim", ip, start);
+        }
+        assert_eq!(t.prune(start), 1002);
+        // After the window, the one-off names are gone; the pair still waiting stays until its
+        // wait is over (at most MAX_LOCK).
+        let later = start + WINDOW + Duration::from_secs(1);
+        let left = t.prune(later);
+        assert!(left <= 2, "{left}");
+        assert!(t.wait("victim", ip, later).is_some() || left == 0);
+        assert_eq!(
+            t.prune(start + WINDOW + MAX_LOCK + Duration::from_secs(2)),
+            0
+        );
+    }
+
+    #[test]
+    fn reserving_counts_up_front_and_a_success_gives_it_back() {
+        let t = Throttle::default();
+        let a: IpAddr = "10.0.0.3".parse().unwrap();
+        let now = Instant::now();
+        // Reserved attempts that have not finished yet count: the next ones wait.
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(t.reserve("bob", a, now), Ok(()));
+        }
+        assert_eq!(t.reserve("bob", a, now), Err(Duration::from_secs(30)));
+        assert!(t.wait("bob", a, now).is_some());
+        // A success clears the pair and gives the address its attempt back.
+        t.succeeded("bob", a);
+        assert_eq!(t.wait("bob", a, now), None);
+        for i in 0..ADDRESS_FAILURES - 1 {
+            assert_eq!(t.reserve(&format!("user{i}"), a, now), Ok(()));
+            t.succeeded(&format!("user{i}"), a);
+        }
+        assert_eq!(t.wait("someone", a, now), None);
     }
 
     #[test]

@@ -58,13 +58,16 @@ pub struct Caller {
     pub scope: Scope,
     /// Tenant of a tenant token.
     pub tenant_id: Option<String>,
+    /// The person the token acts for when approving (`store::tokens::TokenRow::owner`, else
+    /// `token:<name>`).
+    pub person: String,
     expires_at: Option<DateTime<Utc>>,
 }
 
 impl Caller {
-    /// The actor name written to the audit log.
+    /// The actor written to the audit log (`token:<name>`), acting for the token's person.
     pub fn actor(&self, source: store::Source) -> store::Actor {
-        store::Actor::new(format!("token:{}", self.name), source)
+        store::Actor::new(format!("token:{}", self.name), source).for_person(self.person.clone())
     }
 
     /// 403 unless the scope is one of `allowed`.
@@ -104,10 +107,12 @@ impl TokenCache {
                 );
                 continue;
             };
+            let person = r.owner.unwrap_or_else(|| format!("token:{}", r.name));
             map.insert(
                 hash,
                 Caller {
                     token_id: r.id,
+                    person,
                     name: r.name,
                     scope,
                     tenant_id: r.tenant_id,

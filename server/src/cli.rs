@@ -120,9 +120,38 @@ pub enum UserCommand {
         /// Password (prefer the ROLLGATE_PASSWORD variable or the prompt).
         #[arg(long, env = "ROLLGATE_PASSWORD", hide_env_values = true)]
         password: Option<String>,
-        /// Reset the password and role if the user exists.
+        /// Reset the password and role if the user exists (this also enables it again and ends
+        /// its sessions).
         #[arg(long)]
         replace: bool,
+    },
+    /// List users (never their password hashes).
+    List,
+    /// Disable a user: it can no longer sign in, and its sessions end at once.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Enable a disabled user again (it signs in anew; old sessions stay ended).
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// A user's sign-in sessions.
+    Sessions {
+        /// What to do with the sessions.
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+/// Session verbs.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// End every session of a user (they sign in again).
+    Revoke {
+        /// Login name.
+        name: String,
     },
 }
 
@@ -199,35 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token(&pool, command).await,
-        Command::User {
-            command:
-                UserCommand::Add {
-                    name,
-                    role,
-                    password,
-                    replace,
-                },
-        } => {
-            let password = match password {
-                Some(p) => p,
-                None => rpassword::prompt_password(format!("password for {name}: "))?,
-            };
-            if password.chars().count() < 8 {
-                anyhow::bail!("the password must have at least 8 characters");
-            }
-            let hash = app::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let row = store::users::upsert(
-                &pool,
-                &cli_actor(),
-                &name.to_lowercase(),
-                &hash,
-                &role,
-                replace,
-            )
-            .await?;
-            println!("user {} ({}) ready", row.username, row.role);
-            Ok(())
-        }
+        Command::User { command } => user(&pool, command).await,
         Command::Enable {
             flag,
             tenant,
@@ -332,6 +333,72 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn user(pool: &store::PgPool, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password,
+            replace,
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => rpassword::prompt_password(format!("password for {name}: "))?,
+            };
+            if password.chars().count() < 8 {
+                anyhow::bail!("the password must have at least 8 characters");
+            }
+            let hash = app::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let row = store::users::upsert(
+                pool,
+                &cli_actor(),
+                &name.to_lowercase(),
+                &hash,
+                &role,
+                replace,
+            )
+            .await?;
+            println!("user {} ({}) ready", row.username, row.role);
+            Ok(())
+        }
+        UserCommand::List => {
+            for u in store::users::list(pool).await? {
+                println!(
+                    "{:>5}  {:<32} {:<14} {}",
+                    u.id,
+                    u.username,
+                    u.role,
+                    match u.disabled_at {
+                        Some(at) => format!("disabled {}", at.format("%Y-%m-%d %H:%M")),
+                        None => "live".into(),
+                    }
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Disable { name } => {
+            let row =
+                store::users::set_disabled(pool, &cli_actor(), &name.to_lowercase(), true).await?;
+            println!("user {} disabled; its sessions ended", row.username);
+            Ok(())
+        }
+        UserCommand::Enable { name } => {
+            let row =
+                store::users::set_disabled(pool, &cli_actor(), &name.to_lowercase(), false).await?;
+            println!("user {} enabled", row.username);
+            Ok(())
+        }
+        UserCommand::Sessions {
+            command: SessionsCommand::Revoke { name },
+        } => {
+            let row =
+                store::users::revoke_sessions(pool, &cli_actor(), &name.to_lowercase()).await?;
+            println!("every session of {} ended", row.username);
+            Ok(())
+        }
+    }
+}
+
 async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create {
@@ -369,6 +436,7 @@ async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()
                 tenant.as_deref(),
                 None,
                 &secret,
+                None,
             )
             .await?;
             eprintln!(

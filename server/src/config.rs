@@ -28,6 +28,9 @@ pub struct Config {
     pub secure_cookies: bool,
     /// `ROLLGATE_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
     pub trust_proxy: bool,
+    /// `ROLLGATE_TRUSTED_PROXIES` (comma-separated addresses or CIDR networks; default loopback):
+    /// the proxies whose `X-Forwarded-For` entries are believed when `trust_proxy` is on.
+    pub trusted_proxies: app::proxy::TrustedProxies,
     /// `ROLLGATE_PUBLIC_ORIGIN`: the origin browsers use, when a proxy rewrites `Host`.
     pub public_origin: Option<String>,
     /// `ROLLGATE_BACKUP_DIR` (default `backups`).
@@ -48,6 +51,7 @@ impl Default for Config {
         Config {
             secure_cookies: false,
             trust_proxy: false,
+            trusted_proxies: app::proxy::TrustedProxies::loopback(),
             public_origin: None,
             backup_dir: std::path::PathBuf::from("backups"),
             backup_max_age: std::time::Duration::from_secs(24 * 3600),
@@ -91,6 +95,7 @@ impl Config {
         Ok(Config {
             secure_cookies: boolean("ROLLGATE_SECURE_COOKIES")?,
             trust_proxy: boolean("ROLLGATE_TRUST_PROXY")?,
+            trusted_proxies: parse_trusted_proxies(set(TRUSTED_PROXIES).as_deref())?,
             public_origin: set("ROLLGATE_PUBLIC_ORIGIN").map(|v| v.trim().to_string()),
             backup_dir: set("ROLLGATE_BACKUP_DIR").map_or(d.backup_dir, std::path::PathBuf::from),
             backup_max_age: std::time::Duration::from_secs(
@@ -113,6 +118,19 @@ impl Config {
             .map(|url| app::prom::Prometheus::new(url, std::time::Duration::from_secs(10)))
             .transpose()
             .map_err(|e| anyhow::anyhow!("PROMETHEUS_URL: {e}"))
+    }
+}
+
+/// The variable naming the proxies whose `X-Forwarded-For` entries are believed.
+pub const TRUSTED_PROXIES: &str = "ROLLGATE_TRUSTED_PROXIES";
+
+/// `ROLLGATE_TRUSTED_PROXIES` from its value (`None`: unset or blank, loopback only). A malformed
+/// value stops the server at start, with an error naming the variable.
+pub fn parse_trusted_proxies(value: Option<&str>) -> anyhow::Result<app::proxy::TrustedProxies> {
+    match value {
+        None => Ok(app::proxy::TrustedProxies::loopback()),
+        Some(v) => app::proxy::TrustedProxies::parse(v)
+            .map_err(|e| anyhow::anyhow!("{TRUSTED_PROXIES}: {e}")),
     }
 }
 
@@ -167,6 +185,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ROLLGATE_TRUST_PROXY"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_loopback_and_a_bad_value_names_the_variable() {
+        let local = parse_trusted_proxies(None).unwrap();
+        assert!(local.contains("127.0.0.1".parse().unwrap()));
+        assert!(local.contains("::1".parse().unwrap()));
+        assert!(!local.contains("10.0.0.1".parse().unwrap()));
+        let tens = parse_trusted_proxies(Some("10.0.0.0/8")).unwrap();
+        assert!(tens.contains("10.0.0.1".parse().unwrap()));
+        let e = parse_trusted_proxies(Some("10.0.0.0/8, proxy.internal"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("ROLLGATE_TRUSTED_PROXIES: "), "{e}");
+        assert!(e.contains("proxy.internal"), "{e}");
+        let e = with(&[(TRUSTED_PROXIES, "nope")]).unwrap_err().to_string();
+        assert!(e.starts_with("ROLLGATE_TRUSTED_PROXIES: "), "{e}");
     }
 
     #[test]

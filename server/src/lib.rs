@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod session;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use axum::http::{HeaderName, HeaderValue};
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
@@ -26,7 +26,9 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::{
     api::{admin, eval, ofrep},
-    health, AppState,
+    health,
+    session::SignedIn,
+    AppState,
 };
 
 /// The web app's routes, generated once per process.
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         prometheus: state.prometheus.clone(),
         login_throttle: state.login_throttle.clone(),
         trust_proxy: state.trust_proxy,
+        trusted_proxies: state.trusted_proxies.clone(),
     };
     let options = state.leptos_options.clone();
     let api = Router::new()
@@ -157,7 +160,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .layer(axum::middleware::from_fn(require_sign_in))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_sign_in,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::csrf::protect,
@@ -183,18 +189,26 @@ fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<Hea
     )
 }
 
-/// Pages for signed-in users: anyone without a session user goes to `/login?next=…` before the
-/// app renders. (Server functions check the role themselves; this only routes people.)
-async fn require_sign_in(session: Session, req: Request, next: Next) -> Response {
+/// Pages for signed-in users: anyone without a live session user (the same check as
+/// [`SignedIn`]) goes to `/login?next=…` before the app renders. (Server functions check the role
+/// themselves; this only routes people.)
+async fn require_sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     let protected = path == "/"
         || app::PROTECTED_PREFIXES
             .iter()
             .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    if protected
-        && req.method() == axum::http::Method::GET
-        && !app::auth::is_signed_in(&session).await
-    {
+    if protected && req.method() == axum::http::Method::GET {
+        match SignedIn::check(&session, &state).await {
+            Ok(_) => return next.run(req).await,
+            Err(e) if e.status != axum::http::StatusCode::UNAUTHORIZED => return e.into_response(),
+            Err(_) => {}
+        }
         let target = match req.uri().path_and_query() {
             Some(pq) => pq.as_str().to_string(),
             None => path.to_string(),
@@ -231,6 +245,11 @@ pub async fn serve(
     let mut state = AppState::with_config(leptos_options, pool, &config);
     state.database_url = Some(database_url);
     state.prometheus = config.prometheus()?;
+    if !config.trust_proxy && std::env::var(crate::config::TRUSTED_PROXIES).is_ok() {
+        tracing::warn!(
+            "ROLLGATE_TRUSTED_PROXIES is set but ROLLGATE_TRUST_PROXY is not: X-Forwarded-For is ignored"
+        );
+    }
     if let Err(e) = state.live.refresh_all(&state.pool).await {
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
@@ -248,6 +267,14 @@ pub async fn serve(
             "PROMETHEUS_URL is not set: guards hold, so phases gated by guards cannot be entered"
         ),
     }
+    let throttle = state.login_throttle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(app::throttle::PRUNE_EVERY);
+        loop {
+            tick.tick().await;
+            throttle.prune(std::time::Instant::now());
+        }
+    });
     tokio::spawn(
         session_store(&state.pool)
             .continuously_delete_expired(std::time::Duration::from_secs(3600)),

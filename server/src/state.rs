@@ -33,6 +33,9 @@ pub struct AppState {
     pub login_throttle: Arc<app::throttle::Throttle>,
     /// Trust `X-Forwarded-For` for the client's address (`ROLLGATE_TRUST_PROXY=1`).
     pub trust_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed (`ROLLGATE_TRUSTED_PROXIES`,
+    /// read through [`crate::config::Config`]; loopback by default).
+    pub trusted_proxies: app::proxy::TrustedProxies,
     /// The origin browsers use when a proxy rewrites `Host` (`ROLLGATE_PUBLIC_ORIGIN`; CSRF check).
     pub public_origin: Option<Arc<str>>,
 }
@@ -58,6 +61,7 @@ impl AppState {
             prometheus: None,
             login_throttle: Arc::default(),
             trust_proxy: config.trust_proxy,
+            trusted_proxies: config.trusted_proxies.clone(),
             public_origin: config.public_origin.as_deref().map(Arc::from),
             leptos_options,
             pool,

@@ -44,7 +44,7 @@ fn options() -> LeptosOptions {
 async fn token(pool: &PgPool, name: &str, scope: Scope, tenant: Option<&str>) -> String {
     let secret = server::auth::generate_secret(scope).unwrap();
     let actor = store::Actor::new("test", store::Source::Cli);
-    server::tokens::create(pool, &actor, name, scope, tenant, None, &secret)
+    server::tokens::create(pool, &actor, name, scope, tenant, None, &secret, None)
         .await
         .unwrap();
     secret
@@ -250,6 +250,147 @@ async fn sign_in(app: &TestApp, username: &str, role: &str) -> String {
         "{cookie}"
     );
     cookie.split(';').next().unwrap().to_string()
+}
+
+/// The connection string of the test's own database, for the CLI binary.
+async fn test_database_url(pool: &PgPool) -> String {
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    format!("{}/{db}", base.rsplit_once('/').unwrap().0)
+}
+
+/// Runs the `rollgate` binary against `url`; panics unless it succeeds. Returns its stdout.
+fn rollgate(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("ROLLGATE_PASSWORD", "a long enough password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rollgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Posts the sign-in form (`password` form-encoded).
+async fn log_in(app: &TestApp, username: &str, password: &str) -> Res {
+    app.raw(
+        Request::post("/rpc/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(Body::from(format!(
+                "username={username}&password={password}"
+            )))
+            .unwrap(),
+    )
+    .await
+}
+
+/// What each session-authenticated door answers `cookie`: the audit CSV, the web change stream
+/// (status only: it never ends), `whoami`, and a page (200, or a redirect to the sign-in).
+async fn session_doors(app: &TestApp, cookie: &str) -> (StatusCode, StatusCode, Value, StatusCode) {
+    let get = |uri: &'static str| {
+        Request::get(uri)
+            .header("host", "localhost")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let csv = app.raw(get("/audit/export.csv")).await.status;
+    let stream = app
+        .router()
+        .oneshot(get("/api/ui/stream"))
+        .await
+        .unwrap()
+        .status();
+    let who = form(app, cookie, "whoami", "").await.json();
+    let page = app
+        .router()
+        .oneshot(get("/tenants"))
+        .await
+        .unwrap()
+        .status();
+    (csv, stream, who, page)
+}
+
+/// A disabled user, and every session made before a password or role reset (`user add
+/// --replace`), `user disable` or `user sessions revoke`, is signed out on every door a session
+/// opens: the audit CSV, the web change stream, server functions and pages.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sessions_end_when_the_user_is_disabled_reset_or_revoked(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let url = test_database_url(&pool).await;
+    let ok = |d: &(StatusCode, StatusCode, Value, StatusCode), role: &str| {
+        assert_eq!(d.0, StatusCode::OK, "CSV");
+        assert_eq!(d.1, StatusCode::OK, "stream");
+        assert_eq!(d.2["username"], "dora", "whoami");
+        assert_eq!(d.2["role"], role, "whoami");
+        assert_eq!(d.3, StatusCode::OK, "page");
+    };
+    let refused = |d: &(StatusCode, StatusCode, Value, StatusCode), why: &str| {
+        // `/audit/…` is a page path too: the sign-in redirect comes first.
+        assert!(
+            d.0 == StatusCode::UNAUTHORIZED || d.0.is_redirection(),
+            "CSV after {why}: {}",
+            d.0
+        );
+        assert_eq!(d.1, StatusCode::UNAUTHORIZED, "stream after {why}");
+        assert!(d.2.is_null(), "whoami after {why}: {}", d.2);
+        assert!(d.3.is_redirection(), "page after {why}: {}", d.3);
+    };
+
+    // Disabled: every door closes, and signing in again is refused.
+    let before = sign_in(&app, "dora", "viewer").await;
+    ok(&session_doors(&app, &before).await, "viewer");
+    rollgate(&url, &["user", "disable", "dora"]);
+    refused(&session_doors(&app, &before).await, "user disable");
+    let again = log_in(&app, "dora", "correct+horse+battery").await;
+    says(&again, "Unknown user or wrong password");
+    let listed = rollgate(&url, &["user", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("dora") && l.contains("disabled")),
+        "{listed}"
+    );
+    // Enabled again: the old session stays ended.
+    rollgate(&url, &["user", "enable", "dora"]);
+    refused(&session_doors(&app, &before).await, "user enable");
+
+    // A password and role reset ends the sessions made before it; the new one has the new role.
+    let before = sign_in(&app, "dora", "viewer").await;
+    ok(&session_doors(&app, &before).await, "viewer");
+    rollgate(
+        &url,
+        &["user", "add", "dora", "--role", "admin", "--replace"],
+    );
+    refused(&session_doors(&app, &before).await, "user add --replace");
+    let after = log_in(&app, "dora", "a+long+enough+password").await;
+    let cookie = after.headers["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    ok(&session_doors(&app, &cookie).await, "admin");
+
+    // Revoking the sessions ends them.
+    rollgate(&url, &["user", "sessions", "revoke", "dora"]);
+    refused(&session_doors(&app, &cookie).await, "user sessions revoke");
+
+    // Each change is audited as the CLI.
+    for action in ["user.disable", "user.enable", "user.sessions_revoke"] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE action = $1 AND source = 'cli' AND after->>'username' = 'dora'",
+        )
+        .bind(action)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(n, 1, "{action}");
+    }
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
@@ -1903,6 +2044,75 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
     assert_eq!(audit_count(&pool, "plan.contacts").await, 1);
 }
 
+/// "A second person approves" compares people, not token names: a token minted over REST by the
+/// requesting token (directly or down a chain) acts for the same person and is refused; a token
+/// made separately by the CLI is another person and approves.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_token_cannot_approve_a_change_of_the_token_that_minted_it(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let other = token(&pool, "cli-approver", Scope::Admin, None).await;
+    app.state.live.tokens.reload(&pool).await.unwrap();
+    let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
+    let mint = |by: String, name: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .call(
+                    Method::POST,
+                    "/api/admin/tokens",
+                    Some(&by),
+                    &[],
+                    Some(json!({"name": name, "scope": "admin"})),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+            let j = res.json();
+            // The CLI-made admin token is its own person; what it mints acts for it.
+            assert_eq!(j["owner"], "token:admin", "{}", res.text);
+            j["token"].as_str().unwrap().to_string()
+        }
+    };
+    let minted = mint(app.admin.clone(), "minted").await;
+    let grandchild = mint(minted.clone(), "minted-by-minted").await;
+
+    // The admin token asks; neither its child nor its grandchild may approve.
+    let req = app.post(&format!("{plan_uri}/requests"), None).await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    assert_eq!(req.json()["requested_by_person"], "token:admin");
+    let approve = format!("{plan_uri}/requests/{}/approve", req.json()["id"]);
+    for by in [&minted, &grandchild, &app.admin] {
+        let res = app.call(Method::POST, &approve, Some(by), &[], None).await;
+        assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
+        says(&res, "a second user must approve");
+    }
+    // A token the CLI made separately is another person.
+    let res = app
+        .call(Method::POST, &approve, Some(&other), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.json()["approved_by"], "token:cli-approver");
+
+    // The other way round: the minted token asks, its maker may not approve.
+    let req = app
+        .call(
+            Method::POST,
+            &format!("{plan_uri}/requests"),
+            Some(&minted),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    assert_eq!(req.json()["requested_by"], "token:minted");
+    let approve = format!("{plan_uri}/requests/{}/approve", req.json()["id"]);
+    let res = app.post(&approve, None).await;
+    assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
+    let res = app
+        .call(Method::POST, &approve, Some(&other), &[], None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
@@ -2681,6 +2891,12 @@ async fn every_kind_of_change_is_audited(pool: PgPool) {
             vec!["user", "add", "carl", "--role", "viewer"],
             "user.upsert",
         ),
+        (vec!["user", "disable", "carl"], "user.disable"),
+        (vec!["user", "enable", "carl"], "user.enable"),
+        (
+            vec!["user", "sessions", "revoke", "carl"],
+            "user.sessions_revoke",
+        ),
         (
             vec![
                 "token",
@@ -2791,6 +3007,34 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
     // X-Forwarded-For is not trusted unless configured: all of these came from the same
     // (unknown) peer, so the user is throttled for it — but the lock is per address and bounded.
     assert!(app::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
+}
+
+/// Concurrent wrong passwords for one user from one address cannot outrun the throttle: each
+/// attempt is counted before its password is verified, so of 20 at once only the throttle's
+/// free failures are verified and the rest wait.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn concurrent_sign_ins_cannot_outrun_the_throttle(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    sign_in(&app, "petra", "product_owner").await;
+    let attempts = (0..20).map(|_| log_in(&app, "petra", "wrong"));
+    let answers = futures::future::join_all(attempts).await;
+    let verified = answers
+        .iter()
+        .filter(|r| r.text.contains("Unknown user or wrong password"))
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|r| r.text.contains("Too many failed sign-ins"))
+        .count();
+    assert_eq!(verified + throttled, 20, "every answer is one or the other");
+    assert_eq!(
+        verified,
+        app::throttle::FREE_FAILURES as usize,
+        "only the free failures reach password verification"
+    );
+    assert!(answers
+        .iter()
+        .all(|r| !r.headers.contains_key("set-cookie")));
 }
 
 /// Captures everything logged on this thread (the test's runtime is single-threaded).
@@ -3874,4 +4118,45 @@ async fn a_rollback_never_turns_anyone_on(pool: PgPool) {
     assert_eq!(source, "sql");
     assert_eq!(after["phase"], "50%");
     assert!(clock().await > before_clock);
+}
+
+/// The audit CSV streams page by page (never the whole log in memory) and still holds every
+/// matching row exactly once, newest first, across page boundaries.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_audit_csv_streams_every_row_once(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    sqlx::query(
+        "INSERT INTO audit_log (actor, source, action, flag_key, after) \
+         SELECT 'bulk-bot', 'api', 'test.bulk', 'multi_workspace_enabled', jsonb_build_object('n', g) \
+         FROM generate_series(1, 4500) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let viewer = sign_in(&app, "vera", "viewer").await;
+    let res = app
+        .call(
+            Method::GET,
+            "/audit/export.csv?actor=bulk-bot",
+            None,
+            &[("cookie", &viewer)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::OK,
+        "{}",
+        &res.text[..200.min(res.text.len())]
+    );
+    let mut reader = csv::Reader::from_reader(res.text.as_bytes());
+    let ids: Vec<i64> = reader
+        .records()
+        .map(|r| r.unwrap()[0].parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4500);
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeats"
+    );
 }

@@ -38,15 +38,27 @@ pub struct Actor {
     pub name: String,
     /// Channel.
     pub source: Source,
+    /// The person behind the actor, for "a second person must approve": the user name for a
+    /// session, a token's owner (see `tokens::TokenRow::owner`) or `token:<name>` for a token
+    /// without one; the actor's name unless set with [`Actor::for_person`].
+    pub person: String,
 }
 
 impl Actor {
-    /// An actor.
+    /// An actor who is their own person.
     pub fn new(name: impl Into<String>, source: Source) -> Self {
+        let name = name.into();
         Actor {
-            name: name.into(),
+            person: name.clone(),
+            name,
             source,
         }
+    }
+
+    /// The same actor acting for `person` (a token for its owner).
+    pub fn for_person(mut self, person: impl Into<String>) -> Self {
+        self.person = person.into();
+        self
     }
 
     /// Records the actor for the rest of the transaction.

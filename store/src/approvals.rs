@@ -32,6 +32,9 @@ pub struct ChangeRequest {
     pub turned_off: i32,
     /// Who asked.
     pub requested_by: String,
+    /// The person who asked (the user, or the token's owner); null on requests made before it was
+    /// recorded, where `requested_by` is the person.
+    pub requested_by_person: Option<String>,
     /// When.
     pub requested_at: DateTime<Utc>,
     /// Who approved (never the requester).
@@ -43,6 +46,15 @@ pub struct ChangeRequest {
     /// Whether it is still the change the flag would make now (any edit voids it).
     #[sqlx(default)]
     pub current: bool,
+}
+
+impl ChangeRequest {
+    /// The person who asked: [`Self::requested_by_person`], else (older rows) `requested_by`.
+    pub fn requester(&self) -> &str {
+        self.requested_by_person
+            .as_deref()
+            .unwrap_or(&self.requested_by)
+    }
 }
 
 /// A request to store.
@@ -66,7 +78,7 @@ pub(crate) async fn fetch(
 ) -> Result<Vec<ChangeRequest>, Error> {
     Ok(sqlx::query_as(
         "SELECT id, from_phase, to_phase, change, flag_version, change_hash, turned_on, turned_off, \
-                requested_by, requested_at, approved_by, approved_at, applied_at \
+                requested_by, requested_by_person, requested_at, approved_by, approved_at, applied_at \
          FROM change_requests WHERE flag_key = $1 AND ($2::bigint IS NULL OR id = $2) \
          ORDER BY id DESC LIMIT 20",
     )
@@ -113,8 +125,8 @@ pub(crate) async fn insert(
 ) -> Result<i64, Error> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO change_requests (flag_key, from_phase, to_phase, rollout, change, flag_version, change_hash, \
-                                      turned_on, turned_off, requested_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                                      turned_on, turned_off, requested_by, requested_by_person) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(key)
     .bind(&r.from_phase)
@@ -126,10 +138,11 @@ pub(crate) async fn insert(
     .bind(i32::try_from(r.turned_on).unwrap_or(i32::MAX))
     .bind(i32::try_from(r.turned_off).unwrap_or(i32::MAX))
     .bind(&actor.name)
+    .bind(&actor.person)
     .fetch_one(&mut *conn)
     .await?;
     let details = serde_json::json!({
-        "request": id, "from": r.from_phase, "to": r.to_phase, "change": r.change,
+        "request": id, "person": actor.person, "from": r.from_phase, "to": r.to_phase, "change": r.change,
         "change_hash": r.hash, "turned_on": r.turned_on, "turned_off": r.turned_off,
     });
     actor
@@ -151,8 +164,9 @@ pub(crate) async fn set_approved(
         .bind(&actor.name)
         .execute(&mut *conn)
         .await?;
-    let details =
-        serde_json::json!({ "request": req.id, "role": role, "change_hash": req.change_hash });
+    let details = serde_json::json!({
+        "request": req.id, "role": role, "change_hash": req.change_hash, "person": actor.person,
+    });
     actor
         .audit(conn, "change.approve", Some(key), None, None, Some(details))
         .await

@@ -68,6 +68,16 @@ pub async fn export(pool: &PgPool, q: &AuditQuery) -> Result<Vec<AuditRow>, Erro
     fetch(pool, q, EXPORT_LIMIT).await
 }
 
+/// One page of the export: newest first, at most `limit` rows below `q.before_id` (keyset paging,
+/// so a streamed export holds one page in memory, never the whole log).
+pub async fn export_page(
+    pool: &PgPool,
+    q: &AuditQuery,
+    limit: i64,
+) -> Result<Vec<AuditRow>, Error> {
+    fetch(pool, q, limit.clamp(1, EXPORT_LIMIT)).await
+}
+
 async fn fetch(pool: &PgPool, q: &AuditQuery, limit: i64) -> Result<Vec<AuditRow>, Error> {
     let blank = |s: &Option<String>| {
         s.as_deref()

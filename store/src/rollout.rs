@@ -838,8 +838,10 @@ pub async fn request(
 }
 
 /// Approves request `id` as `role`. Refused when the role may not approve for this plan, when the
-/// approver asked for the change, when it was already approved or applied, and when the change is
-/// no longer the one the flag would make (the flag or its tenants changed since: ask again).
+/// approver is the person who asked for the change (compared by person — [`Actor::person`] — so
+/// neither the same token, nor a token it or its owner minted, nor the owner's own session may
+/// approve), when it was already approved or applied, and when the change is no longer the one the
+/// flag would make (the flag or its tenants changed since: ask again).
 pub async fn approve(
     pool: &PgPool,
     actor: &Actor,
@@ -858,10 +860,11 @@ pub async fn approve(
     }
     let (rollout, version) = rows::lock_flag(&mut tx, key).await?;
     let mut req = approvals::one(&mut tx, key, id).await?;
-    if req.requested_by == actor.name {
-        return Err(Error::Forbidden(
-            "you asked for this change: a second user must approve it".into(),
-        ));
+    if req.requester() == actor.person || req.requested_by == actor.name {
+        return Err(Error::Forbidden(format!(
+            "{} asked for this change: a second user must approve it (not the same person, nor a token made by them or their tokens)",
+            req.requester()
+        )));
     }
     if req.applied_at.is_some() {
         return Err(Error::Conflict(format!(

@@ -22,6 +22,10 @@ pub struct TokenRow {
     pub created_at: DateTime<Utc>,
     /// Who created it.
     pub created_by: String,
+    /// The person it acts for when approving changes: inherited from the token that created it
+    /// over REST (a user name, or `token:<name>` of a CLI-made token at the root of the chain);
+    /// null for a token made by the CLI, which is its own person (`token:<name>`).
+    pub owner: Option<String>,
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
     /// Revocation time, if revoked.
@@ -39,6 +43,8 @@ pub struct ActiveToken {
     pub scope: String,
     /// Tenant of a tenant token.
     pub tenant_id: Option<String>,
+    /// The person it acts for (null: itself, `token:<name>`).
+    pub owner: Option<String>,
     /// SHA-256 of the secret.
     pub token_hash: Vec<u8>,
     /// Expiry.
@@ -60,10 +66,12 @@ pub struct NewToken<'a> {
     pub prefix: &'a str,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The person it acts for: the creating token's person over REST, `None` from the CLI.
+    pub owner: Option<&'a str>,
 }
 
 const COLUMNS: &str =
-    "id, name, scope, tenant_id, prefix, created_at, created_by, expires_at, revoked_at";
+    "id, name, scope, tenant_id, prefix, created_at, created_by, owner, expires_at, revoked_at";
 
 /// Stores a new token.
 pub async fn create(pool: &PgPool, actor: &Actor, t: &NewToken<'_>) -> Result<TokenRow, Error> {
@@ -80,8 +88,8 @@ pub async fn create(pool: &PgPool, actor: &Actor, t: &NewToken<'_>) -> Result<To
         }
     }
     let row: TokenRow = sqlx::query_as(&format!(
-        "INSERT INTO api_tokens (name, scope, tenant_id, token_hash, prefix, created_by, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO api_tokens (name, scope, tenant_id, token_hash, prefix, created_by, expires_at, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(t.name)
     .bind(t.scope)
@@ -90,6 +98,7 @@ pub async fn create(pool: &PgPool, actor: &Actor, t: &NewToken<'_>) -> Result<To
     .bind(t.prefix)
     .bind(&actor.name)
     .bind(t.expires_at)
+    .bind(t.owner)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match Error::from(e) {
@@ -109,7 +118,9 @@ pub async fn create(pool: &PgPool, actor: &Actor, t: &NewToken<'_>) -> Result<To
             None,
             row.tenant_id.as_deref(),
             None,
-            Some(serde_json::json!({ "id": row.id, "name": row.name, "scope": row.scope })),
+            Some(
+                serde_json::json!({ "id": row.id, "name": row.name, "scope": row.scope, "owner": row.owner }),
+            ),
         )
         .await?;
     tx.commit().await?;
@@ -163,7 +174,7 @@ pub async fn revoke(pool: &PgPool, actor: &Actor, id: i64) -> Result<TokenRow, E
 /// Every live (not revoked) token with its hash.
 pub async fn active(pool: &PgPool) -> Result<Vec<ActiveToken>, Error> {
     Ok(sqlx::query_as(
-        "SELECT id, name, scope, tenant_id, token_hash, expires_at FROM api_tokens WHERE revoked_at IS NULL",
+        "SELECT id, name, scope, tenant_id, owner, token_hash, expires_at FROM api_tokens WHERE revoked_at IS NULL",
     )
     .fetch_all(pool)
     .await?)

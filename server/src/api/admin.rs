@@ -558,7 +558,8 @@ pub struct CreatedToken {
     pub meta: store::tokens::TokenRow,
 }
 
-/// Creates a token and shows its secret once.
+/// Creates a token and shows its secret once. It acts for the same person as the token creating it
+/// (`owner`), so it cannot approve that person's changes.
 #[utoipa::path(post, path = "/api/admin/tokens", tag = "admin", request_body = NewTokenBody, security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -581,6 +582,8 @@ pub async fn create_token(
         b.tenant_id.as_deref(),
         b.expires_at,
         &secret,
+        // The new token acts for the same person as the one creating it.
+        Some(&caller.person),
     )
     .await?;
     reload_tokens(&state).await;
@@ -878,8 +881,9 @@ pub async fn request_change(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-/// Approves a change request (as an admin token: never the token that asked; 409 when the flag
-/// or its tenants changed since, so the change is not the one requested).
+/// Approves a change request (as an admin token acting for another person than the one who asked —
+/// not the same token, nor one minted by it or by its owner; 409 when the flag or its tenants
+/// changed since, so the change is not the one requested).
 #[utoipa::path(post, path = "/api/admin/flags/{key}/plan/requests/{id}/approve", tag = "admin",
     params(("key" = String, Path), ("id" = i64, Path)), security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = store::approvals::ChangeRequest), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -131,13 +131,9 @@ pub async fn stream(
 /// The same change stream for the signed-in web app (session cookie instead of a token).
 pub async fn ui_stream(
     State(state): State<AppState>,
-    session: tower_sessions::Session,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    if app::auth::is_signed_in(&session).await {
-        Ok(version_events(&state))
-    } else {
-        Err(ApiError::unauthorized("sign in to follow changes"))
-    }
+    _user: crate::session::SignedIn,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    version_events(&state)
 }
 
 fn version_events(state: &AppState) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
