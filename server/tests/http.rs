@@ -627,9 +627,7 @@ async fn seed_pilot_and_quick_rollback(pool: PgPool) {
         None,
     )
     .await;
-    let res = app
-        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
-        .await;
+    let res = rollback(&app, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["turned_off"], json!([a.clone()]));
     assert_eq!(
@@ -1055,12 +1053,7 @@ async fn phase_ladder_materialises_nested_cohorts(pool: PgPool) {
         "unprocessable",
     );
     // One rung down: back to 50%, global row off again.
-    let res = app
-        .post(
-            &format!("/api/admin/flags/{FLAG}/rollback"),
-            Some(json!({"to": "previous"})),
-        )
-        .await;
+    let res = rollback(&app, Some("previous")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert!(!res.json()["turned_off"].as_array().unwrap().is_empty());
     let global: bool = sqlx::query_scalar(
@@ -1796,6 +1789,18 @@ async fn phase(app: &TestApp) -> String {
         .to_string()
 }
 
+/// Rolls FLAG back (`to`: `previous`; none: every row OFF) with the admin token.
+async fn rollback(app: &TestApp, to: Option<&str>) -> Res {
+    let uri = format!("/api/admin/flags/{FLAG}/rollback");
+    app.post(&uri, to.map(|t| json!({ "to": t }))).await
+}
+
+/// Approves change request `id` of FLAG's plan with `token` (another admin than the asker).
+async fn approve_as(app: &TestApp, id: &Value, token: &str) -> Res {
+    let uri = format!("/api/admin/flags/{FLAG}/plan/requests/{id}/approve");
+    app.call(Method::POST, &uri, Some(token), &[], None).await
+}
+
 async fn audit_count(pool: &PgPool, action: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1 AND flag_key = $2")
         .bind(action)
@@ -1920,15 +1925,7 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
         "gates_unmet",
     );
     let req = app.post(&format!("{plan_uri}/requests"), None).await.json();
-    let res = app
-        .call(
-            Method::POST,
-            &format!("{plan_uri}/requests/{}/approve", req["id"]),
-            Some(&approver),
-            &[],
-            None,
-        )
-        .await;
+    let res = approve_as(&app, &req["id"], &approver).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let res = app.post(&advance, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
@@ -1990,17 +1987,10 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
     assert!(passed.to_string().contains("monitoring window"), "{passed}");
 
     // Rollback is never gated.
-    let res = app
-        .post(
-            &format!("/api/admin/flags/{FLAG}/rollback"),
-            Some(json!({"to": "previous"})),
-        )
-        .await;
+    let res = rollback(&app, Some("previous")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(phase(&app).await, "pilot");
-    let res = app
-        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
-        .await;
+    let res = rollback(&app, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(phase(&app).await, "off");
 
@@ -2973,9 +2963,7 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
         )
         .await;
     assert_error(&res, StatusCode::FORBIDDEN, "forbidden");
-    let res = app
-        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
-        .await;
+    let res = rollback(&app, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
 
     // Sign-in: five wrong passwords, then a wait — even for the right password.
@@ -3752,17 +3740,10 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
         "paused",
     );
     assert_eq!(untouched(&app, &pool).await, paused);
-    let res = app
-        .post(
-            &format!("/api/admin/flags/{FLAG}/rollback"),
-            Some(json!({"to": "previous"})),
-        )
-        .await;
+    let res = rollback(&app, Some("previous")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(phase(&app).await, "10%");
-    let res = app
-        .post(&format!("/api/admin/flags/{FLAG}/rollback"), None)
-        .await;
+    let res = rollback(&app, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(on_count(&pool).await, 0);
 }
@@ -3852,15 +3833,7 @@ async fn a_widening_with_its_gates_met_and_approved_goes_through(pool: PgPool) {
         Some(json!({"enabled": false})),
     )
     .await;
-    let res = app
-        .call(
-            Method::POST,
-            &format!("{plan_uri}/requests/{}/approve", req["id"]),
-            Some(&approver),
-            &[],
-            None,
-        )
-        .await;
+    let res = approve_as(&app, &req["id"], &approver).await;
     assert_error(&res, StatusCode::CONFLICT, "conflict");
     assert!(res.text.contains("stale"), "{}", res.text);
     // A change that turns nobody on needs no approval, and asking for one says so.
@@ -3935,15 +3908,7 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         )
         .await
         .json();
-    let res = app
-        .call(
-            Method::POST,
-            &format!("{plan_uri}/requests/{}/approve", req["id"]),
-            Some(&approver),
-            &[],
-            None,
-        )
-        .await;
+    let res = approve_as(&app, &req["id"], &approver).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let res = app.post(&curl, None).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
@@ -4049,12 +4014,7 @@ async fn a_rollback_never_turns_anyone_on(pool: PgPool) {
     };
     set_pause(true).await;
     let on_before = on_count(&pool).await;
-    let res = app
-        .post(
-            &format!("/api/admin/flags/{FLAG}/rollback"),
-            Some(json!({"to": "previous"})),
-        )
-        .await;
+    let res = rollback(&app, Some("previous")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.json()["turned_on"], json!([]));
     assert_eq!(phase(&app).await, "10%");
