@@ -236,6 +236,8 @@ enum Line<'a> {
 struct Scanner {
     in_copy: bool,
     line_no: usize,
+    /// Inside a dollar-quoted body (`$$ … $$`, `$_$ … $_$`): its tag.
+    dollar: Option<String>,
 }
 
 impl Scanner {
@@ -243,6 +245,37 @@ impl Scanner {
         Scanner {
             in_copy: false,
             line_no: 0,
+            dollar: None,
+        }
+    }
+
+    /// Follows dollar quotes through an SQL line (outside single quotes and comments).
+    fn track_dollars(&mut self, line: &str) {
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        let mut quoted = false;
+        while let Some(&c) = chars.get(i) {
+            if self.dollar.is_none() && !quoted && c == '-' && chars.get(i + 1) == Some(&'-') {
+                return;
+            }
+            if self.dollar.is_none() && c == '\'' {
+                quoted = !quoted;
+            } else if !quoted && c == '$' {
+                let tag: String = chars
+                    .iter()
+                    .skip(i + 1)
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                    .collect();
+                if chars.get(i + 1 + tag.chars().count()) == Some(&'$') {
+                    match &self.dollar {
+                        None => self.dollar = Some(tag.clone()),
+                        Some(open) if *open == tag => self.dollar = None,
+                        Some(_) => {}
+                    }
+                    i += tag.chars().count() + 1;
+                }
+            }
+            i += 1;
         }
     }
 
@@ -268,12 +301,76 @@ impl Scanner {
                 t.chars().take(40).collect::<String>()
             )));
         }
+        let in_body = self.dollar.is_some();
+        self.track_dollars(t);
+        if let Some(what) = forbidden(t, in_body) {
+            return Err(Error::Invalid(format!(
+                "{} line {}: {what} is not part of a pg_dump backup; refused",
+                file.display(),
+                self.line_no
+            )));
+        }
         if l.starts_with("COPY ") && l.ends_with(" FROM stdin;") {
             self.in_copy = true;
             return Ok(Line::CopyStart(l));
         }
         Ok(Line::Sql(l))
     }
+}
+
+/// What a plain pg_dump of Rollgate's database never holds and a planted file could use: the
+/// restore runs the file's SQL with the connection's privileges, so statements that reach the
+/// server's files or programs, change roles or end the restore's transaction are refused outright
+/// (defence in depth: run Rollgate with a role that is not a superuser, as docs/operations.md says).
+fn forbidden(line: &str, in_body: bool) -> Option<&'static str> {
+    let upper = line.to_ascii_uppercase();
+    let starts = |w: &str| {
+        upper.starts_with(w)
+            && upper
+                .get(w.len()..)
+                .is_none_or(|rest| rest.starts_with([' ', ';', '\t']) || rest.is_empty())
+    };
+    // (Inside a function body `BEGIN` and `END` are PL/pgSQL blocks, not transactions.)
+    if !in_body
+        && [
+            "BEGIN",
+            "COMMIT",
+            "ROLLBACK",
+            "END",
+            "ABORT",
+            "START TRANSACTION",
+            "SAVEPOINT",
+            "RELEASE",
+            "PREPARE TRANSACTION",
+        ]
+        .iter()
+        .any(|w| starts(w))
+    {
+        return Some("a transaction statement");
+    }
+    [
+        ("PROGRAM", "COPY … PROGRAM (a shell command)"),
+        ("LO_IMPORT", "lo_import (a server file)"),
+        ("LO_EXPORT", "lo_export (a server file)"),
+        ("PG_READ_FILE", "pg_read_file (a server file)"),
+        ("PG_READ_BINARY_FILE", "pg_read_binary_file (a server file)"),
+        ("PG_LS_DIR", "pg_ls_dir (a server directory)"),
+        ("ALTER SYSTEM", "ALTER SYSTEM"),
+        ("CREATE ROLE", "CREATE ROLE"),
+        ("ALTER ROLE", "ALTER ROLE"),
+        ("CREATE USER", "CREATE USER"),
+        ("ALTER USER", "ALTER USER"),
+        ("SET ROLE", "SET ROLE"),
+        ("SET SESSION AUTHORIZATION", "SET SESSION AUTHORIZATION"),
+        ("DBLINK", "dblink"),
+        ("PLPYTHON", "an untrusted language"),
+        ("PLPERLU", "an untrusted language"),
+        ("PLTCLU", "an untrusted language"),
+        ("LANGUAGE C", "a C-language function"),
+    ]
+    .iter()
+    .find(|(w, _)| upper.contains(w))
+    .map(|(_, what)| *what)
 }
 
 /// Whether an SQL line holds a backslash outside quotes and comments: psql would run what follows
@@ -356,14 +453,12 @@ pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Err
             .await
             .map_err(|e| Error::Invalid(format!("checking the backup: {e}")))??
     };
-    let failed = |e: Error| match e {
-        Error::Database(db) => Error::Invalid(format!(
+    let failed = |e: sqlx::Error| match e.as_database_error() {
+        Some(d) => Error::Invalid(format!(
             "restore failed and was rolled back: {}",
-            db.as_database_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| db.to_string())
+            d.message()
         )),
-        other => other,
+        None => Error::from(e),
     };
     let mut conn = sqlx::PgConnection::connect(database_url).await?;
     let mut tx = conn.begin().await?;
@@ -373,6 +468,9 @@ pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Err
     let mut sql = String::new();
     let mut line = String::new();
     let mut row = String::new();
+    // Checked again on the pass that runs it: a file changed since the check, cut short, commits
+    // nothing.
+    let mut complete = false;
     loop {
         line.clear();
         let n = reader
@@ -384,6 +482,7 @@ pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Err
         match scanner.next(&line, file)? {
             Line::Guard | Line::CopyData(_) | Line::CopyEnd => {}
             Line::Sql(s) => {
+                complete |= s == FOOTER;
                 sql.push_str(s);
                 sql.push('\n');
             }
@@ -392,13 +491,10 @@ pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Err
                     sqlx::raw_sql(&sql)
                         .execute(&mut *tx)
                         .await
-                        .map_err(|e| failed(e.into()))?;
+                        .map_err(failed)?;
                 }
                 sql.clear();
-                let mut copy = tx
-                    .copy_in_raw(statement)
-                    .await
-                    .map_err(|e| failed(e.into()))?;
+                let mut copy = tx.copy_in_raw(statement).await.map_err(failed)?;
                 let mut data: Vec<u8> = Vec::new();
                 loop {
                     row.clear();
@@ -413,25 +509,29 @@ pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Err
                     data.extend_from_slice(d.as_bytes());
                     data.push(b'\n');
                     if data.len() >= 1 << 20 {
-                        copy.send(std::mem::take(&mut data))
-                            .await
-                            .map_err(|e| failed(e.into()))?;
+                        copy.send(std::mem::take(&mut data)).await.map_err(failed)?;
                     }
                 }
                 if !data.is_empty() {
-                    copy.send(data).await.map_err(|e| failed(e.into()))?;
+                    copy.send(data).await.map_err(failed)?;
                 }
-                copy.finish().await.map_err(|e| failed(e.into()))?;
+                copy.finish().await.map_err(failed)?;
             }
         }
+    }
+    if !complete || scanner.in_copy {
+        return Err(Error::Invalid(format!(
+            "{} changed since it was checked: its closing line is missing; nothing was restored",
+            file.display()
+        )));
     }
     if !sql.trim().is_empty() {
         sqlx::raw_sql(&sql)
             .execute(&mut *tx)
             .await
-            .map_err(|e| failed(e.into()))?;
+            .map_err(failed)?;
     }
-    tx.commit().await.map_err(|e| failed(e.into()))?;
+    tx.commit().await.map_err(failed)?;
     Ok(checked)
 }
 

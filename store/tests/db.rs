@@ -272,3 +272,38 @@ async fn migration_status_is_complete(pool: PgPool) {
     assert_eq!(counts.drifted, 0);
     assert_eq!(counts.applied, store::MIGRATOR.iter().count());
 }
+
+/// Tokens minted over REST before token owners existed get the person at the root of their
+/// `created_by` chain, so an old child token still counts as its minter when approving.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn old_minted_tokens_get_their_minters_person(pool: PgPool) {
+    sqlx::query(
+        "INSERT INTO api_tokens (name, scope, token_hash, prefix, created_by, created_at) VALUES \
+         ('admin', 'admin', '\\x01', 'p', 'cli:root', now() - interval '3 hours'), \
+         ('child', 'admin', '\\x02', 'p', 'token:admin', now() - interval '2 hours'), \
+         ('grandchild', 'admin', '\\x03', 'p', 'token:child', now() - interval '1 hour'), \
+         ('orphan', 'admin', '\\x04', 'p', 'token:gone', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let n: i32 = sqlx::query_scalar("SELECT rollgate_backfill_token_owners()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let owners: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, owner FROM api_tokens ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        owners,
+        [
+            ("admin".to_string(), None),
+            ("child".to_string(), Some("token:admin".to_string())),
+            ("grandchild".to_string(), Some("token:admin".to_string())),
+            ("orphan".to_string(), Some("token:gone".to_string())),
+        ]
+    );
+}

@@ -190,11 +190,35 @@ async fn bad_backups_are_refused_before_the_database_is_touched(pool: PgPool) {
     );
     assert_ne!(evil, text);
     gz(&planted, &evil);
+    // Statements a dump never holds that reach the server's programs or end the transaction.
+    let program = dir.join("backup_program_20261129_000000.sql.gz");
+    gz(
+        &program,
+        &text.replacen(
+            "SET statement_timeout = 0;",
+            &format!(
+                "SET statement_timeout = 0;\nCOPY (SELECT 1) TO PROGRAM 'touch {}';",
+                marker.display()
+            ),
+            1,
+        ),
+    );
+    let commit = dir.join("backup_commit_20261129_000000.sql.gz");
+    gz(
+        &commit,
+        &text.replacen(
+            "SET statement_timeout = 0;",
+            "SET statement_timeout = 0;\nCOMMIT;",
+            1,
+        ),
+    );
     for (file, expected) in [
         (&not_gzip, "not a readable gzip"),
         (&not_dump, "not a pg_dump script"),
         (&truncated, "truncated"),
         (&planted, "psql meta-command"),
+        (&program, "PROGRAM"),
+        (&commit, "a transaction statement"),
     ] {
         let (u, f) = (url.clone(), file.clone());
         let err = store::backup::restore(&u, &f)
@@ -309,4 +333,44 @@ async fn backups_are_private_distinct_and_hold_no_sessions(pool: PgPool) {
     }
     assert_eq!(store::backup::list(&dir).unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// A restore that fails halfway — after its DROPs and some COPY data ran — changes nothing: it is
+/// one transaction.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_restore_that_fails_halfway_changes_nothing(pool: PgPool) {
+    use std::io::Write;
+    store::demo::seed_tenants(&pool, 12).await.unwrap();
+    let url = url_of(&pool, None).await;
+    let dir = scratch("halfway");
+    let real = backup(&url, &dir).await;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&real).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let footer = "-- PostgreSQL database dump complete";
+    let broken = text.replacen(footer, &format!("SELECT 1/0;\n{footer}"), 1);
+    assert_ne!(broken, text);
+    let file = dir.join("backup_broken_20261129_000000.sql.gz");
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(&file).unwrap(),
+        flate2::Compression::default(),
+    );
+    e.write_all(broken.as_bytes()).unwrap();
+    e.finish().unwrap();
+    // The database moves on after the backup; the failed restore must not take it back.
+    sqlx::query("DELETE FROM tenants WHERE id IN (SELECT id FROM tenants ORDER BY id LIMIT 2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = fingerprint(&url).await;
+    let err = store::backup::restore(&url, &file)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(fingerprint(&url).await, before);
+    let _ = std::fs::remove_dir_all(&dir);
 }
