@@ -182,7 +182,7 @@ ensure_e2e_deps() {
 }
 
 # pg_start NAME PORT — starts (or reuses) a private cluster and exports PG_URL_BASE.
-# The cluster listens on 127.0.0.1 only, without Unix sockets, with trust auth for local use.
+# The cluster listens on 127.0.0.1 only, without Unix sockets, with password (scram-sha-256) auth.
 # Its data lives in .data/NAME when the postgres user can reach the checkout, otherwise in a
 # folder under /var/tmp that .data/NAME points to.
 PG_STARTED=()
@@ -231,8 +231,10 @@ pg_start() {
             start >/dev/null || { tail -n 20 "$dir/server.log" >&2; die "Postgres ($name) did not start"; }
         PG_STARTED+=("$dir")
     fi
-    PG_URL_BASE="postgres://postgres:$password@127.0.0.1:$port"
-    export PG_URL_BASE
+    # The password travels in the environment (PGPASSWORD, read by psql, pg_dump and sqlx), never
+    # in a URL on a command line, where every local user could read it in the process list.
+    PG_URL_BASE="postgres://postgres@127.0.0.1:$port"
+    export PG_URL_BASE PGPASSWORD="$password"
     pg_require_password "$dir" "$port" "$password"
 }
 
@@ -253,9 +255,9 @@ pg_require_password() {
     hba="$dir/pg_hba.conf"
     if grep -Eq '^[[:space:]]*host.*[[:space:]]trust[[:space:]]*$' "$hba"; then
         step "private Postgres ($(basename "$dir")): switching from trust to password authentication"
-        psql "postgres://postgres@127.0.0.1:$port/postgres" -qAt -v ON_ERROR_STOP=1 \
-            -c "SET password_encryption = 'scram-sha-256'" \
-            -c "ALTER USER postgres PASSWORD '$password'" >/dev/null
+        # Through stdin (a bash builtin writes it): not on a command line.
+        printf "SET password_encryption = 'scram-sha-256';\nALTER USER postgres PASSWORD '%s';\n" "$password" \
+            | PGPASSWORD= psql "postgres://postgres@127.0.0.1:$port/postgres" -qAt -v ON_ERROR_STOP=1 >/dev/null
         sed -i -E 's/^([[:space:]]*host.*[[:space:]])trust[[:space:]]*$/\1scram-sha-256/' "$hba"
         runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir" reload >/dev/null
     fi

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use flags::guard::Sample;
 use serde::Deserialize;
 
-/// A configured Prometheus (`PROMETHEUS_URL`).
-#[derive(Debug, Clone)]
+/// A configured Prometheus (`PROMETHEUS_URL`). Its `Debug` shows the redacted URL only.
+#[derive(Clone)]
 pub struct Prometheus {
     base: String,
     /// `base` with any user-info (`user:password@`) replaced by `***@`: what is shown and logged.
@@ -16,16 +16,25 @@ pub struct Prometheus {
 }
 
 /// `url` with its user-info part (`https://user:secret@host/…`) replaced by `***`, so a URL with
-/// credentials can be shown and logged.
+/// credentials can be shown and logged. Parsed as a URL (a password may hold `/`, `?` or `#`);
+/// text that is not a URL is cut at its last `@` before the host.
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_string(),
+    if let Ok(mut u) = url::Url::parse(url) {
+        if !u.username().is_empty() || u.password().is_some() {
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+        }
+        let shown = u.to_string();
+        // `Url` adds a trailing slash to a bare origin; keep the text as it was given.
+        return if !url.ends_with('/') && shown.ends_with('/') && u.path() == "/" {
+            shown.trim_end_matches('/').to_string()
+        } else {
+            shown
+        };
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
     }
 }
 
@@ -76,6 +85,14 @@ fn number(s: &str) -> f64 {
     s.parse().unwrap_or(f64::NAN)
 }
 
+impl std::fmt::Debug for Prometheus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prometheus")
+            .field("url", &self.shown)
+            .finish()
+    }
+}
+
 impl Prometheus {
     /// A client for the Prometheus at `base` (`http://prometheus:9090`), each request limited to
     /// `timeout`.
@@ -86,6 +103,9 @@ impl Prometheus {
             return Err(format!(
                 "PROMETHEUS_URL must start with http:// or https://, got {shown:?}"
             ));
+        }
+        if url::Url::parse(&base).is_err() {
+            return Err(format!("PROMETHEUS_URL is not a URL: {shown:?}"));
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)

@@ -73,10 +73,23 @@ fn fail(f: &mut Failures, now: Instant, free: u32) {
     }
 }
 
+/// The address a throttle entry is kept under: an IPv4 address as it is, an IPv6 address as its
+/// /64 network (one subscriber's prefix: rotating addresses inside it gains no attempts).
+pub fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
 impl Throttle {
     /// How long `user` from `ip` must wait before trying again, if at all (checked before the
     /// password is).
     pub fn wait(&self, user: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let ip = throttle_key(ip);
         let pair = self
             .pairs
             .lock()
@@ -95,6 +108,7 @@ impl Throttle {
     /// now, in the same step as the check (a success gives it back through [`Self::succeeded`]).
     /// So of any number of concurrent attempts at most [`FREE_FAILURES`] reach verification.
     pub fn reserve(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let ip = throttle_key(ip);
         // Both maps are held for the whole step (always pairs first, so no two steps deadlock).
         // A poisoned lock refuses the attempt rather than letting it through unthrottled.
         let refuse = Duration::from_secs(1);
@@ -113,6 +127,7 @@ impl Throttle {
 
     /// Records a failed sign-in that was not reserved (a reserved attempt already counts).
     pub fn failed(&self, user: &str, ip: IpAddr, now: Instant) {
+        let ip = throttle_key(ip);
         if let Ok(mut m) = self.pairs.lock() {
             record(&mut m, (user.to_string(), ip), now, FREE_FAILURES);
         }
@@ -142,6 +157,7 @@ impl Throttle {
     /// Records that the attempt reserved for `user` from `ip` succeeded: the pair starts over,
     /// and the attempt no longer counts against the address.
     pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        let ip = throttle_key(ip);
         if let Ok(mut m) = self.pairs.lock() {
             m.remove(&(user.to_string(), ip));
         }
@@ -187,6 +203,20 @@ mod tests {
         // A success clears the pair.
         t.succeeded("alice", a);
         assert_eq!(t.wait("alice", a, now), None);
+    }
+
+    #[test]
+    fn an_ipv6_prefix_is_one_address() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        for i in 0..FREE_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            assert!(t.reserve("victim", ip, now).is_ok());
+        }
+        let other_in_prefix: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(t.reserve("victim", other_in_prefix, now).is_err());
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(t.reserve("victim", elsewhere, now).is_ok());
     }
 
     #[test]

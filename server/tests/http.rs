@@ -4124,3 +4124,51 @@ async fn the_audit_csv_streams_every_row_once(pool: PgPool) {
         "newest first, no repeats"
     );
 }
+
+/// A sign-in with a user name longer than any account's is refused with the generic message before
+/// it is throttled, stored or logged.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn overlong_user_names_are_refused_before_anything_else(pool: PgPool) {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new(pool.clone()).await;
+    let long = "x".repeat(65);
+    let login = |name: String| {
+        let app = &app;
+        async move {
+            app.raw(
+                Request::post("/rpc/login")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("accept", "application/json")
+                    .body(Body::from(format!("username={name}&password=whatever")))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    for _ in 0..20 {
+        let res = login(long.clone()).await;
+        assert!(
+            res.text.contains("Unknown user or wrong password"),
+            "{}",
+            res.text
+        );
+    }
+    // Never throttled (never counted), never logged.
+    assert_eq!(app.state.login_throttle.prune(std::time::Instant::now()), 0);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains(&long), "the long name reached the log");
+    // A name of 64 characters is an ordinary (unknown) user: counted by the throttle.
+    let res = login("y".repeat(64)).await;
+    assert!(
+        res.text.contains("Unknown user or wrong password"),
+        "{}",
+        res.text
+    );
+    assert!(app.state.login_throttle.prune(std::time::Instant::now()) > 0);
+}

@@ -123,7 +123,15 @@ fn partial_name(dir: &Path, name: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}.{}.{n}.partial", std::process::id()))
+    // Process id, counter and the clock's nanoseconds: unique even for two containers that are
+    // both pid 1 on one backup volume (and `create_new` refuses a clash rather than share a file).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    dir.join(format!(
+        ".{name}.{}.{n}.{nanos:09}.partial",
+        std::process::id()
+    ))
 }
 
 /// Gives the finished `partial` its final name in `dir` without overwriting anything: a second
