@@ -579,6 +579,15 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_that_maps_to_no_role_is_refused_by_name() {
+        let e = import_markdown("| Milestone | Owner |\n|---|---|\n| Legal review | Legal |\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Legal review") && e.contains("\"Legal\""), "{e}");
+        assert!(import_markdown("| Milestone | Owner |\n|---|---|\n| Ship | qa |\n").is_ok());
+    }
+
+    #[test]
     fn duplicates_merge_and_loose_items_get_a_default_name() {
         let p = import_markdown("- [ ] a\n- [ ] a\n* [X] b\n").unwrap();
         assert_eq!(p.checklists.len(), 1);
