@@ -24,9 +24,9 @@ command -v wrk >/dev/null || apt_install wrk
 
 timed "build (release)" cargo leptos build --release
 pg_start pg-bench 15450
-create_db "$PG_URL_BASE" rollgate_bench fresh
-export DATABASE_URL="$PG_URL_BASE/rollgate_bench"
-BIN="$ROOT/target/release/rollgate"
+create_db "$PG_URL_BASE" tenantry_bench fresh
+export DATABASE_URL="$PG_URL_BASE/tenantry_bench"
+BIN="$ROOT/target/release/tenantry"
 "$BIN" migrate >/dev/null
 timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
 SECRET=$(random_secret rg_server_)
@@ -37,8 +37,8 @@ SECRET=$(random_secret rg_server_)
 "$BIN" advance --override "bench setup" >/dev/null
 "$BIN" advance --override "bench setup" >/dev/null
 
-export LEPTOS_OUTPUT_NAME=rollgate LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
-ROLLGATE_TRUST_PROXY=1 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/bench-server.log" 2>&1 &
+export LEPTOS_OUTPUT_NAME=tenantry LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
+TENANTRY_TRUST_PROXY=1 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/bench-server.log" 2>&1 &
 SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"
 

@@ -23,20 +23,20 @@ ensure_wasm_opt
 
 timed "build (release)" cargo leptos build --release
 pg_start pg-bench 15450
-create_db "$PG_URL_BASE" rollgate_preview fresh
-export DATABASE_URL="$PG_URL_BASE/rollgate_preview"
-BIN="$ROOT/target/release/rollgate"
+create_db "$PG_URL_BASE" tenantry_preview fresh
+export DATABASE_URL="$PG_URL_BASE/tenantry_preview"
+BIN="$ROOT/target/release/tenantry"
 "$BIN" migrate >/dev/null
 timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
 export E2E_PO_PASSWORD
 E2E_PO_PASSWORD=$(random_secret po-)
-ROLLGATE_PASSWORD="$E2E_PO_PASSWORD" "$BIN" user add po --role product_owner >/dev/null
+TENANTRY_PASSWORD="$E2E_PO_PASSWORD" "$BIN" user add po --role product_owner >/dev/null
 
-export LEPTOS_OUTPUT_NAME=rollgate LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
+export LEPTOS_OUTPUT_NAME=tenantry LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/bench-preview.log" 2>&1 &
 SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"
 
-export ROLLGATE_URL="http://$ADDR"
+export TENANTRY_URL="http://$ADDR"
 (cd "$ROOT/end2end" && npx --no-install playwright test --config playwright.config.ts --project=perf) \
     | grep -E "PREVIEW-100K|passed|failed"

@@ -14,7 +14,7 @@ DOWN_AT=${SOAK_DOWN_AT:-10}
 UP_AT=${SOAK_UP_AT:-40}
 CONNS=${SOAK_CONNECTIONS:-256}
 PORT=${SOAK_PG_PORT:-15470}
-BIN=${SOAK_BIN:-$ROOT/target/release/rollgate}
+BIN=${SOAK_BIN:-$ROOT/target/release/tenantry}
 cleanup_on_exit
 
 ensure_rust
@@ -28,8 +28,8 @@ if [ -z "${SOAK_BIN:-}" ]; then
 fi
 
 pg_start pg-soak "$PORT"
-create_db "$PG_URL_BASE" rollgate_soak fresh
-export DATABASE_URL="$PG_URL_BASE/rollgate_soak"
+create_db "$PG_URL_BASE" tenantry_soak fresh
+export DATABASE_URL="$PG_URL_BASE/tenantry_soak"
 "$BIN" migrate >/dev/null
 "$BIN" seed-demo --tenants 10000 >/dev/null
 SECRET=$(random_secret rg_server_)
@@ -37,7 +37,7 @@ SECRET=$(random_secret rg_server_)
 "$BIN" enable --tenant "$DEMO_TENANT" --override "soak setup" >/dev/null
 "$BIN" advance --override "soak setup" >/dev/null
 
-export LEPTOS_OUTPUT_NAME=rollgate LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
+export LEPTOS_OUTPUT_NAME=tenantry LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/soak-server.log" 2>&1 &
 SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"

@@ -1,6 +1,6 @@
 // Waits until the server answers its health check, so tests never race its start.
 export default async function globalSetup(): Promise<void> {
-  const base = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3300';
+  const base = process.env.TENANTRY_URL ?? 'http://127.0.0.1:3300';
   const deadline = Date.now() + 60_000;
   let last = '';
   while (Date.now() < deadline) {
@@ -13,7 +13,7 @@ export default async function globalSetup(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`Rollgate at ${base} did not become healthy: ${last}`);
+  throw new Error(`Tenantry at ${base} did not become healthy: ${last}`);
 }
 
 // The editor journeys exercise preview, save, conflicts and rollback on the seed flag, not its

@@ -1,7 +1,7 @@
 import { defineConfig } from '@playwright/test';
 
-// Rollgate's scripts/test starts the server and passes its URL; nothing here downloads a browser.
-const baseURL = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3300';
+// Tenantry's scripts/test starts the server and passes its URL; nothing here downloads a browser.
+const baseURL = process.env.TENANTRY_URL ?? 'http://127.0.0.1:3300';
 
 export default defineConfig({
   testDir: './tests',

@@ -1,13 +1,13 @@
-// Regenerates docs/screenshots/*.png against a running Rollgate with the demo data
+// Regenerates docs/screenshots/*.png against a running Tenantry with the demo data
 // (`scripts/run`), signing in with the demo users it printed (.data/demo-users.env):
 //
 //   set -a; . .data/demo-users.env; set +a
-//   (cd end2end && ROLLGATE_URL=http://127.0.0.1:3000 node screenshots.mjs)
+//   (cd end2end && TENANTRY_URL=http://127.0.0.1:3000 node screenshots.mjs)
 //
 // It changes the demo data the way a product owner would: two pilots, then 10% (once).
 import { chromium } from '@playwright/test';
 
-const base = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3000';
+const base = process.env.TENANTRY_URL ?? 'http://127.0.0.1:3000';
 const out = new URL('../docs/screenshots/', import.meta.url).pathname;
 const FLAG = 'multi_workspace_enabled';
 const browser = await chromium.launch({

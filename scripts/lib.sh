@@ -174,7 +174,7 @@ ensure_chromium() {
 
 ensure_e2e_deps() {
     ensure_node
-    local stamp="$ROOT/end2end/node_modules/.rollgate-stamp"
+    local stamp="$ROOT/end2end/node_modules/.tenantry-stamp"
     if [ ! -f "$stamp" ] || [ "$ROOT/end2end/package-lock.json" -nt "$stamp" ]; then
         timed "npm ci (end2end)" npm ci --prefix "$ROOT/end2end" --no-audit --no-fund --silent
         touch "$stamp"
@@ -197,7 +197,7 @@ pg_start() {
             mkdir -p "$dir"
         else
             local alt
-            alt=$(mktemp -d "/var/tmp/rollgate-$name.XXXXXX")
+            alt=$(mktemp -d "/var/tmp/tenantry-$name.XXXXXX")
             ln -s "$alt" "$dir"
         fi
     fi
@@ -394,6 +394,6 @@ demo_users() {
     source "$file"
     for role in admin product_owner qa dba viewer; do
         local var="DEMO_PASSWORD_${role^^}"
-        ROLLGATE_PASSWORD="${!var}" "$bin" user add "${role//_/-}" --role "$role" --replace >/dev/null
+        TENANTRY_PASSWORD="${!var}" "$bin" user add "${role//_/-}" --role "$role" --replace >/dev/null
     done
 }

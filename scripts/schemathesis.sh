@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/schemathesis.sh — Schemathesis against /api/openapi.json of a Rollgate started here on a
+# scripts/schemathesis.sh — Schemathesis against /api/openapi.json of a Tenantry started here on a
 # database of its own: every operation, generated valid and invalid inputs, with valid tokens
 # (an admin token for the admin API, a server token for evaluation, the SDK snapshot and
 # activity). Fails on any 5xx, undocumented status code, wrong content type or response that does
@@ -8,21 +8,21 @@
 #   scripts/schemathesis.sh                      # short mode (scripts/test): 10 examples per operation
 #   ST_EXAMPLES=100 scripts/schemathesis.sh      # full mode (docs/RELIABILITY.md)
 #
-# The server binary is $ST_BIN (default target/debug/rollgate; scripts/test builds it).
+# The server binary is $ST_BIN (default target/debug/tenantry; scripts/test builds it).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 EXAMPLES=${ST_EXAMPLES:-10}
 ADDR=${ST_ADDR:-127.0.0.1:3420}
-PORT=${ROLLGATE_TEST_PG_PORT:-15430}
-BIN=${ST_BIN:-$ROOT/target/debug/rollgate}
+PORT=${TENANTRY_TEST_PG_PORT:-15430}
+BIN=${ST_BIN:-$ROOT/target/debug/tenantry}
 cleanup_on_exit
 ensure_postgres
 ensure_schemathesis
 [ -x "$BIN" ] || die "$BIN is missing: build first (cargo build -p server)"
 
 pg_start pg-test "$PORT"
-create_db "$PG_URL_BASE" rollgate_schemathesis fresh
-export DATABASE_URL="$PG_URL_BASE/rollgate_schemathesis"
+create_db "$PG_URL_BASE" tenantry_schemathesis fresh
+export DATABASE_URL="$PG_URL_BASE/tenantry_schemathesis"
 "$BIN" migrate >/dev/null
 "$BIN" seed-demo --tenants 40 >/dev/null
 # Token ids far above anything generated, so revoking "token 1…N" does not pull the run's own
@@ -33,7 +33,7 @@ SERVER=$(random_secret rg_server_)
 "$BIN" token create --scope admin --name schemathesis-admin --value "$ADMIN" >/dev/null
 "$BIN" token create --scope server --name schemathesis-server --value "$SERVER" >/dev/null
 
-export LEPTOS_OUTPUT_NAME=rollgate LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg
+export LEPTOS_OUTPUT_NAME=tenantry LEPTOS_SITE_ROOT="$ROOT/target/site" LEPTOS_SITE_PKG_DIR=pkg
 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"$DATA/schemathesis-server.log" 2>&1 &
 SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"

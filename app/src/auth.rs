@@ -73,7 +73,7 @@ mod ssr {
     /// answer takes as long as for a real user.
     pub fn dummy_hash() -> &'static str {
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        DUMMY.get_or_init(|| hash_password("rollgate-no-such-user").unwrap_or_default())
+        DUMMY.get_or_init(|| hash_password("tenantry-no-such-user").unwrap_or_default())
     }
 
     /// The client's address: with `trust_proxy`, the right-most `X-Forwarded-For` address that

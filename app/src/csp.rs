@@ -1,4 +1,4 @@
-//! The Content-Security-Policy Rollgate sends.
+//! The Content-Security-Policy Tenantry sends.
 //!
 //! Pages rendered by Leptos get a policy with this response's nonce: leptos_axum draws a fresh
 //! one per render and puts it on every inline script it writes (the hydration script and the

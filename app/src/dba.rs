@@ -112,11 +112,11 @@ pub struct HealthData {
     pub size_bytes: i64,
     /// Connections to the database.
     pub connections: i64,
-    /// Rollgate's pool: open connections.
+    /// Tenantry's pool: open connections.
     pub pool_size: u32,
-    /// Rollgate's pool: idle connections.
+    /// Tenantry's pool: idle connections.
     pub pool_idle: u32,
-    /// Rollgate's pool: maximum.
+    /// Tenantry's pool: maximum.
     pub pool_max: u32,
     /// Largest tables.
     pub tables: Vec<TableView>,
@@ -126,7 +126,7 @@ pub struct HealthData {
     pub avg_query_ms: Option<f64>,
     /// `normal`, `elevated` or `alert` against the seed's thresholds.
     pub status: Option<String>,
-    /// `pg_stat_statements` or `rollgate` (this server's own statements).
+    /// `pg_stat_statements` or `tenantry` (this server's own statements).
     pub statements_source: Option<String>,
 }
 
@@ -371,7 +371,7 @@ fn HealthBody(h: HealthData) -> impl IntoView {
     };
     let source = match h.statements_source.as_deref() {
         Some("pg_stat_statements") => "From pg_stat_statements: every client of this database.",
-        Some(_) => "pg_stat_statements is not available here: these are Rollgate's own statements, timed by this server since it started.",
+        Some(_) => "pg_stat_statements is not available here: these are Tenantry's own statements, timed by this server since it started.",
         None => "",
     };
     let status_class = format!(
@@ -386,7 +386,7 @@ fn HealthBody(h: HealthData) -> impl IntoView {
         <div class="cards">
             <article class="card"><h2>"Database"</h2><p><code data-testid="db-name">{h.database}</code></p><p class="muted small">{format!("PostgreSQL {}", h.server_version)}</p></article>
             <article class="card"><h2>"Size"</h2><p data-testid="db-size">{human_bytes(h.size_bytes)}</p><p class="muted small">{format!("{} connections to this database", h.connections)}</p></article>
-            <article class="card"><h2>"Rollgate's pool"</h2><p data-testid="pool">{format!("{} open, {} idle, {} max", h.pool_size, h.pool_idle, h.pool_max)}</p></article>
+            <article class="card"><h2>"Tenantry's pool"</h2><p data-testid="pool">{format!("{} open, {} idle, {} max", h.pool_size, h.pool_idle, h.pool_max)}</p></article>
             <article class="card"><h2>"Query time"</h2><p class=status_class data-testid="avg-query">{avg}</p></article>
         </div>
         <div class="panel">
@@ -438,7 +438,7 @@ pub fn BackupsPage() -> impl IntoView {
                 <h1>"Backups"</h1>
                 <p class="muted">
                     "pg_dump piped through gzip, named like the plan's script: " <code>"backup_<db>_YYYYMMDD_HHMMSS.sql.gz"</code>
-                    ". Restore with " <code>"rollgate restore FILE --yes"</code> " (it checks the file before it touches anything)."
+                    ". Restore with " <code>"tenantry restore FILE --yes"</code> " (it checks the file before it touches anything)."
                 </p>
             </div>
             {move || take.value().get().map(|r| match r {
@@ -460,7 +460,7 @@ pub fn BackupsPage() -> impl IntoView {
 fn BackupsBody(d: BackupsData) -> impl IntoView {
     view! {
         <p class="muted">"Directory: " <code>{d.dir.clone()}</code>
-            {(!d.can_backup).then_some(" (this server was started without a database URL: take backups with `rollgate backup`)")}</p>
+            {(!d.can_backup).then_some(" (this server was started without a database URL: take backups with `tenantry backup`)")}</p>
         {if d.backups.is_empty() {
             view! { <div class="empty" data-testid="no-backups"><p>"No backup in this directory yet."</p></div> }.into_any()
         } else {

@@ -1,4 +1,4 @@
-//! Rollgate's web app: the routes, the pages and the server functions they call.
+//! Tenantry's web app: the routes, the pages and the server functions they call.
 //!
 //! Server functions are thin: read the request context, check the role, call `store`/`flags`,
 //! map the error. Everything that touches the database lives behind `#[cfg(feature = "ssr")]`
@@ -59,10 +59,10 @@ pub struct ServerContext {
     pub prometheus: Option<crate::prom::Prometheus>,
     /// Failed sign-ins, per (user, address) and per address.
     pub login_throttle: std::sync::Arc<crate::throttle::Throttle>,
-    /// Take the client's address from `X-Forwarded-For` (`ROLLGATE_TRUST_PROXY=1`, behind a
+    /// Take the client's address from `X-Forwarded-For` (`TENANTRY_TRUST_PROXY=1`, behind a
     /// proxy that sets it).
     pub trust_proxy: bool,
-    /// The proxies whose `X-Forwarded-For` entries are believed (`ROLLGATE_TRUSTED_PROXIES`).
+    /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`).
     pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
@@ -105,10 +105,10 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/rollgate.css" />
+        <Stylesheet id="leptos" href="/pkg/tenantry.css" />
         <Link rel="icon" href="/favicon.svg" />
-        <Meta name="description" content="Rollgate: the rollout control plane for tenant-scoped feature flags." />
-        <Title formatter=|text| format!("{text} · Rollgate") />
+        <Meta name="description" content="Tenantry: the rollout control plane for tenant-scoped feature flags." />
+        <Title formatter=|text| format!("{text} · Tenantry") />
         <Router>
             <TopBar />
             <main id="main">
@@ -151,7 +151,7 @@ fn TopBar() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="/">
                 <span class="brand-mark" aria-hidden="true">"◐"</span>
-                " Rollgate"
+                " Tenantry"
             </a>
             <nav class="nav" aria-label="Main">
                 <A href="/" exact=true>"Dashboard"</A>

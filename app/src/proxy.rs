@@ -1,13 +1,13 @@
 //! The client's address behind reverse proxies. Proxies append the address they received a
 //! request from to `X-Forwarded-For`, so everything left of the last proxy's entry is whatever
-//! the client sent. The client is therefore the right-most address that is not one of Rollgate's
-//! own proxies ([`TrustedProxies`], `ROLLGATE_TRUSTED_PROXIES`), never simply the first entry.
+//! the client sent. The client is therefore the right-most address that is not one of Tenantry's
+//! own proxies ([`TrustedProxies`], `TENANTRY_TRUSTED_PROXIES`), never simply the first entry.
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 /// The proxies whose `X-Forwarded-For` entries are believed: addresses and networks
-/// (`ROLLGATE_TRUSTED_PROXIES`; loopback only by default).
+/// (`TENANTRY_TRUSTED_PROXIES`; loopback only by default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);
 

@@ -13,7 +13,7 @@ test('a DBA sees migrations, database health and backups with real data, and tak
   await expect(page.getByTestId('verification-count')).toHaveText('1');
 
   await page.goto('/dba/health');
-  await expect(page.getByTestId('db-name')).toHaveText('rollgate_e2e');
+  await expect(page.getByTestId('db-name')).toHaveText('tenantry_e2e');
   await expect(page.getByTestId('table-row').first()).toBeVisible();
   await expect(page.getByTestId('table-row').filter({ hasText: 'public.tenants' })).toHaveCount(1);
   // scripts/test enables pg_stat_statements on the e2e database: statements and the average show.
@@ -24,9 +24,9 @@ test('a DBA sees migrations, database health and backups with real data, and tak
   await expect(page.locator('body[data-hydrated="true"]')).toBeAttached();
   const before = await page.getByTestId('backup-row').count();
   await page.getByTestId('take-backup').click();
-  await expect(page.getByTestId('backup-message')).toContainText(/Backup written: backup_rollgate_e2e_\d{8}_\d{6}\.sql\.gz/, { timeout: 30_000 });
+  await expect(page.getByTestId('backup-message')).toContainText(/Backup written: backup_tenantry_e2e_\d{8}_\d{6}\.sql\.gz/, { timeout: 30_000 });
   await expect(page.getByTestId('backup-row')).toHaveCount(before + 1);
-  await expect(page.getByTestId('backup-row').first()).toContainText('backup_rollgate_e2e_');
+  await expect(page.getByTestId('backup-row').first()).toContainText('backup_tenantry_e2e_');
 });
 
 test('other roles get no Database link and the server refuses the DBA functions', async ({ page }) => {

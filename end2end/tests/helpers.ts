@@ -40,7 +40,7 @@ export async function signIn(page: Page, who: { name: string; password: string }
   await expect(page).toHaveURL(new RegExp(`${next.replace(/[?]/g, '\\?')}$`));
 }
 
-export const base = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3300';
+export const base = process.env.TENANTRY_URL ?? 'http://127.0.0.1:3300';
 export const serverToken = process.env.E2E_SERVER_TOKEN ?? '';
 export const adminToken = process.env.E2E_ADMIN_TOKEN ?? '';
 

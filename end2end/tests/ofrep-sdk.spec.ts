@@ -2,8 +2,8 @@ import { expect, test } from './helpers';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 
-// The official OpenFeature Node SDK with its OFREP provider, unchanged, against Rollgate.
-const base = process.env.ROLLGATE_URL ?? 'http://127.0.0.1:3300';
+// The official OpenFeature Node SDK with its OFREP provider, unchanged, against Tenantry.
+const base = process.env.TENANTRY_URL ?? 'http://127.0.0.1:3300';
 const serverToken = process.env.E2E_SERVER_TOKEN ?? '';
 const adminToken = process.env.E2E_ADMIN_TOKEN ?? '';
 const tenant = 'acme-logistics';
@@ -13,7 +13,7 @@ async function admin(path: string, method = 'POST'): Promise<void> {
   expect(res.status, await res.text()).toBe(200);
 }
 
-test('an OpenFeature SDK with the OFREP provider evaluates tenants against Rollgate', async () => {
+test('an OpenFeature SDK with the OFREP provider evaluates tenants against Tenantry', async () => {
   test.skip(!serverToken || !adminToken, 'scripts/test provides E2E_SERVER_TOKEN and E2E_ADMIN_TOKEN');
   await OpenFeature.setProviderAndWait(
     new OFREPProvider({ baseUrl: base, headers: [['Authorization', `Bearer ${serverToken}`]] }),

@@ -1,6 +1,6 @@
 //! `cargo bench -p flags --bench evaluate`
 //!
-//! * `evaluate/rollgate`: one decision on a snapshot of 1,000 flags, each with a materialised 50%
+//! * `evaluate/tenantry`: one decision on a snapshot of 1,000 flags, each with a materialised 50%
 //!   rollout over 1,000 tenants plus a pilot list.
 //! * `evaluate/yggdrasil`: the equivalent Unleash feature evaluated by `unleash-yggdrasil` 0.21.7 —
 //!   flexibleRollout 50% with stickiness on a `tenantId` property and a `tenantId IN [...]`
@@ -27,7 +27,7 @@ fn tenant_ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("tenant-{i:06}")).collect()
 }
 
-fn rollgate_snapshot(ids: &[String]) -> Snapshot {
+fn tenantry_snapshot(ids: &[String]) -> Snapshot {
     let tenants: Vec<Tenant> = ids.iter().map(Tenant::new).collect();
     let mut snap = Snapshot::new(1);
     snap.tenants = ids.iter().cloned().collect();
@@ -64,7 +64,7 @@ fn yggdrasil_engine(ids: &[String]) -> EngineState {
 
 fn bench_evaluate(c: &mut Criterion) {
     let ids = tenant_ids(TENANTS);
-    let snap = rollgate_snapshot(&ids);
+    let snap = tenantry_snapshot(&ids);
     let compiled = flags::Evaluator::new(&snap);
     let engine = yggdrasil_engine(&ids);
     let keys: Vec<String> = (0..FLAGS).map(|f| format!("flag_{f}")).collect();
@@ -83,13 +83,13 @@ fn bench_evaluate(c: &mut Criterion) {
         let pilot = snap.flags[k].target.as_ref().unwrap().pilots.contains(id);
         assert!(
             pilot || ours == theirs,
-            "{k} {id}: rollgate {ours}, yggdrasil {theirs}"
+            "{k} {id}: tenantry {ours}, yggdrasil {theirs}"
         );
     }
 
     let mut g = c.benchmark_group("evaluate");
     let mut i = 0usize;
-    g.bench_function("rollgate", |b| {
+    g.bench_function("tenantry", |b| {
         b.iter(|| {
             i = i.wrapping_add(7919);
             let k = &keys[i % FLAGS];
@@ -98,7 +98,7 @@ fn bench_evaluate(c: &mut Criterion) {
         })
     });
     let mut i = 0usize;
-    g.bench_function("rollgate_reference_snapshot", |b| {
+    g.bench_function("tenantry_reference_snapshot", |b| {
         b.iter(|| {
             i = i.wrapping_add(7919);
             let k = &keys[i % FLAGS];

@@ -7,7 +7,7 @@ const STACK_KEY: usize = 192;
 ///
 /// This is exactly Unleash's *normalised value* for a gradual rollout whose `groupId` is the
 /// flag key and whose stickiness value is the tenant id, so a tenant keeps its bucket when a
-/// customer moves from Unleash to Rollgate. A tenant is in the `p`% cohort iff
+/// customer moves from Unleash to Tenantry. A tenant is in the `p`% cohort iff
 /// `bucket(flag, tenant) <= p`, which makes cohorts nested (10% ⊆ 50% ⊆ 100%) and sticky.
 ///
 /// ```

@@ -71,7 +71,7 @@ impl Level {
             .find(|l| l.as_str() == s)
     }
 
-    /// The value of the `rollgate_guard_level` gauge: 0 ok, 1 warning, 2 alert, 3 hold.
+    /// The value of the `tenantry_guard_level` gauge: 0 ok, 1 warning, 2 alert, 3 hold.
     pub fn gauge(self) -> f64 {
         match self {
             Level::Ok => 0.0,

@@ -1,11 +1,11 @@
-//! # flags — Rollgate's evaluation engine
+//! # flags — Tenantry's evaluation engine
 //!
 //! A pure crate that answers two questions for tenant-scoped feature flags:
 //!
 //! * "is flag `K` on for tenant `T`, and why?" — [`Snapshot::evaluate`] returns a [`Decision`];
 //! * "which tenants does this change flip?" — [`cohort`] and [`diff`].
 //!
-//! The same code is compiled into the Rollgate server (to answer the SaaS application and to
+//! The same code is compiled into the Tenantry server (to answer the SaaS application and to
 //! materialise rollout phases) and into the browser's WebAssembly bundle (to preview a change
 //! before it is saved), so the blast radius a product owner sees is the one they get.
 //!

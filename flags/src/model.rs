@@ -187,7 +187,7 @@ impl Target {
     }
 }
 
-/// A set of tenant ids with a fast hasher (FxHash). The ids come from Rollgate's own database,
+/// A set of tenant ids with a fast hasher (FxHash). The ids come from Tenantry's own database,
 /// not from request input, and the browser preview hashes every tenant on each keystroke.
 pub type IdSet = HashSet<String, rustc_hash::FxBuildHasher>;
 

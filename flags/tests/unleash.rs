@@ -1,4 +1,4 @@
-//! Rollgate's buckets and cohorts equal Unleash's: checked against `unleash-yggdrasil` itself.
+//! Tenantry's buckets and cohorts equal Unleash's: checked against `unleash-yggdrasil` itself.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(
     clippy::unwrap_used,

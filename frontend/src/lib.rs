@@ -1,4 +1,4 @@
-//! The browser entry point of Rollgate: hydrates the server-rendered app.
+//! The browser entry point of Tenantry: hydrates the server-rendered app.
 
 /// Called by the generated JavaScript once the wasm module is loaded.
 #[cfg(feature = "hydrate")]

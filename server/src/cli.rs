@@ -1,13 +1,13 @@
-//! The `rollgate` command line: `serve` (the default), `migrate`, `seed-demo`.
+//! The `tenantry` command line: `serve` (the default), `migrate`, `seed-demo`.
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::rollout::{Gating, Spec};
 
-/// Rollgate: the rollout control plane for tenant-scoped feature flags.
+/// Tenantry: the rollout control plane for tenant-scoped feature flags.
 #[derive(Debug, Parser)]
-#[command(name = "rollgate", version, about)]
+#[command(name = "tenantry", version, about)]
 pub struct Cli {
     /// Postgres connection string.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
@@ -23,7 +23,7 @@ pub enum Command {
     /// Apply pending migrations, then serve the web app and the API.
     Serve {
         /// Address to listen on (default: LEPTOS_SITE_ADDR or 127.0.0.1:3000).
-        #[arg(long, env = "ROLLGATE_ADDR")]
+        #[arg(long, env = "TENANTRY_ADDR")]
         addr: Option<SocketAddr>,
         /// Do not apply migrations at start.
         #[arg(long)]
@@ -84,7 +84,7 @@ pub enum Command {
     /// Dump the database to `backup_<db>_YYYYMMDD_HHMMSS.sql.gz` (pg_dump piped through gzip).
     Backup {
         /// Directory to write to.
-        #[arg(long, env = "ROLLGATE_BACKUP_DIR", default_value = "backups")]
+        #[arg(long, env = "TENANTRY_BACKUP_DIR", default_value = "backups")]
         dir: std::path::PathBuf,
     },
     /// Restore a backup into the database (replaces its contents). Checks the file first; refuses
@@ -110,15 +110,15 @@ pub enum Command {
 /// User verbs.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user (the password is read from ROLLGATE_PASSWORD, or asked for).
+    /// Create a user (the password is read from TENANTRY_PASSWORD, or asked for).
     Add {
         /// Login name.
         name: String,
         /// admin, product_owner, qa, dba or viewer.
         #[arg(long, value_parser = ["admin", "product_owner", "qa", "dba", "viewer"])]
         role: String,
-        /// Password (prefer the ROLLGATE_PASSWORD variable or the prompt).
-        #[arg(long, env = "ROLLGATE_PASSWORD", hide_env_values = true)]
+        /// Password (prefer the TENANTRY_PASSWORD variable or the prompt).
+        #[arg(long, env = "TENANTRY_PASSWORD", hide_env_values = true)]
         password: Option<String>,
         /// Reset the password and role if the user exists (this also enables it again and ends
         /// its sessions).
@@ -170,7 +170,7 @@ pub enum TokenCommand {
         #[arg(long)]
         tenant: Option<String>,
         /// Register this secret instead of generating one (e.g. an existing SAAS_ADMIN_TOKEN).
-        #[arg(long, env = "ROLLGATE_TOKEN_VALUE", hide_env_values = true)]
+        #[arg(long, env = "TENANTRY_TOKEN_VALUE", hide_env_values = true)]
         value: Option<String>,
         /// Print nothing and succeed when a live token with this name exists.
         #[arg(long)]

@@ -5,13 +5,13 @@ use anyhow::Context;
 use leptos::config::LeptosOptions;
 
 /// The Leptos site options: where the compiled assets are and where to listen. Read from the
-/// `LEPTOS_*` variables cargo-leptos sets, with Rollgate's defaults.
+/// `LEPTOS_*` variables cargo-leptos sets, with Tenantry's defaults.
 pub fn leptos_options(addr: Option<SocketAddr>) -> anyhow::Result<LeptosOptions> {
     let mut options = leptos::config::get_configuration(None)
         .context("reading the LEPTOS_* environment")?
         .leptos_options;
     if options.output_name.is_empty() {
-        options.output_name = "rollgate".into();
+        options.output_name = "tenantry".into();
     }
     if let Some(addr) = addr {
         options.site_addr = addr;
@@ -21,25 +21,25 @@ pub fn leptos_options(addr: Option<SocketAddr>) -> anyhow::Result<LeptosOptions>
 
 /// Every setting the server reads from its environment, parsed once at start. A value that does
 /// not parse stops the server with the variable's name and the accepted values: it never runs on a
-/// guess (`ROLLGATE_SECURE_COOKIES=yes` used to leave cookies without `Secure`, silently).
+/// guess (`TENANTRY_SECURE_COOKIES=yes` used to leave cookies without `Secure`, silently).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `ROLLGATE_SECURE_COOKIES`: mark the session cookie `Secure` (behind TLS).
+    /// `TENANTRY_SECURE_COOKIES`: mark the session cookie `Secure` (behind TLS).
     pub secure_cookies: bool,
-    /// `ROLLGATE_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
+    /// `TENANTRY_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
     pub trust_proxy: bool,
-    /// `ROLLGATE_TRUSTED_PROXIES` (comma-separated addresses or CIDR networks; default loopback):
+    /// `TENANTRY_TRUSTED_PROXIES` (comma-separated addresses or CIDR networks; default loopback):
     /// the proxies whose `X-Forwarded-For` entries are believed when `trust_proxy` is on.
     pub trusted_proxies: app::proxy::TrustedProxies,
-    /// `ROLLGATE_PUBLIC_ORIGIN`: the origin browsers use, when a proxy rewrites `Host`.
+    /// `TENANTRY_PUBLIC_ORIGIN`: the origin browsers use, when a proxy rewrites `Host`.
     pub public_origin: Option<String>,
-    /// `ROLLGATE_BACKUP_DIR` (default `backups`).
+    /// `TENANTRY_BACKUP_DIR` (default `backups`).
     pub backup_dir: std::path::PathBuf,
-    /// `ROLLGATE_BACKUP_MAX_AGE_HOURS` (default 24, at least 1).
+    /// `TENANTRY_BACKUP_MAX_AGE_HOURS` (default 24, at least 1).
     pub backup_max_age: std::time::Duration,
-    /// `ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS` (default 60; `0`: off).
+    /// `TENANTRY_AUTO_ADVANCE_INTERVAL_SECS` (default 60; `0`: off).
     pub auto_advance_interval: Option<std::time::Duration>,
-    /// `ROLLGATE_GUARD_INTERVAL_SECS` (default 30, at least 1).
+    /// `TENANTRY_GUARD_INTERVAL_SECS` (default 30, at least 1).
     pub guard_interval: std::time::Duration,
     /// `PROMETHEUS_URL` (unset: no guard monitor; guards hold).
     pub prometheus_url: Option<String>,
@@ -111,21 +111,21 @@ impl Config {
             }
         };
         let d = Config::default();
-        let advance = whole("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS", 60, 0)?;
+        let advance = whole("TENANTRY_AUTO_ADVANCE_INTERVAL_SECS", 60, 0)?;
         Ok(Config {
-            secure_cookies: boolean("ROLLGATE_SECURE_COOKIES")?,
-            trust_proxy: boolean("ROLLGATE_TRUST_PROXY")?,
+            secure_cookies: boolean("TENANTRY_SECURE_COOKIES")?,
+            trust_proxy: boolean("TENANTRY_TRUST_PROXY")?,
             trusted_proxies: parse_trusted_proxies(set(TRUSTED_PROXIES).as_deref())?,
-            public_origin: set("ROLLGATE_PUBLIC_ORIGIN").map(|v| v.trim().to_string()),
-            backup_dir: set("ROLLGATE_BACKUP_DIR").map_or(d.backup_dir, std::path::PathBuf::from),
+            public_origin: set("TENANTRY_PUBLIC_ORIGIN").map(|v| v.trim().to_string()),
+            backup_dir: set("TENANTRY_BACKUP_DIR").map_or(d.backup_dir, std::path::PathBuf::from),
             backup_max_age: std::time::Duration::from_secs(
-                whole("ROLLGATE_BACKUP_MAX_AGE_HOURS", 24, 1)?
+                whole("TENANTRY_BACKUP_MAX_AGE_HOURS", 24, 1)?
                     .checked_mul(3600)
-                    .ok_or_else(|| anyhow::anyhow!("ROLLGATE_BACKUP_MAX_AGE_HOURS is too large"))?,
+                    .ok_or_else(|| anyhow::anyhow!("TENANTRY_BACKUP_MAX_AGE_HOURS is too large"))?,
             ),
             auto_advance_interval: (advance > 0).then(|| std::time::Duration::from_secs(advance)),
             guard_interval: std::time::Duration::from_secs(whole(
-                "ROLLGATE_GUARD_INTERVAL_SECS",
+                "TENANTRY_GUARD_INTERVAL_SECS",
                 30,
                 1,
             )?),
@@ -144,9 +144,9 @@ impl Config {
 }
 
 /// The variable naming the proxies whose `X-Forwarded-For` entries are believed.
-pub const TRUSTED_PROXIES: &str = "ROLLGATE_TRUSTED_PROXIES";
+pub const TRUSTED_PROXIES: &str = "TENANTRY_TRUSTED_PROXIES";
 
-/// `ROLLGATE_TRUSTED_PROXIES` from its value (`None`: unset or blank, loopback only). A malformed
+/// `TENANTRY_TRUSTED_PROXIES` from its value (`None`: unset or blank, loopback only). A malformed
 /// value stops the server at start, with an error naming the variable.
 pub fn parse_trusted_proxies(value: Option<&str>) -> anyhow::Result<app::proxy::TrustedProxies> {
     match value {
@@ -182,7 +182,7 @@ mod tests {
     fn switches_in_any_case_and_a_clear_error_otherwise() {
         for yes in ["1", "true", "TRUE", "Yes", "on", " On "] {
             assert!(
-                with(&[("ROLLGATE_SECURE_COOKIES", yes)])
+                with(&[("TENANTRY_SECURE_COOKIES", yes)])
                     .unwrap()
                     .secure_cookies,
                 "{yes}"
@@ -190,23 +190,23 @@ mod tests {
         }
         for no in ["0", "false", "No", "OFF", ""] {
             assert!(
-                !with(&[("ROLLGATE_SECURE_COOKIES", no)])
+                !with(&[("TENANTRY_SECURE_COOKIES", no)])
                     .unwrap()
                     .secure_cookies,
                 "{no}"
             );
         }
-        let e = with(&[("ROLLGATE_SECURE_COOKIES", "maybe")])
+        let e = with(&[("TENANTRY_SECURE_COOKIES", "maybe")])
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("ROLLGATE_SECURE_COOKIES=\"maybe\" is not a switch"),
+            e.starts_with("TENANTRY_SECURE_COOKIES=\"maybe\" is not a switch"),
             "{e}"
         );
-        let e = with(&[("ROLLGATE_TRUST_PROXY", "y")])
+        let e = with(&[("TENANTRY_TRUST_PROXY", "y")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("ROLLGATE_TRUST_PROXY"), "{e}");
+        assert!(e.contains("TENANTRY_TRUST_PROXY"), "{e}");
     }
 
     #[test]
@@ -220,30 +220,30 @@ mod tests {
         let e = parse_trusted_proxies(Some("10.0.0.0/8, proxy.internal"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("ROLLGATE_TRUSTED_PROXIES: "), "{e}");
+        assert!(e.starts_with("TENANTRY_TRUSTED_PROXIES: "), "{e}");
         assert!(e.contains("proxy.internal"), "{e}");
         let e = with(&[(TRUSTED_PROXIES, "nope")]).unwrap_err().to_string();
-        assert!(e.starts_with("ROLLGATE_TRUSTED_PROXIES: "), "{e}");
+        assert!(e.starts_with("TENANTRY_TRUSTED_PROXIES: "), "{e}");
     }
 
     #[test]
     fn numbers_parse_or_stop_the_server() {
         assert_eq!(with(&[]).unwrap(), Config::default());
         let c = with(&[
-            ("ROLLGATE_GUARD_INTERVAL_SECS", "5"),
-            ("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS", "0"),
-            ("ROLLGATE_BACKUP_MAX_AGE_HOURS", "48"),
+            ("TENANTRY_GUARD_INTERVAL_SECS", "5"),
+            ("TENANTRY_AUTO_ADVANCE_INTERVAL_SECS", "0"),
+            ("TENANTRY_BACKUP_MAX_AGE_HOURS", "48"),
         ])
         .unwrap();
         assert_eq!(c.guard_interval.as_secs(), 5);
         assert_eq!(c.auto_advance_interval, None);
         assert_eq!(c.backup_max_age.as_secs(), 48 * 3600);
         for (name, bad) in [
-            ("ROLLGATE_GUARD_INTERVAL_SECS", "30s"),
-            ("ROLLGATE_GUARD_INTERVAL_SECS", "0"),
-            ("ROLLGATE_BACKUP_MAX_AGE_HOURS", "-1"),
-            ("ROLLGATE_AUTO_ADVANCE_INTERVAL_SECS", "1.5"),
-            ("ROLLGATE_BACKUP_MAX_AGE_HOURS", "18446744073709551615"),
+            ("TENANTRY_GUARD_INTERVAL_SECS", "30s"),
+            ("TENANTRY_GUARD_INTERVAL_SECS", "0"),
+            ("TENANTRY_BACKUP_MAX_AGE_HOURS", "-1"),
+            ("TENANTRY_AUTO_ADVANCE_INTERVAL_SECS", "1.5"),
+            ("TENANTRY_BACKUP_MAX_AGE_HOURS", "18446744073709551615"),
         ] {
             let e = with(&[(name, bad)]).unwrap_err().to_string();
             assert!(e.starts_with(name), "{e}");

@@ -2,8 +2,8 @@
 //!
 //! The session cookie is `SameSite=Strict`; on top of that, every unsafe request (not GET, HEAD or
 //! OPTIONS) that carries a cookie, and every unsafe request with an `Origin` header at all, must
-//! come from Rollgate's own origin: its `Origin` (or, without one, its `Referer`) must name the
-//! host the request was sent to — or `ROLLGATE_PUBLIC_ORIGIN` when set (behind a proxy that
+//! come from Tenantry's own origin: its `Origin` (or, without one, its `Referer`) must name the
+//! host the request was sent to — or `TENANTRY_PUBLIC_ORIGIN` when set (behind a proxy that
 //! rewrites `Host`). Token-authenticated API calls carry no cookie and are not affected.
 use axum::{
     extract::{Request, State},
@@ -55,7 +55,7 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     } else {
         tracing::warn!(path = %req.uri().path(), "cross-site request refused");
         ApiError::forbidden(
-            "cross-site request refused: this request must come from Rollgate's own pages",
+            "cross-site request refused: this request must come from Tenantry's own pages",
         )
         .into_response()
     }
@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn same_origin_passes_cross_site_does_not() {
-        let host = ("host", "rollgate.example.com");
+        let host = ("host", "tenantry.example.com");
         let cookie = ("cookie", "id=abc");
         let cases: &[Case] = &[
             (
@@ -98,7 +98,7 @@ mod tests {
             ),
             (
                 Method::POST,
-                &[host, cookie, ("origin", "https://rollgate.example.com")],
+                &[host, cookie, ("origin", "https://tenantry.example.com")],
                 None,
                 true,
             ),
@@ -126,7 +126,7 @@ mod tests {
                 &[
                     host,
                     cookie,
-                    ("referer", "https://rollgate.example.com/flags/x"),
+                    ("referer", "https://tenantry.example.com/flags/x"),
                 ],
                 None,
                 true,
@@ -136,7 +136,7 @@ mod tests {
                 &[
                     host,
                     cookie,
-                    ("referer", "https://evil.example/rollgate.example.com"),
+                    ("referer", "https://evil.example/tenantry.example.com"),
                 ],
                 None,
                 false,
@@ -146,9 +146,9 @@ mod tests {
                 &[
                     ("host", "10.0.0.5:3000"),
                     cookie,
-                    ("origin", "https://rollgate.example.com"),
+                    ("origin", "https://tenantry.example.com"),
                 ],
-                Some("https://rollgate.example.com"),
+                Some("https://tenantry.example.com"),
                 true,
             ),
             (
@@ -158,7 +158,7 @@ mod tests {
                     cookie,
                     ("origin", "http://10.0.0.5:3000"),
                 ],
-                Some("https://rollgate.example.com"),
+                Some("https://tenantry.example.com"),
                 false,
             ),
         ];

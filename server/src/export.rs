@@ -75,7 +75,7 @@ pub async fn audit_csv(
         )
         .chain(rest);
     let name = format!(
-        "attachment; filename=\"rollgate-audit-{}.csv\"",
+        "attachment; filename=\"tenantry-audit-{}.csv\"",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")
     );
     Ok((

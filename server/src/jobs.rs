@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::AppState;
 
 /// Automatic advance: every `interval`, each flag whose plan says `auto_advance` moves to its next
-/// phase when every gate (and approval) holds — audited as `rollgate:auto-advance`.
+/// phase when every gate (and approval) holds — audited as `tenantry:auto-advance`.
 pub fn spawn_auto_advance(pool: store::PgPool, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);

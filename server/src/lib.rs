@@ -1,4 +1,4 @@
-//! The Rollgate server: the axum router (web app, REST, OFREP, metrics, health), its live state,
+//! The Tenantry server: the axum router (web app, REST, OFREP, metrics, health), its live state,
 //! and the CLI verbs.
 
 pub mod api;

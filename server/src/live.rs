@@ -121,7 +121,7 @@ impl Live {
         if let Ok(mut t) = self.loaded_at.lock() {
             *t = Instant::now();
         }
-        metrics::gauge!("rollgate_snapshot_version").set(version as f64);
+        metrics::gauge!("tenantry_snapshot_version").set(version as f64);
         Ok(version)
     }
 

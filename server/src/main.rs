@@ -1,4 +1,4 @@
-//! `rollgate`: the server and its operator verbs.
+//! `tenantry`: the server and its operator verbs.
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     match server::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rollgate: {e:#}");
+            eprintln!("tenantry: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -4,8 +4,8 @@
 //!   never the raw path, so label sets stay bounded;
 //! * `http_request_duration_seconds` (histogram, same labels minus status);
 //! * `feature_flag_evaluations_total{flag,result}` and `feature_flag_check_failures_total{reason}`;
-//! * `rollgate_snapshot_version`, `rollgate_snapshot_age_seconds`, `rollgate_listen_up`;
-//! * `rollgate_db_pool_connections{state}`.
+//! * `tenantry_snapshot_version`, `tenantry_snapshot_age_seconds`, `tenantry_listen_up`;
+//! * `tenantry_db_pool_connections{state}`.
 use std::{sync::OnceLock, time::Instant};
 
 use axum::{
@@ -80,28 +80,28 @@ fn describe() {
         "Evaluations that failed closed (unknown flag or tenant), by reason."
     );
     describe_gauge!(
-        "rollgate_snapshot_version",
+        "tenantry_snapshot_version",
         "Version of the snapshot being served."
     );
     describe_gauge!(
-        "rollgate_snapshot_age_seconds",
+        "tenantry_snapshot_age_seconds",
         Unit::Seconds,
         "Age of the snapshot being served."
     );
-    describe_gauge!("rollgate_listen_up", "1 while LISTEN/NOTIFY is connected.");
+    describe_gauge!("tenantry_listen_up", "1 while LISTEN/NOTIFY is connected.");
     describe_gauge!(
-        "rollgate_db_pool_connections",
+        "tenantry_db_pool_connections",
         "Database pool connections by state."
     );
     describe_gauge!(
-        "rollgate_db_pool_max_connections",
+        "tenantry_db_pool_max_connections",
         "Database pool size limit."
     );
     describe_gauge!(
-        "rollgate_guard_level",
+        "tenantry_guard_level",
         "Latest level of each guard: 0 ok, 1 warning, 2 alert, 3 hold."
     );
-    describe_gauge!("rollgate_guard_value", "Latest value of each guard.");
+    describe_gauge!("tenantry_guard_value", "Latest value of each guard.");
 }
 
 /// Records every request by route template.
@@ -124,13 +124,13 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    metrics::gauge!("rollgate_snapshot_age_seconds").set(state.live.age().as_secs_f64());
-    metrics::gauge!("rollgate_listen_up").set(if state.live.is_listening() { 1.0 } else { 0.0 });
+    metrics::gauge!("tenantry_snapshot_age_seconds").set(state.live.age().as_secs_f64());
+    metrics::gauge!("tenantry_listen_up").set(if state.live.is_listening() { 1.0 } else { 0.0 });
     let size = state.pool.size() as f64;
     let idle = state.pool.num_idle() as f64;
-    metrics::gauge!("rollgate_db_pool_connections", "state" => "idle").set(idle);
-    metrics::gauge!("rollgate_db_pool_connections", "state" => "in_use").set(size - idle);
-    metrics::gauge!("rollgate_db_pool_max_connections")
+    metrics::gauge!("tenantry_db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("tenantry_db_pool_connections", "state" => "in_use").set(size - idle);
+    metrics::gauge!("tenantry_db_pool_max_connections")
         .set(f64::from(state.pool.options().get_max_connections()));
     let body = handle().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
@@ -152,13 +152,13 @@ pub fn evaluation(flag: &str, decision: &flags::Decision) {
     }
 }
 
-/// Records a guard reading: `rollgate_guard_level{flag,guard}` (0 ok, 1 warning, 2 alert, 3 hold)
-/// and `rollgate_guard_value{flag,guard}`. Flags and guards come from plans (bounded).
+/// Records a guard reading: `tenantry_guard_level{flag,guard}` (0 ok, 1 warning, 2 alert, 3 hold)
+/// and `tenantry_guard_value{flag,guard}`. Flags and guards come from plans (bounded).
 pub fn guard(flag: &str, guard: &str, reading: &flags::guard::Reading) {
-    metrics::gauge!("rollgate_guard_level", "flag" => flag.to_owned(), "guard" => guard.to_owned())
+    metrics::gauge!("tenantry_guard_level", "flag" => flag.to_owned(), "guard" => guard.to_owned())
         .set(reading.level.gauge());
     if let Some(v) = reading.value {
-        metrics::gauge!("rollgate_guard_value", "flag" => flag.to_owned(), "guard" => guard.to_owned())
+        metrics::gauge!("tenantry_guard_value", "flag" => flag.to_owned(), "guard" => guard.to_owned())
             .set(v);
     }
 }

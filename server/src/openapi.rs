@@ -23,10 +23,10 @@ impl Modify for Security {
     }
 }
 
-/// Rollgate's HTTP API.
+/// Tenantry's HTTP API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Rollgate", description = "The rollout control plane for tenant-scoped feature flags."),
+    info(title = "Tenantry", description = "The rollout control plane for tenant-scoped feature flags."),
     modifiers(&Security),
     paths(
         crate::health::health,

@@ -144,7 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let _ = crate::metrics::handle();
     let sessions = SessionManagerLayer::new(session_store(&state.pool))
-        .with_name("rollgate_session")
+        .with_name("tenantry_session")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
         .with_secure(state.secure_cookies)
@@ -219,7 +219,7 @@ async fn require_sign_in(
     next.run(req).await
 }
 
-/// Sign-in sessions live in Rollgate's own `sessions` table (created by a migration).
+/// Sign-in sessions live in Tenantry's own `sessions` table (created by a migration).
 fn session_store(pool: &store::PgPool) -> PostgresStore {
     match PostgresStore::new(pool.clone())
         .with_schema_name("public")
@@ -247,7 +247,7 @@ pub async fn serve(
     state.prometheus = config.prometheus()?;
     if !config.trust_proxy && std::env::var(crate::config::TRUSTED_PROXIES).is_ok() {
         tracing::warn!(
-            "ROLLGATE_TRUSTED_PROXIES is set but ROLLGATE_TRUST_PROXY is not: X-Forwarded-For is ignored"
+            "TENANTRY_TRUSTED_PROXIES is set but TENANTRY_TRUST_PROXY is not: X-Forwarded-For is ignored"
         );
     }
     if let Err(e) = state.live.refresh_all(&state.pool).await {
@@ -283,7 +283,7 @@ pub async fn serve(
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!("Rollgate listening on http://{addr}");
+    tracing::info!("Tenantry listening on http://{addr}");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -18,25 +18,25 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// When this process started.
     pub started_at: Instant,
-    /// Mark the session cookie `Secure` (set `ROLLGATE_SECURE_COOKIES=1` behind TLS).
+    /// Mark the session cookie `Secure` (set `TENANTRY_SECURE_COOKIES=1` behind TLS).
     pub secure_cookies: bool,
-    /// Where `rollgate backup` and the DBA page's "Take a backup" write (`ROLLGATE_BACKUP_DIR`).
+    /// Where `tenantry backup` and the DBA page's "Take a backup" write (`TENANTRY_BACKUP_DIR`).
     pub backup_dir: std::path::PathBuf,
     /// The connection string, for `pg_dump` (None: the DBA page cannot take backups).
     pub database_url: Option<String>,
     /// A backup younger than this satisfies the "backup taken" gate
-    /// (`ROLLGATE_BACKUP_MAX_AGE_HOURS`, default 24).
+    /// (`TENANTRY_BACKUP_MAX_AGE_HOURS`, default 24).
     pub backup_max_age: std::time::Duration,
     /// The Prometheus the guards query (`PROMETHEUS_URL`; None: guards hold).
     pub prometheus: Option<app::prom::Prometheus>,
     /// Failed sign-ins (in memory, per instance).
     pub login_throttle: Arc<app::throttle::Throttle>,
-    /// Trust `X-Forwarded-For` for the client's address (`ROLLGATE_TRUST_PROXY=1`).
+    /// Trust `X-Forwarded-For` for the client's address (`TENANTRY_TRUST_PROXY=1`).
     pub trust_proxy: bool,
-    /// The proxies whose `X-Forwarded-For` entries are believed (`ROLLGATE_TRUSTED_PROXIES`,
+    /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`,
     /// read through [`crate::config::Config`]; loopback by default).
     pub trusted_proxies: app::proxy::TrustedProxies,
-    /// The origin browsers use when a proxy rewrites `Host` (`ROLLGATE_PUBLIC_ORIGIN`; CSRF check).
+    /// The origin browsers use when a proxy rewrites `Host` (`TENANTRY_PUBLIC_ORIGIN`; CSRF check).
     pub public_origin: Option<Arc<str>>,
 }
 

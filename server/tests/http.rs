@@ -38,7 +38,7 @@ impl Res {
 }
 
 fn options() -> LeptosOptions {
-    LeptosOptions::builder().output_name("rollgate").build()
+    LeptosOptions::builder().output_name("tenantry").build()
 }
 
 async fn token(pool: &PgPool, name: &str, scope: Scope, tenant: Option<&str>) -> String {
@@ -97,7 +97,7 @@ impl TestApp {
         self.raw(req).await
     }
 
-    /// Sends `req` as a browser on Rollgate's own origin would: with a `Host`, and with an
+    /// Sends `req` as a browser on Tenantry's own origin would: with a `Host`, and with an
     /// `Origin` when it carries cookies and names none (tests of cross-site requests set their own).
     async fn raw(&self, mut req: Request<Body>) -> Res {
         let h = req.headers_mut();
@@ -262,17 +262,17 @@ async fn test_database_url(pool: &PgPool) -> String {
     format!("{}/{db}", base.rsplit_once('/').unwrap().0)
 }
 
-/// Runs the `rollgate` binary against `url`; panics unless it succeeds. Returns its stdout.
-fn rollgate(url: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+/// Runs the `tenantry` binary against `url`; panics unless it succeeds. Returns its stdout.
+fn tenantry(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"))
         .args(args)
         .env("DATABASE_URL", url)
-        .env("ROLLGATE_PASSWORD", "a long enough password")
+        .env("TENANTRY_PASSWORD", "a long enough password")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "rollgate {args:?}: {}",
+        "tenantry {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -348,11 +348,11 @@ async fn sessions_end_when_the_user_is_disabled_reset_or_revoked(pool: PgPool) {
     // Disabled: every door closes, and signing in again is refused.
     let before = sign_in(&app, "dora", "viewer").await;
     ok(&session_doors(&app, &before).await, "viewer");
-    rollgate(&url, &["user", "disable", "dora"]);
+    tenantry(&url, &["user", "disable", "dora"]);
     refused(&session_doors(&app, &before).await, "user disable");
     let again = log_in(&app, "dora", "correct+horse+battery").await;
     says(&again, "Unknown user or wrong password");
-    let listed = rollgate(&url, &["user", "list"]);
+    let listed = tenantry(&url, &["user", "list"]);
     assert!(
         listed
             .lines()
@@ -360,13 +360,13 @@ async fn sessions_end_when_the_user_is_disabled_reset_or_revoked(pool: PgPool) {
         "{listed}"
     );
     // Enabled again: the old session stays ended.
-    rollgate(&url, &["user", "enable", "dora"]);
+    tenantry(&url, &["user", "enable", "dora"]);
     refused(&session_doors(&app, &before).await, "user enable");
 
     // A password and role reset ends the sessions made before it; the new one has the new role.
     let before = sign_in(&app, "dora", "viewer").await;
     ok(&session_doors(&app, &before).await, "viewer");
-    rollgate(
+    tenantry(
         &url,
         &["user", "add", "dora", "--role", "admin", "--replace"],
     );
@@ -377,7 +377,7 @@ async fn sessions_end_when_the_user_is_disabled_reset_or_revoked(pool: PgPool) {
     ok(&session_doors(&app, &cookie).await, "admin");
 
     // Revoking the sessions ends them.
-    rollgate(&url, &["user", "sessions", "revoke", "dora"]);
+    tenantry(&url, &["user", "sessions", "revoke", "dora"]);
     refused(&session_doors(&app, &cookie).await, "user sessions revoke");
 
     // Each change is audited as the CLI.
@@ -1113,7 +1113,7 @@ async fn ofrep_single_and_bulk(pool: PgPool) {
         ),
         (Some(FLAG), Some(true), Some("TARGETING_MATCH"), Some("on"))
     );
-    assert_eq!(j["metadata"]["rollgateReason"], "pilot");
+    assert_eq!(j["metadata"]["tenantryReason"], "pilot");
 
     let res = eval(json!({"context": {"targetingKey": app.tenant(5)}}), FLAG).await;
     assert_eq!(res.json()["value"], false);
@@ -1279,7 +1279,7 @@ async fn sdk_snapshot_stream_metrics_and_openapi(pool: PgPool) {
         "feature_flag_evaluations_total{flag=\"multi_workspace_enabled\",result=\"off\"}"
     ));
     assert!(metrics.contains("http_request_duration_seconds_bucket"));
-    assert!(metrics.contains("rollgate_db_pool_connections"));
+    assert!(metrics.contains("tenantry_db_pool_connections"));
 
     let doc = app
         .call(Method::GET, "/api/openapi.json", None, &[], None)
@@ -2183,7 +2183,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
         unmet.contains("guard not ok: p99_latency — no reading yet"),
         "{unmet}"
     );
-    // Every guard ok: every gate holds, Rollgate advances and says so in the audit log.
+    // Every guard ok: every gate holds, Tenantry advances and says so in the audit log.
     for g in flags::guard::seed_guards() {
         store::guards::record(
             &pool,
@@ -2209,7 +2209,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
     .unwrap();
     assert_eq!(
         (actor.as_str(), source.as_str()),
-        ("rollgate:auto-advance", "system")
+        ("tenantry:auto-advance", "system")
     );
     // The next phase starts its own window: at once, nothing more.
     let moved = store::rollout::auto_advance(&pool, now + chrono::Duration::hours(26))
@@ -2539,7 +2539,7 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(actor, "rollgate:guard");
+    assert_eq!(actor, "tenantry:guard");
     monitor.abort();
 
     // The flag page's plan panel charts the guard's series from Prometheus against its thresholds.
@@ -2551,14 +2551,14 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     says(&res, "data-points=");
     says(&res, "Rollout paused");
 
-    // Rollgate's own metrics show the guard (scripts/test runs promtool on a live /metrics).
+    // Tenantry's own metrics show the guard (scripts/test runs promtool on a live /metrics).
     let metrics = app
         .call(Method::GET, "/metrics", None, &[], None)
         .await
         .text;
     assert!(
         metrics.contains(
-            "rollgate_guard_level{flag=\"multi_workspace_enabled\",guard=\"api_error_rate\"} 2"
+            "tenantry_guard_level{flag=\"multi_workspace_enabled\",guard=\"api_error_rate\"} 2"
         ),
         "{metrics}"
     );
@@ -2668,15 +2668,15 @@ async fn every_kind_of_change_is_audited(pool: PgPool) {
     let base = std::env::var("DATABASE_URL").unwrap();
     let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"))
             .args(args)
             .env("DATABASE_URL", &url)
-            .env("ROLLGATE_PASSWORD", "a long enough password")
+            .env("TENANTRY_PASSWORD", "a long enough password")
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "rollgate {args:?}: {}",
+            "tenantry {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
@@ -2902,7 +2902,7 @@ async fn every_kind_of_change_is_audited(pool: PgPool) {
     for (args, action) in cli_steps {
         let w = watermark().await;
         cli(&args);
-        expect(w, action, "cli", format!("rollgate {}", args.join(" "))).await;
+        expect(w, action, "cli", format!("tenantry {}", args.join(" "))).await;
     }
 
     // Raw SQL, as the seed writes it.
@@ -3613,7 +3613,7 @@ async fn every_door_that_turns_a_tenant_on_passes_the_gates(pool: PgPool) {
     let base = std::env::var("DATABASE_URL").unwrap();
     let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_tenantry"))
             .args(args)
             .env("DATABASE_URL", &url)
             .output()

@@ -13,9 +13,9 @@ pub enum Source {
     Ui,
     /// The REST API.
     Api,
-    /// The `rollgate` command line.
+    /// The `tenantry` command line.
     Cli,
-    /// Rollgate itself (schedules, guards).
+    /// Tenantry itself (schedules, guards).
     System,
 }
 

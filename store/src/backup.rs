@@ -326,10 +326,10 @@ impl Scanner {
     }
 }
 
-/// What a plain pg_dump of Rollgate's database never holds and a planted file could use: the
+/// What a plain pg_dump of Tenantry's database never holds and a planted file could use: the
 /// restore runs the file's SQL with the connection's privileges, so statements that reach the
 /// server's files or programs, change roles or end the restore's transaction are refused outright
-/// (defence in depth: run Rollgate with a role that is not a superuser, as docs/operations.md says).
+/// (defence in depth: run Tenantry with a role that is not a superuser, as docs/operations.md says).
 fn forbidden(line: &str, in_body: bool) -> Option<&'static str> {
     let upper = line.to_ascii_uppercase();
     let starts = |w: &str| {
@@ -451,7 +451,7 @@ pub fn check(file: &Path) -> Result<BackupCheck, Error> {
 }
 
 /// Restores `file` into the database: checks the whole file first, then runs it in one
-/// transaction over Rollgate's own connection — the SQL as it is, each `COPY` through the COPY
+/// transaction over Tenantry's own connection — the SQL as it is, each `COPY` through the COPY
 /// protocol — so a failed restore changes nothing and no psql (and no shell) is involved.
 pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Error> {
     use sqlx::Connection;
@@ -609,8 +609,8 @@ mod tests {
     fn names_follow_the_seed() {
         let at: DateTime<Utc> = "2026-11-25T09:05:01Z".parse().unwrap_or_default();
         assert_eq!(
-            file_name("rollgate", at),
-            "backup_rollgate_20261125_090501.sql.gz"
+            file_name("tenantry", at),
+            "backup_tenantry_20261125_090501.sql.gz"
         );
         assert_eq!(
             database_name("postgres://u@h:5432/crm?sslmode=require").ok(),

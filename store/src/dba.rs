@@ -51,7 +51,7 @@ pub struct DbHealth {
     /// Average statement time over all calls, ms.
     pub avg_query_ms: Option<f64>,
     /// Where the statement figures come from: `pg_stat_statements` (every client of the
-    /// database) or `rollgate` (this process's own statements, measured by the server).
+    /// database) or `tenantry` (this process's own statements, measured by the server).
     pub statements_source: Option<String>,
 }
 
@@ -87,7 +87,7 @@ pub async fn health(pool: &PgPool) -> Result<DbHealth, Error> {
     .await?;
     let (mut statements, mut avg_query_ms) = match pg_stat_statements(pool).await {
         Ok(v) => v,
-        // Not installed, or not preloaded: fall back to Rollgate's own timings.
+        // Not installed, or not preloaded: fall back to Tenantry's own timings.
         Err(e) => {
             tracing::debug!(error = %e, "pg_stat_statements unavailable");
             (None, None)
@@ -100,7 +100,7 @@ pub async fn health(pool: &PgPool) -> Result<DbHealth, Error> {
         if let Some((own, avg)) = own_timings(10) {
             statements = Some(own);
             avg_query_ms = Some(avg);
-            statements_source = Some("rollgate".to_string());
+            statements_source = Some("tenantry".to_string());
         }
     }
     Ok(DbHealth {
@@ -141,7 +141,7 @@ async fn pg_stat_statements(
     Ok((Some(statements), avg))
 }
 
-/// Statement timings Rollgate measured itself (fed by the server's tracing layer from sqlx's
+/// Statement timings Tenantry measured itself (fed by the server's tracing layer from sqlx's
 /// per-statement events): the health page's fallback when `pg_stat_statements` is unavailable.
 static OWN_TIMINGS: std::sync::Mutex<Option<std::collections::HashMap<String, (i64, f64)>>> =
     std::sync::Mutex::new(None);

@@ -1,4 +1,4 @@
-//! Rollgate's Postgres layer. Every SQL statement of the project lives in this crate; callers get
+//! Tenantry's Postgres layer. Every SQL statement of the project lives in this crate; callers get
 //! typed rows and a typed [`Error`].
 
 pub mod activity;
@@ -53,7 +53,7 @@ impl Default for PoolConfig {
 /// A pool that connects on first use, so the server starts (and answers health checks with the
 /// reason) while the database is away.
 ///
-/// JIT compilation is turned off for Rollgate's sessions: its queries are short OLTP statements,
+/// JIT compilation is turned off for Tenantry's sessions: its queries are short OLTP statements,
 /// where LLVM compile time (≈ 200 ms for the tenant list over 100,000 tenants) dwarfs execution
 /// (≈ 30 ms).
 pub fn connect_lazy(url: &str, config: &PoolConfig) -> Result<PgPool, Error> {

@@ -66,7 +66,7 @@ pub(crate) struct Plan {
     pub version: i64,
 }
 
-/// How a plan's phase changes are approved, whether Rollgate advances on its own, and what a
+/// How a plan's phase changes are approved, whether Tenantry advances on its own, and what a
 /// guard's alert does.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -76,7 +76,7 @@ pub struct Settings {
     /// Roles that may approve (a user other than the requester).
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub approver_roles: Vec<Role>,
-    /// Advance on its own once every gate holds (audited as Rollgate's own change).
+    /// Advance on its own once every gate holds (audited as Tenantry's own change).
     pub auto_advance: bool,
     /// On a guard's alert, besides pausing: `pause` (nothing more), `previous` (one phase down) or
     /// `off` (the kill switch).

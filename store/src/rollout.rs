@@ -911,8 +911,8 @@ async fn plan_for(
 // -------------------------------------------------------------------------------- automation
 
 /// One pass of automatic advance at `now`: every flag whose plan says `auto_advance` and whose
-/// next phase's gates (and approval) all hold is advanced, as Rollgate itself (source `system`,
-/// actor `rollgate:auto-advance`). Returns the flags advanced and their new phase. A flag whose
+/// next phase's gates (and approval) all hold is advanced, as Tenantry itself (source `system`,
+/// actor `tenantry:auto-advance`). Returns the flags advanced and their new phase. A flag whose
 /// gates do not hold is left alone; errors of one flag do not stop the others.
 pub async fn auto_advance(
     pool: &PgPool,
@@ -923,7 +923,7 @@ pub async fn auto_advance(
     )
     .fetch_all(pool)
     .await?;
-    let actor = Actor::new("rollgate:auto-advance", crate::Source::System);
+    let actor = Actor::new("tenantry:auto-advance", crate::Source::System);
     let gating = Gating {
         now,
         override_reason: None,
@@ -984,7 +984,7 @@ pub enum AlertAction {
 
 /// A guard of `key` is in alert at `at`: pauses the rollout (once), writes a `guard.alert` audit
 /// row, and does what the plan's `on_alert` says (`previous`: one phase down; `off`: the kill
-/// switch) through the write path, as Rollgate itself (`rollgate:guard`, source `system`).
+/// switch) through the write path, as Tenantry itself (`tenantry:guard`, source `system`).
 pub async fn alert(
     pool: &PgPool,
     key: &str,
@@ -992,7 +992,7 @@ pub async fn alert(
     reading: &Reading,
     at: DateTime<Utc>,
 ) -> Result<AlertAction, Error> {
-    let actor = Actor::new("rollgate:guard", crate::Source::System);
+    let actor = Actor::new("tenantry:guard", crate::Source::System);
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
     // The flag first, as the write path locks it: a widening that read the plan before this pause

@@ -18,7 +18,7 @@ async fn url_of(pool: &PgPool, db: Option<&str>) -> String {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rollgate-ops-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("tenantry-ops-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -277,12 +277,12 @@ async fn health_reports_size_tables_and_thresholds(pool: PgPool) {
         .tables
         .windows(2)
         .all(|w| w[0].total_bytes >= w[1].total_bytes));
-    // The test database has no pg_stat_statements: Rollgate's own timings stand in.
+    // The test database has no pg_stat_statements: Tenantry's own timings stand in.
     store::dba::record_timing("SELECT  1\n FROM tenants", 4.0);
     store::dba::record_timing("SELECT 1 FROM tenants", 6.0);
     store::dba::record_timing("UPDATE flags SET x = 1", 30.0);
     let h = store::dba::health(&pool).await.unwrap();
-    assert_eq!(h.statements_source.as_deref(), Some("rollgate"));
+    assert_eq!(h.statements_source.as_deref(), Some("tenantry"));
     let st = h.statements.unwrap();
     assert_eq!(st[0].query, "UPDATE flags SET x = 1");
     let select = st

@@ -551,7 +551,7 @@ pub struct NewTokenBody {
 /// A created token: the only time its secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedToken {
-    /// The secret. Store it now: Rollgate keeps only its hash.
+    /// The secret. Store it now: Tenantry keeps only its hash.
     pub token: String,
     /// Its metadata.
     #[serde(flatten)]

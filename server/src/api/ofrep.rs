@@ -29,7 +29,7 @@ pub struct OfrepSuccess {
     pub reason: &'static str,
     /// `on` or `off`.
     pub variant: &'static str,
-    /// Rollgate's own reason and the snapshot version.
+    /// Tenantry's own reason and the snapshot version.
     pub metadata: Map<String, Value>,
 }
 
@@ -150,7 +150,7 @@ fn evaluate(snap: &crate::live::LiveSnapshot, key: &str, tenant: &str) -> OfrepS
         _ => "DEFAULT",
     };
     let mut metadata = Map::new();
-    metadata.insert("rollgateReason".into(), json!(d.reason.code()));
+    metadata.insert("tenantryReason".into(), json!(d.reason.code()));
     if let Reason::Cohort { bucket, percentage } = d.reason {
         metadata.insert("bucket".into(), json!(bucket));
         metadata.insert("percentage".into(), json!(percentage));

@@ -74,7 +74,7 @@ impl Drop for Exporter {
     }
 }
 
-/// A Prometheus scraping `targets` every second, with Rollgate's rule file loaded.
+/// A Prometheus scraping `targets` every second, with Tenantry's rule file loaded.
 pub struct Prometheus {
     pub url: String,
     child: Child,
@@ -100,7 +100,7 @@ fn free_port() -> u16 {
 impl Prometheus {
     pub async fn start(targets: &[u16]) -> Prometheus {
         let dir = std::env::temp_dir().join(format!(
-            "rollgate-prom-{}-{}",
+            "tenantry-prom-{}-{}",
             std::process::id(),
             free_port()
         ));
