@@ -83,21 +83,18 @@ pub async fn dashboard_data() -> Result<DashboardData, AppError> {
             "no backup younger than {hours} h in the backup directory"
         )),
     };
-    let mut gates = store::rollout::next_gates(&ctx.pool, chrono::Utc::now()).await?;
-    let flags = store::flags::list(&ctx.pool)
-        .await?
+    let list = store::flags::list(&ctx.pool).await?;
+    let gates = store::rollout::next_gates(&ctx.pool, &list, chrono::Utc::now()).await?;
+    let flags = list
         .into_iter()
-        .map(|f| {
-            let i = gates.iter().position(|g| g.key == f.key);
-            let g = i.map(|i| gates.swap_remove(i));
-            DashFlag {
-                on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
-                phase: f.rollout.phase.to_string(),
-                next: g.as_ref().and_then(|g| g.next).map(|p| p.to_string()),
-                key: f.key,
-                description: f.description,
-                unmet: g.map(|g| g.unmet).unwrap_or_default(),
-            }
+        .zip(gates)
+        .map(|(f, g)| DashFlag {
+            on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
+            phase: f.rollout.phase.to_string(),
+            next: g.next.map(|p| p.to_string()),
+            key: f.key,
+            description: f.description,
+            unmet: g.unmet,
         })
         .collect();
     let recent = store::audit::query(

@@ -3882,7 +3882,8 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         "gates_unmet",
     );
     // The dashboard lists exactly what advancing is refused for.
-    let dash = store::rollout::next_gates(&pool, chrono::Utc::now())
+    let flags = store::flags::list(&pool).await.unwrap();
+    let dash = store::rollout::next_gates(&pool, &flags, chrono::Utc::now())
         .await
         .unwrap()
         .into_iter()

@@ -300,7 +300,10 @@ pub async fn change(
     let effect = p.effect();
     if effect.widens() {
         let plan = plans::load(&mut tx, key).await?;
-        let mut facts = gate_facts(&mut tx, key, &plan, gating.now).await?.facts;
+        let ready = migrations_ready(&mut tx).await?;
+        let mut facts = gate_facts(&mut tx, key, &plan, gating.now, ready)
+            .await?
+            .facts;
         let hash = p.hash(key)?;
         facts.approval = approval_of(&mut tx, key, &plan.settings, &hash).await?;
         let verdict = decide(
@@ -396,16 +399,21 @@ pub(crate) struct Facts {
     pub guard_states: Vec<GuardState>,
 }
 
+/// The migrations gate's fact: no pending or drifted migration (the same for every flag).
+async fn migrations_ready(conn: &mut PgConnection) -> Result<bool, Error> {
+    Ok(crate::migrations::counts_in(conn).await?.ready())
+}
+
 async fn gate_facts(
     conn: &mut PgConnection,
     key: &str,
     plan: &Plan,
     now: DateTime<Utc>,
+    migrations_ready: bool,
 ) -> Result<Facts, Error> {
     let ticks = plans::current_ticks(conn, key).await?;
     let signoffs = plans::current_signoffs(conn, key).await?;
     let phase_since = plans::phase_since(conn, key).await?;
-    let counts = crate::migrations::counts_in(conn).await?;
     let guard_states = guards::states(conn, key).await?;
     let facts = GateFacts {
         now: now.timestamp(),
@@ -422,7 +430,7 @@ async fn gate_facts(
             .collect(),
         guards_not_ok: not_ok(plan, &guard_states, now),
         paused: plan.paused.as_ref().map(|p| p.reason.clone()),
-        migrations_ready: counts.ready(),
+        migrations_ready,
         approval: Approval::NotRequired,
     };
     Ok(Facts {
@@ -527,6 +535,21 @@ impl Proposal {
 type ProposalCache = Vec<((String, i64, i64), Proposal)>;
 static PROPOSALS: tokio::sync::Mutex<ProposalCache> = tokio::sync::Mutex::const_new(Vec::new());
 
+/// The snapshot version: with the flag's version, what keys a cached computation over the tenants.
+async fn snapshot_version(conn: &mut PgConnection) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar("SELECT version FROM change_version")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Adds `entry` to a cache of at most `cap` entries, dropping the oldest.
+fn remember<K, V>(cache: &mut Vec<(K, V)>, cap: usize, entry: (K, V)) {
+    if cache.len() >= cap {
+        cache.remove(0);
+    }
+    cache.push(entry);
+}
+
 /// The proposal of advancing, computed once per state: every view of the plan needs the change's
 /// hash, and over 100,000 tenants computing it is the expensive part of the page. Computations
 /// are serialised, so concurrent views wait for one result instead of each loading every tenant.
@@ -536,10 +559,7 @@ async fn propose_advance_cached(
     old: &Rollout,
     version: i64,
 ) -> Result<Proposal, Error> {
-    let snapshot: i64 = sqlx::query_scalar("SELECT version FROM change_version")
-        .fetch_one(&mut *conn)
-        .await?;
-    let id = (key.to_string(), version, snapshot);
+    let id = (key.to_string(), version, snapshot_version(conn).await?);
     let mut cache = PROPOSALS.lock().await;
     if let Some((_, p)) = cache.iter().find(|(k, _)| *k == id) {
         return Ok(p.clone());
@@ -548,10 +568,7 @@ async fn propose_advance_cached(
         .await?
         .proposal(key)?;
     cache.retain(|(k, _)| k.0 != key);
-    if cache.len() >= 64 {
-        cache.remove(0);
-    }
-    cache.push((id, p.clone()));
+    remember(&mut cache, 64, (id, p.clone()));
     Ok(p)
 }
 
@@ -600,10 +617,7 @@ async fn current_cached(
 ) -> Result<bool, Error> {
     type Cache = Vec<((i64, i64, i64), bool)>;
     static CURRENT: tokio::sync::Mutex<Cache> = tokio::sync::Mutex::const_new(Vec::new());
-    let snapshot: i64 = sqlx::query_scalar("SELECT version FROM change_version")
-        .fetch_one(&mut *conn)
-        .await?;
-    let id = (r.id, version, snapshot);
+    let id = (r.id, version, snapshot_version(conn).await?);
     let mut cache = CURRENT.lock().await;
     if let Some((_, c)) = cache.iter().find(|(k, _)| *k == id) {
         return Ok(*c);
@@ -612,10 +626,7 @@ async fn current_cached(
         Ok(p) => p.hash(key)? == r.change_hash,
         Err(_) => false,
     };
-    if cache.len() >= 256 {
-        cache.remove(0);
-    }
-    cache.push((id, current));
+    remember(&mut cache, 256, (id, current));
     Ok(current)
 }
 
@@ -680,7 +691,10 @@ pub async fn plan_state(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<
         signoffs,
         phase_since,
         guard_states,
-    } = gate_facts(&mut tx, key, &plan, now).await?;
+    } = {
+        let ready = migrations_ready(&mut tx).await?;
+        gate_facts(&mut tx, key, &plan, now, ready).await?
+    };
     let (rollout, version) = rows::read_flag(&mut tx, key).await?;
     let phase = rollout.phase;
     let next = phase.next(&DEFAULT_LADDER);
@@ -762,27 +776,34 @@ pub struct NextGates {
     pub unmet: Vec<String>,
 }
 
-/// [`NextGates`] for every flag at `now`.
-pub async fn next_gates(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<NextGates>, Error> {
+/// [`NextGates`] of each of `flags` (as the dashboard listed them) at `now`, in their order. The
+/// migrations are read once for all of them.
+pub async fn next_gates(
+    pool: &PgPool,
+    flags: &[rows::FlagRow],
+    now: DateTime<Utc>,
+) -> Result<Vec<NextGates>, Error> {
     let mut conn = pool.acquire().await?;
-    let mut out = Vec::new();
-    for key in rows::keys(pool).await? {
-        let (rollout, version) = rows::read_flag(&mut conn, &key).await?;
-        let next = rollout.phase.next(&DEFAULT_LADDER);
+    let ready = migrations_ready(&mut conn).await?;
+    let mut out = Vec::with_capacity(flags.len());
+    for f in flags {
+        let next = f.rollout.phase.next(&DEFAULT_LADDER);
         let mut unmet = Vec::new();
         if next.is_some() {
-            let plan = plans::load(&mut conn, &key).await?;
-            let mut facts = gate_facts(&mut conn, &key, &plan, now).await?.facts;
-            let p = propose_advance_cached(&mut conn, &key, &rollout, version).await?;
-            facts.approval = approval_of(&mut conn, &key, &plan.settings, &p.hash).await?;
+            let plan = plans::load(&mut conn, &f.key).await?;
+            let mut facts = gate_facts(&mut conn, &f.key, &plan, now, ready)
+                .await?
+                .facts;
+            let p = propose_advance_cached(&mut conn, &f.key, &f.rollout, f.version).await?;
+            facts.approval = approval_of(&mut conn, &f.key, &plan.settings, &p.hash).await?;
             unmet = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts)
                 .iter()
                 .map(ToString::to_string)
                 .collect();
         }
         out.push(NextGates {
-            key,
-            phase: rollout.phase,
+            key: f.key.clone(),
+            phase: f.rollout.phase,
             next,
             unmet,
         });
@@ -879,7 +900,11 @@ pub async fn approve(
     let current = if req.flag_version.is_some_and(|v| v != version) {
         false
     } else {
-        match plan_for(&mut tx, key, &rollout, version, &req).await {
+        let planned = match spec_of(&req) {
+            Ok(spec) => self::plan(&mut tx, key, &rollout, version, &spec).await,
+            Err(e) => Err(e),
+        };
+        match planned {
             Ok(p) => p.hash(key)? == req.change_hash,
             Err(_) => false,
         }
@@ -895,17 +920,6 @@ pub async fn approve(
     req.approved_at = Some(Utc::now());
     req.current = true;
     Ok(req)
-}
-
-async fn plan_for(
-    conn: &mut PgConnection,
-    key: &str,
-    rollout: &Rollout,
-    version: i64,
-    req: &ChangeRequest,
-) -> Result<Planned, Error> {
-    let spec = spec_of(req)?;
-    plan(conn, key, rollout, version, &spec).await
 }
 
 // -------------------------------------------------------------------------------- automation
