@@ -1782,6 +1782,16 @@ async fn satisfy(app: &TestApp, checklists: &[&str], milestones: &[&str]) {
     }
 }
 
+/// Ticks and signs what the seed plan's pilot gate needs (everything but the approval).
+async fn satisfy_pilot_gates(app: &TestApp) {
+    satisfy(
+        app,
+        &["Prerequisites", "Smoke Test (Existing Features)"],
+        &["Code deployed", "Migrations applied", "Smoke tests passed"],
+    )
+    .await;
+}
+
 async fn phase(app: &TestApp) -> String {
     app.get(&format!("/api/admin/flags/{FLAG}")).await.json()["rollout"]["phase"]
         .as_str()
@@ -1847,12 +1857,7 @@ async fn advance_is_gated_approved_and_overridable(pool: PgPool) {
     assert_eq!(audit_count(&pool, "rollout.apply").await, 0);
 
     // Gates held: only the approval is missing.
-    satisfy(
-        &app,
-        &["Prerequisites", "Smoke Test (Existing Features)"],
-        &["Code deployed", "Migrations applied", "Smoke tests passed"],
-    )
-    .await;
+    satisfy_pilot_gates(&app).await;
     let res = app.post(&advance, None).await;
     assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
     assert_eq!(
@@ -2122,12 +2127,7 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
         .await
         .unwrap();
     assert!(moved.is_empty(), "{moved:?}");
-    satisfy(
-        &app,
-        &["Prerequisites", "Smoke Test (Existing Features)"],
-        &["Code deployed", "Migrations applied", "Smoke tests passed"],
-    )
-    .await;
+    satisfy_pilot_gates(&app).await;
     app.post(
         &format!(
             "/api/admin/tenants/{}/enable-multi-workspace",
@@ -3894,12 +3894,7 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         .await
         .json();
     assert_eq!(json!(dash.unmet), refusal["unmet"]);
-    satisfy(
-        &app,
-        &["Prerequisites", "Smoke Test (Existing Features)"],
-        &["Code deployed", "Migrations applied", "Smoke tests passed"],
-    )
-    .await;
+    satisfy_pilot_gates(&app).await;
     let res = app.post(&curl, None).await;
     assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
     assert_eq!(

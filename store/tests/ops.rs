@@ -63,6 +63,28 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// The SQL text of a gzip backup.
+fn read_gz(path: &Path) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    text
+}
+
+/// Writes `text` as a gzip file.
+fn write_gz(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap();
+}
+
 async fn backup(url: &str, dir: &Path) -> PathBuf {
     let (u, d) = (url.to_string(), dir.to_path_buf());
     blocking(move || store::backup::create(&u, &d))
@@ -152,30 +174,17 @@ async fn backup_then_restore_into_a_fresh_database_keeps_every_row(pool: PgPool)
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn bad_backups_are_refused_before_the_database_is_touched(pool: PgPool) {
-    use std::io::Write;
     store::demo::seed_tenants(&pool, 10).await.unwrap();
     let url = url_of(&pool, None).await;
     let dir = scratch("refused");
-    let gz = |path: &Path, text: &str| {
-        let mut e = flate2::write::GzEncoder::new(
-            std::fs::File::create(path).unwrap(),
-            flate2::Compression::default(),
-        );
-        e.write_all(text.as_bytes()).unwrap();
-        e.finish().unwrap();
-    };
+    let gz = write_gz;
     let not_gzip = dir.join("backup_x_20260101_000000.sql.gz");
     std::fs::write(&not_gzip, b"DROP TABLE tenants;").unwrap();
     let not_dump = dir.join("backup_y_20260101_000000.sql.gz");
     gz(&not_dump, "DROP TABLE tenants;\n");
     // A real dump cut short: its closing line is missing.
     let real = backup(&url, &dir).await;
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(&real).unwrap()),
-        &mut text,
-    )
-    .unwrap();
+    let text = read_gz(&real);
     let truncated = dir.join("backup_z_20260101_000000.sql.gz");
     gz(&truncated, &text[..text.len() / 2]);
 
@@ -301,7 +310,6 @@ async fn health_reports_size_tables_and_thresholds(pool: PgPool) {
 /// them.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn backups_are_private_distinct_and_hold_no_sessions(pool: PgPool) {
-    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     store::demo::seed_tenants(&pool, 5).await.unwrap();
     let secret = "session-id-that-must-not-leak-7f3a9c";
@@ -321,10 +329,7 @@ async fn backups_are_private_distinct_and_hold_no_sessions(pool: PgPool) {
         let g = f.clone();
         let checked = blocking(move || store::backup::check(&g)).await.unwrap();
         assert!(checked.tables >= 8, "{checked:?}");
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
+        let text = read_gz(f);
         assert!(!text.contains(secret), "a session id is in {}", f.display());
         assert!(
             text.contains("CREATE TABLE public.sessions"),
@@ -339,27 +344,15 @@ async fn backups_are_private_distinct_and_hold_no_sessions(pool: PgPool) {
 /// one transaction.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn a_restore_that_fails_halfway_changes_nothing(pool: PgPool) {
-    use std::io::Write;
     store::demo::seed_tenants(&pool, 12).await.unwrap();
     let url = url_of(&pool, None).await;
     let dir = scratch("halfway");
-    let real = backup(&url, &dir).await;
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(&real).unwrap()),
-        &mut text,
-    )
-    .unwrap();
+    let text = read_gz(&backup(&url, &dir).await);
     let footer = "-- PostgreSQL database dump complete";
     let broken = text.replacen(footer, &format!("SELECT 1/0;\n{footer}"), 1);
     assert_ne!(broken, text);
     let file = dir.join("backup_broken_20261129_000000.sql.gz");
-    let mut e = flate2::write::GzEncoder::new(
-        std::fs::File::create(&file).unwrap(),
-        flate2::Compression::default(),
-    );
-    e.write_all(broken.as_bytes()).unwrap();
-    e.finish().unwrap();
+    write_gz(&file, &broken);
     // The database moves on after the backup; the failed restore must not take it back.
     sqlx::query("DELETE FROM tenants WHERE id IN (SELECT id FROM tenants ORDER BY id LIMIT 2)")
         .execute(&pool)
