@@ -110,6 +110,11 @@ impl Config {
                 },
             }
         };
+        if set(TRUSTED_PROXIES).is_some() && !boolean("TENANTRY_TRUST_PROXY")? {
+            tracing::warn!(
+                "TENANTRY_TRUSTED_PROXIES is set but TENANTRY_TRUST_PROXY is not: X-Forwarded-For is ignored"
+            );
+        }
         let d = Config::default();
         let advance = whole("TENANTRY_AUTO_ADVANCE_INTERVAL_SECS", 60, 0)?;
         Ok(Config {

@@ -245,11 +245,6 @@ pub async fn serve(
     let mut state = AppState::with_config(leptos_options, pool, &config);
     state.database_url = Some(database_url);
     state.prometheus = config.prometheus()?;
-    if !config.trust_proxy && std::env::var(crate::config::TRUSTED_PROXIES).is_ok() {
-        tracing::warn!(
-            "TENANTRY_TRUSTED_PROXIES is set but TENANTRY_TRUST_PROXY is not: X-Forwarded-For is ignored"
-        );
-    }
     if let Err(e) = state.live.refresh_all(&state.pool).await {
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
