@@ -63,12 +63,7 @@ pub async fn query(pool: &PgPool, q: &AuditQuery) -> Result<Vec<AuditRow>, Error
 /// Most rows one CSV export returns.
 pub const EXPORT_LIMIT: i64 = 100_000;
 
-/// Newest first, up to [`EXPORT_LIMIT`] rows whatever `q.limit` says: the CSV export.
-pub async fn export(pool: &PgPool, q: &AuditQuery) -> Result<Vec<AuditRow>, Error> {
-    fetch(pool, q, EXPORT_LIMIT).await
-}
-
-/// One page of the export: newest first, at most `limit` rows below `q.before_id` (keyset paging,
+/// One page of the CSV export (up to [`EXPORT_LIMIT`] rows in all): newest first, at most `limit` rows below `q.before_id` (keyset paging,
 /// so a streamed export holds one page in memory, never the whole log).
 pub async fn export_page(
     pool: &PgPool,
