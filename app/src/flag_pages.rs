@@ -347,10 +347,10 @@ fn FlagEditor(
             }));
         }
     });
+    // An edit of the draft makes the last refusal's offers stale.
     Effect::new(move |_| {
-        if draft.get() != draft.get_untracked() {
-            refused.set(false);
-        }
+        draft.track();
+        refused.set(false);
     });
     let kill = Action::new(move |key: &String| {
         let key = key.clone();
