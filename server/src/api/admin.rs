@@ -423,9 +423,20 @@ pub struct RolloutBody {
     pub override_reason: Option<String>,
 }
 
-fn parse_phase(s: &str) -> Result<Phase, ApiError> {
-    s.parse()
-        .map_err(|e: flags::Error| ApiError::unprocessable(e.to_string()))
+/// The rollout a request body names (its phase parsed, 422 with the reason otherwise).
+fn rollout_of(
+    phase: &str,
+    pilots: BTreeSet<String>,
+    constraints: Vec<Constraint>,
+) -> Result<Rollout, ApiError> {
+    let phase: Phase = phase
+        .parse()
+        .map_err(|e: flags::Error| ApiError::unprocessable(e.to_string()))?;
+    Ok(Rollout {
+        phase,
+        pilots,
+        constraints,
+    })
 }
 
 /// Moves the flag to a rollout (phase, pilots, constraints) and writes exactly the tenant rows
@@ -447,11 +458,7 @@ pub async fn put_rollout(
     let Path(key) = key?;
     let expected = super::if_match(&headers)?;
     let Json(b) = body?;
-    let rollout = Rollout {
-        phase: parse_phase(&b.phase)?,
-        pilots: b.pilots,
-        constraints: b.constraints,
-    };
+    let rollout = rollout_of(&b.phase, b.pilots, b.constraints)?;
     let gating = Gating::with_override(b.override_reason);
     write(
         &state,
@@ -861,11 +868,7 @@ pub async fn request_change(
     let b: RequestBody = optional_json(&body)?;
     let spec = match (b.rollout, b.tenant) {
         (None, None) => Spec::Advance,
-        (Some(r), None) => Spec::Rollout(Rollout {
-            phase: parse_phase(&r.phase)?,
-            pilots: r.pilots,
-            constraints: r.constraints,
-        }),
+        (Some(r), None) => Spec::Rollout(rollout_of(&r.phase, r.pilots, r.constraints)?),
         (None, Some(t)) => Spec::Tenant {
             tenant: t.id,
             enabled: t.enabled,
