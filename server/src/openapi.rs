@@ -1,11 +1,15 @@
 //! The OpenAPI 3.1 document at `/api/openapi.json`, generated from the handlers' annotations.
-use axum::Json;
 use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
     Modify, OpenApi,
 };
 
-use crate::api::{admin, eval, ofrep};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    api::{activity, admin, eval, ofrep},
+    AppState,
+};
 
 struct Security;
 
@@ -23,22 +27,12 @@ impl Modify for Security {
     }
 }
 
-/// Tenantry's HTTP API.
+/// The document's header: title, security schemes and tags. Its paths come from the routes
+/// themselves ([`api`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tenantry", description = "The rollout control plane for tenant-scoped feature flags."),
     modifiers(&Security),
-    paths(
-        crate::health::health,
-        eval::features, eval::snapshot, eval::stream,
-        ofrep::evaluate_one, ofrep::evaluate_all,
-        admin::list_tenants, admin::create_tenant, admin::get_tenant, admin::update_tenant, admin::archive_tenant,
-        admin::set_tenant_flag, admin::enable_multi_workspace,
-        admin::list_flags, admin::create_flag, admin::get_flag, admin::flag_at, admin::get_plan, admin::import_plan, admin::tick_item, admin::sign_milestone,
-        admin::request_change, admin::approve_change, admin::plan_settings, admin::plan_contacts, admin::resume_plan, admin::put_rollout, admin::advance, admin::rollback,
-        admin::create_token, admin::list_tokens, admin::revoke_token,
-        admin::audit, admin::migrations, crate::api::activity::ingest,
-    ),
     tags(
         (name = "evaluation", description = "Is this flag on for tenant X?"),
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol v1"),
@@ -48,9 +42,50 @@ impl Modify for Security {
         (name = "operations", description = "Health"),
     )
 )]
+struct Header;
+
+/// The one registry of the HTTP API: every route under `/api` and `/ofrep` is added here with
+/// `routes!`, which takes its path, method and documentation from the handler's
+/// `#[utoipa::path]`. The router and the OpenAPI document are two views of this value
+/// (`split_for_parts`), so neither can list a route the other lacks. The only routes outside it
+/// are in `startup::router`, each with the reason it is not part of the API.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(Header::openapi())
+        .routes(routes!(crate::health::health))
+        .routes(routes!(eval::features))
+        .routes(routes!(eval::snapshot))
+        .routes(routes!(eval::stream))
+        .routes(routes!(ofrep::evaluate_all))
+        .routes(routes!(ofrep::evaluate_one))
+        // 1,000 events of up to 8 KiB details each.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(activity::ingest))
+                .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024)),
+        )
+        .merge(admin::router())
+}
+
+/// Tenantry's OpenAPI document, for code that wants it without serving it (tests, tools).
 pub struct ApiDoc;
 
-/// `GET /api/openapi.json`.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+impl OpenApi for ApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        api().split_for_parts().1
+    }
+}
+
+/// `GET /api/openapi.json`: the document, serialised once per router.
+pub fn document(doc: &utoipa::openapi::OpenApi) -> axum::routing::MethodRouter<AppState> {
+    let body = match serde_json::to_vec(doc) {
+        Ok(bytes) => axum::body::Bytes::from(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            axum::body::Bytes::new()
+        }
+    };
+    axum::routing::get(move || {
+        let body = body.clone();
+        async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+    })
 }

@@ -8,10 +8,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
-use axum::{
-    routing::{get, post, put},
-    Router,
-};
+use axum::{routing::get, Router};
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
@@ -24,12 +21,7 @@ use tower_sessions::{
 };
 use tower_sessions_sqlx_store::PostgresStore;
 
-use crate::{
-    api::{admin, eval, ofrep},
-    health,
-    session::SignedIn,
-    AppState,
-};
+use crate::{api::eval, session::SignedIn, AppState};
 
 /// The web app's routes, generated once per process.
 ///
@@ -58,89 +50,16 @@ pub fn router(state: AppState) -> Router {
         trusted_proxies: state.trusted_proxies.clone(),
     };
     let options = state.leptos_options.clone();
-    let api = Router::new()
-        .route("/api/health", get(health::health))
-        .route("/api/openapi.json", get(crate::openapi::document))
+    // The HTTP API: one registry for its routes and its OpenAPI document.
+    let (documented, doc) = crate::openapi::api().split_for_parts();
+    let api = documented
+        // Not part of the API, each for its reason: the document itself; Prometheus' scrape
+        // (text exposition format); the web app's live counter (signed-in users' session); the
+        // audit log's CSV download (a link in the web app, session and role).
+        .route("/api/openapi.json", crate::openapi::document(&doc))
         .route("/metrics", get(crate::metrics::render))
-        .route("/api/features", get(eval::features))
-        .route("/api/client/snapshot", get(eval::snapshot))
-        .route("/api/client/stream", get(eval::stream))
         .route("/api/ui/stream", get(eval::ui_stream))
         .route("/audit/export.csv", get(crate::export::audit_csv))
-        // 1,000 events of up to 8 KiB details each.
-        .route(
-            "/api/activity",
-            post(crate::api::activity::ingest)
-                .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024)),
-        )
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
-        .route(
-            "/api/admin/tenants",
-            get(admin::list_tenants).post(admin::create_tenant),
-        )
-        .route(
-            "/api/admin/tenants/{id}",
-            get(admin::get_tenant)
-                .patch(admin::update_tenant)
-                .delete(admin::archive_tenant),
-        )
-        .route(
-            "/api/admin/tenants/{id}/flags/{key}",
-            put(admin::set_tenant_flag),
-        )
-        .route(
-            "/api/admin/tenants/{id}/enable-multi-workspace",
-            post(admin::enable_multi_workspace),
-        )
-        .route(
-            "/api/admin/flags",
-            get(admin::list_flags).post(admin::create_flag),
-        )
-        .route("/api/admin/flags/{key}", get(admin::get_flag))
-        .route("/api/admin/flags/{key}/at", get(admin::flag_at))
-        .route(
-            "/api/admin/flags/{key}/plan",
-            get(admin::get_plan).put(admin::import_plan),
-        )
-        .route("/api/admin/flags/{key}/plan/ticks", post(admin::tick_item))
-        .route(
-            "/api/admin/flags/{key}/plan/signoffs",
-            post(admin::sign_milestone),
-        )
-        .route(
-            "/api/admin/flags/{key}/plan/requests",
-            post(admin::request_change),
-        )
-        .route(
-            "/api/admin/flags/{key}/plan/requests/{id}/approve",
-            post(admin::approve_change),
-        )
-        .route(
-            "/api/admin/flags/{key}/plan/settings",
-            put(admin::plan_settings),
-        )
-        .route(
-            "/api/admin/flags/{key}/plan/contacts",
-            put(admin::plan_contacts),
-        )
-        .route(
-            "/api/admin/flags/{key}/plan/resume",
-            post(admin::resume_plan),
-        )
-        .route("/api/admin/flags/{key}/rollout", put(admin::put_rollout))
-        .route("/api/admin/flags/{key}/advance", post(admin::advance))
-        .route("/api/admin/flags/{key}/rollback", post(admin::rollback))
-        .route(
-            "/api/admin/tokens",
-            get(admin::list_tokens).post(admin::create_token),
-        )
-        .route(
-            "/api/admin/tokens/{id}",
-            axum::routing::delete(admin::revoke_token),
-        )
-        .route("/api/admin/audit", get(admin::audit))
-        .route("/api/admin/migrations", get(admin::migrations))
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let _ = crate::metrics::handle();
     let sessions = SessionManagerLayer::new(session_store(&state.pool))
