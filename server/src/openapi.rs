@@ -86,6 +86,11 @@ pub fn document(doc: &utoipa::openapi::OpenApi) -> axum::routing::MethodRouter<A
     };
     axum::routing::get(move || {
         let body = body.clone();
-        async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+        }
     })
 }
