@@ -9,7 +9,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
+use std::sync::RwLock;
 
 use crate::{error::ApiError, AppState};
 
@@ -47,9 +47,22 @@ impl Scope {
     }
 }
 
-/// An authenticated machine caller.
+/// An authenticated machine caller: a shared reference to its token's identity in the cache, so
+/// authenticating a request copies no strings.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Caller(Arc<Identity>);
+
+impl std::ops::Deref for Caller {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
+
+/// Who a token is.
+#[derive(Debug)]
+pub struct Identity {
     /// Token id.
     pub token_id: i64,
     /// Token name.
@@ -64,7 +77,7 @@ pub struct Caller {
     expires_at: Option<DateTime<Utc>>,
 }
 
-impl Caller {
+impl Identity {
     /// The actor written to the audit log (`token:<name>`), acting for the token's person.
     pub fn actor(&self, source: store::Source) -> store::Actor {
         store::Actor::new(format!("token:{}", self.name), source).for_person(self.person.clone())
@@ -91,6 +104,12 @@ pub struct TokenCache {
     inner: Arc<RwLock<HashMap<[u8; 32], Caller>>>,
 }
 
+/// The map, even if a thread panicked while holding the lock (the map is replaced whole, never
+/// left half-written).
+fn unpoison<T>(r: Result<T, std::sync::PoisonError<T>>) -> T {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl TokenCache {
     /// Replaces the cache with the database's live tokens.
     pub async fn reload(&self, pool: &store::PgPool) -> Result<usize, store::Error> {
@@ -110,18 +129,18 @@ impl TokenCache {
             let person = r.owner.unwrap_or_else(|| format!("token:{}", r.name));
             map.insert(
                 hash,
-                Caller {
+                Caller(Arc::new(Identity {
                     token_id: r.id,
                     person,
                     name: r.name,
                     scope,
                     tenant_id: r.tenant_id,
                     expires_at: r.expires_at,
-                },
+                })),
             );
         }
         let n = map.len();
-        *self.inner.write().await = map;
+        *unpoison(self.inner.write()) = map;
         Ok(n)
     }
 
@@ -129,12 +148,13 @@ impl TokenCache {
     pub async fn lookup(&self, secret: &str) -> Option<Caller> {
         // The lookup compares SHA-256 digests, never secrets, so its timing tells nothing about
         // a stored secret.
-        let map = self.inner.read().await;
-        let caller = map.get(&hash_secret(secret))?;
+        let caller = unpoison(self.inner.read())
+            .get(&hash_secret(secret))?
+            .clone();
         if caller.expires_at.is_some_and(|e| e <= Utc::now()) {
             return None;
         }
-        Some(caller.clone())
+        Some(caller)
     }
 }
 

@@ -6,11 +6,11 @@
 //! * `feature_flag_evaluations_total{flag,result}` and `feature_flag_check_failures_total{reason}`;
 //! * `tenantry_snapshot_version`, `tenantry_snapshot_age_seconds`, `tenantry_listen_up`;
 //! * `tenantry_db_pool_connections{state}`.
-use std::{sync::OnceLock, time::Instant};
+use std::{cell::RefCell, collections::HashMap, sync::OnceLock, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::header,
+    http::{header, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -104,21 +104,62 @@ fn describe() {
     describe_gauge!("tenantry_guard_value", "Latest value of each guard.");
 }
 
+/// Per-thread handles of the request series, by route template: registering a labelled series
+/// through the `metrics` macros allocates its key and takes the registry's lock, which every
+/// request paid twice (and once per flag on `/api/features`). The handles are the registry's own,
+/// so a cached one counts into the same series.
+#[derive(Default)]
+struct RouteSeries {
+    /// (method, status) → requests counter.
+    counters: Vec<(Method, u16, metrics::Counter)>,
+    /// method → duration histogram.
+    histograms: Vec<(Method, metrics::Histogram)>,
+}
+
+thread_local! {
+    static ROUTES: RefCell<HashMap<Box<str>, RouteSeries>> = RefCell::new(HashMap::new());
+    static EVALUATIONS: RefCell<HashMap<Box<str>, [metrics::Counter; 2]>> = RefCell::new(HashMap::new());
+}
+
 /// Records every request by route template.
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let path = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "path" => path.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "path" => path, "method" => method)
-        .record(start.elapsed().as_secs_f64());
+    let status = res.status().as_u16();
+    let path = path.as_ref().map_or("unmatched", MatchedPath::as_str);
+    ROUTES.with_borrow_mut(|routes| {
+        if !routes.contains_key(path) {
+            routes.insert(path.into(), RouteSeries::default());
+        }
+        let Some(series) = routes.get_mut(path) else {
+            return;
+        };
+        match series
+            .counters
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status)
+        {
+            Some((_, _, c)) => c.increment(1),
+            None => {
+                let c = metrics::counter!("http_requests_total", "path" => path.to_owned(),
+                    "method" => method.as_str().to_owned(), "status" => status.to_string());
+                c.increment(1);
+                series.counters.push((method.clone(), status, c));
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        match series.histograms.iter().find(|(m, _)| *m == method) {
+            Some((_, h)) => h.record(elapsed),
+            None => {
+                let h = metrics::histogram!("http_request_duration_seconds",
+                    "path" => path.to_owned(), "method" => method.as_str().to_owned());
+                h.record(elapsed);
+                series.histograms.push((method, h));
+            }
+        }
+    });
     res
 }
 
@@ -138,14 +179,24 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Counts one evaluation.
 pub fn evaluation(flag: &str, decision: &flags::Decision) {
-    let result = if decision.on { "on" } else { "off" };
     // Unknown keys come from callers: never let them grow the label set.
     let flag = if decision.reason == flags::Reason::UnknownFlag {
         "_unknown"
     } else {
         flag
     };
-    metrics::counter!("feature_flag_evaluations_total", "flag" => flag.to_owned(), "result" => result).increment(1);
+    EVALUATIONS.with_borrow_mut(|cache| {
+        if !cache.contains_key(flag) {
+            let series = |result: &'static str| {
+                metrics::counter!("feature_flag_evaluations_total", "flag" => flag.to_owned(), "result" => result)
+            };
+            cache.insert(flag.into(), [series("off"), series("on")]);
+        }
+        if let Some(counters) = cache.get(flag) {
+            let [off, on] = counters;
+            if decision.on { on } else { off }.increment(1);
+        }
+    });
     if decision.reason.is_error() {
         metrics::counter!("feature_flag_check_failures_total", "reason" => decision.reason.code())
             .increment(1);

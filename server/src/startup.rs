@@ -12,7 +12,7 @@ use axum::{routing::get, Router};
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
 use tower_sessions::Session;
 use tower_sessions::{
     cookie::{time, SameSite},
@@ -52,14 +52,14 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     // The HTTP API: one registry for its routes and its OpenAPI document.
     let (documented, doc) = crate::openapi::api().split_for_parts();
+    // Token-authenticated: the API and the two routes outside it that need no session. No
+    // session layer here — parsing cookies and creating a session is work an evaluation does not
+    // need (it was on every request's path).
     let api = documented
-        // Not part of the API, each for its reason: the document itself; Prometheus' scrape
-        // (text exposition format); the web app's live counter (signed-in users' session); the
-        // audit log's CSV download (a link in the web app, session and role).
+        // Not part of the API, each for its reason: the document itself, and Prometheus' scrape
+        // (text exposition format).
         .route("/api/openapi.json", crate::openapi::document(&doc))
         .route("/metrics", get(crate::metrics::render))
-        .route("/api/ui/stream", get(eval::ui_stream))
-        .route("/audit/export.csv", get(crate::export::audit_csv))
         .route_layer(axum::middleware::from_fn(crate::metrics::track));
     let _ = crate::metrics::handle();
     let sessions = SessionManagerLayer::new(session_store(&state.pool))
@@ -68,8 +68,12 @@ pub fn router(state: AppState) -> Router {
         .with_same_site(SameSite::Strict)
         .with_secure(state.secure_cookies)
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
-    Router::new()
-        .merge(api)
+    // Session-authenticated: the web app, and two routes of it outside the API — its live
+    // counter and the audit log's CSV download (a link on the audit page; session and role).
+    let web = Router::new()
+        .route("/api/ui/stream", get(eval::ui_stream))
+        .route("/audit/export.csv", get(crate::export::audit_csv))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -83,16 +87,24 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_sign_in,
         ))
+        .layer(sessions);
+    Router::new()
+        .merge(api)
+        .merge(web)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::csrf::protect,
         ))
-        .layer(sessions)
         // Security headers on every response.
         .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("x-frame-options", "DENY"))
         .layer(header("referrer-policy", "same-origin"))
+        // gzip or br when the client asks (Accept-Encoding) and the body is worth it: the SDK
+        // snapshot, OFREP bulk, JSON lists, pages and the web app's assets. Never the event
+        // streams (tower-http's default predicate skips text/event-stream) and never bodies under
+        // 32 bytes.
+        .layer(CompressionLayer::new())
         .with_state(state)
 }
 
@@ -121,7 +133,10 @@ async fn require_sign_in(
     let protected = path == "/"
         || app::PROTECTED_PREFIXES
             .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+            .any(|p| {
+                path.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            });
     if protected && req.method() == axum::http::Method::GET {
         match SignedIn::check(&session, &state).await {
             Ok(_) => return next.run(req).await,

@@ -7,9 +7,16 @@ use store::PgPool;
 
 use crate::live::Live;
 
-/// The router's state.
+/// The router's state: one shared value, so the clone every handler and middleware takes is a
+/// reference count, not a copy of the configuration's strings (it was on every request's path).
+/// Fields read through `Deref`; a state being set up is changed through `DerefMut`, which copies
+/// the inner value only if a router already shares it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares.
+#[derive(Clone)]
+pub struct Shared {
     /// Leptos site options.
     pub leptos_options: LeptosOptions,
     /// Database pool (connects lazily; survives outages).
@@ -53,7 +60,7 @@ impl AppState {
         pool: PgPool,
         config: &crate::config::Config,
     ) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             secure_cookies: config.secure_cookies,
             backup_dir: config.backup_dir.clone(),
             database_url: None,
@@ -67,7 +74,21 @@ impl AppState {
             pool,
             live: Arc::new(Live::default()),
             started_at: Instant::now(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 }
 

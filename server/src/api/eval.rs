@@ -70,7 +70,7 @@ pub async fn features(
     for key in snap.flags.keys() {
         let d = snap.evaluate(key, &tenant);
         crate::metrics::evaluation(key, &d);
-        out.insert(key.clone(), d.on);
+        out.insert(key.as_str(), d.on);
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(out)).into_response())
 }

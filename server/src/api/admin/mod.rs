@@ -43,7 +43,7 @@ impl FromRequestParts<AppState> for Admin {
         caller.require(&[Scope::Admin])?;
         Ok(Admin {
             actor: caller.actor(Source::Api),
-            person: caller.person,
+            person: caller.person.clone(),
         })
     }
 }
