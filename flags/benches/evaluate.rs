@@ -6,6 +6,10 @@
 //!   flexibleRollout 50% with stickiness on a `tenantId` property and a `tenantId IN [...]`
 //!   constraint — in the same run.
 //! * `cohort/100k`: the 50% cohort of 100,000 tenants.
+//! * `compact/*`: the compact SDK snapshot (`tenantry.snapshot/v2`) at 100,000 tenants × 20 flags,
+//!   each at 50% with its rows materialised (`tests/support/scale.rs`): compacting the v1
+//!   snapshot, expanding it back, writing and reading its JSON, compiling an `Evaluator` from
+//!   it, and one decision from it. The sizes of both documents (raw and gzip) are printed first.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,8 +21,14 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use flags::{cohort, FlagState, Percentage, Phase, Rollout, Snapshot, Target, Tenant};
+use flags::{
+    cohort, CompactSnapshot, Evaluator, FlagState, Percentage, Phase, Rollout, Snapshot, Target,
+    Tenant,
+};
 use unleash_yggdrasil::{Context, EngineState, UpdateMessage};
+
+#[path = "../tests/support/scale.rs"]
+mod scale;
 
 const FLAGS: usize = 1_000;
 const TENANTS: usize = 1_000;
@@ -65,7 +75,7 @@ fn yggdrasil_engine(ids: &[String]) -> EngineState {
 fn bench_evaluate(c: &mut Criterion) {
     let ids = tenant_ids(TENANTS);
     let snap = tenantry_snapshot(&ids);
-    let compiled = flags::Evaluator::new(&snap);
+    let compiled = Evaluator::new(&snap);
     let engine = yggdrasil_engine(&ids);
     let keys: Vec<String> = (0..FLAGS).map(|f| format!("flag_{f}")).collect();
     let contexts: Vec<Context> = ids
@@ -196,5 +206,72 @@ fn bench_cohort(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_evaluate, bench_cohort);
+fn bench_compact(c: &mut Criterion) {
+    let tenants = scale::tenants(scale::Ids::Numbered);
+    let v1 = scale::snapshot(&tenants);
+    let v2 = CompactSnapshot::compact(&v1, &tenants).unwrap();
+    let v1_json = v1.to_json().unwrap();
+    let v2_json = v2.to_json().unwrap();
+    eprintln!(
+        "SDK snapshot, {} tenants × {} flags at 50%: v1 {} B raw, {} B gzip; v2 {} B raw, {} B gzip",
+        scale::TENANTS,
+        scale::FLAGS,
+        v1_json.len(),
+        scale::gzip_len(v1_json.as_bytes()),
+        v2_json.len(),
+        scale::gzip_len(v2_json.as_bytes()),
+    );
+    let mut g = c.benchmark_group("compact");
+    g.sample_size(10);
+    g.bench_function("compact_100k_x20", |b| {
+        b.iter(|| black_box(CompactSnapshot::compact(black_box(&v1), &tenants).unwrap()))
+    });
+    g.bench_function("expand_100k_x20", |b| b.iter(|| black_box(v2.expand())));
+    g.bench_function("to_json_v2_100k_x20", |b| {
+        b.iter(|| black_box(v2.to_json().unwrap().len()))
+    });
+    g.bench_function("from_json_v2_100k_x20", |b| {
+        b.iter(|| black_box(CompactSnapshot::from_json(black_box(v2_json.as_bytes())).unwrap()))
+    });
+    g.bench_function("to_json_v1_100k_x20", |b| {
+        b.iter(|| black_box(v1.to_json().unwrap().len()))
+    });
+    g.bench_function("evaluator_from_compact_100k_x20", |b| {
+        b.iter(|| black_box(Evaluator::from_compact(black_box(&v2))))
+    });
+    g.bench_function("evaluator_new_v1_100k_x20", |b| {
+        b.iter(|| black_box(Evaluator::new(black_box(&v1))))
+    });
+    g.finish();
+
+    let compiled = Evaluator::from_compact(&v2);
+    let keys: Vec<String> = (0..scale::FLAGS).map(|f| format!("flag_{f}")).collect();
+    for (i, t) in tenants.iter().enumerate().step_by(997) {
+        let k = &keys[i % scale::FLAGS];
+        assert_eq!(v2.evaluate(k, &t.id), v1.evaluate(k, &t.id));
+        assert_eq!(compiled.evaluate(k, &t.id), v1.evaluate(k, &t.id));
+    }
+    let mut g = c.benchmark_group("evaluate_compact");
+    let mut i = 0usize;
+    g.bench_function("compact_snapshot_direct", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7919);
+            let k = &keys[i % scale::FLAGS];
+            let t = &tenants[(i / 3) % scale::TENANTS].id;
+            black_box(v2.evaluate(black_box(k), black_box(t)))
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("evaluator_from_compact", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(7919);
+            let k = &keys[i % scale::FLAGS];
+            let t = &tenants[(i / 3) % scale::TENANTS].id;
+            black_box(compiled.evaluate(black_box(k), black_box(t)))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_evaluate, bench_cohort, bench_compact);
 criterion_main!(benches);

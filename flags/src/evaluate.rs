@@ -91,7 +91,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn off(reason: Reason) -> Self {
+    pub(crate) fn off(reason: Reason) -> Self {
         Decision { on: false, reason }
     }
 }
@@ -121,20 +121,36 @@ impl FlagState {
         if !self.on.contains(tenant_id) {
             return Decision::off(Reason::Off);
         }
-        let reason = match &self.target {
-            Some(t) if t.pilots.contains(tenant_id) => Reason::Pilot,
-            Some(t) if t.percentage.get() > 0 => {
-                let bucket = crate::bucket(flag_key, tenant_id);
-                let percentage = t.percentage.get();
-                if bucket <= percentage {
-                    Reason::Cohort { bucket, percentage }
-                } else {
-                    Reason::TenantEnabled
-                }
+        Decision {
+            on: true,
+            reason: row_reason(self.target.as_ref(), tenant_id, &mut || {
+                crate::bucket(flag_key, tenant_id)
+            }),
+        }
+    }
+}
+
+/// Why a tenant whose row is enabled (and which is neither excluded nor under an enabled global
+/// row) is ON: a pilot of the current target, in its percentage by bucket, or else by hand. The
+/// bucket is asked for only when the target has a percentage. Shared by every evaluation path
+/// that holds the target ([`FlagState::evaluate`], the compact snapshot).
+pub(crate) fn row_reason(
+    target: Option<&crate::Target>,
+    tenant_id: &str,
+    bucket: &mut impl FnMut() -> u32,
+) -> Reason {
+    match target {
+        Some(t) if t.pilots.contains(tenant_id) => Reason::Pilot,
+        Some(t) if t.percentage.get() > 0 => {
+            let bucket = bucket();
+            let percentage = t.percentage.get();
+            if bucket <= percentage {
+                Reason::Cohort { bucket, percentage }
+            } else {
+                Reason::TenantEnabled
             }
-            _ => Reason::TenantEnabled,
-        };
-        Decision { on: true, reason }
+        }
+        _ => Reason::TenantEnabled,
     }
 }
 

@@ -1,6 +1,6 @@
 use rustc_hash::FxHashMap;
 
-use crate::{Decision, Reason, Snapshot};
+use crate::{CompactSnapshot, Decision, Reason, Snapshot};
 
 /// A [`Snapshot`] compiled for fast evaluation: tenant ids are interned once, and each flag's
 /// tenant rows, exclusions and pilots become bit sets indexed by tenant. This is what the server
@@ -97,6 +97,68 @@ impl Evaluator {
             .collect();
         Evaluator {
             version: snapshot.version,
+            tenants,
+            flags,
+        }
+    }
+
+    /// Compiles a compact (`tenantry.snapshot/v2`) snapshot without expanding it: each flag's
+    /// enabled rows are computed from its target and its `on`/`off` lists straight into a bit set
+    /// (one bucket hash per tenant a percentage target's constraints admit). Decisions equal
+    /// [`CompactSnapshot::evaluate`]'s and [`Evaluator::new`]'s on the expanded snapshot.
+    ///
+    /// [`Evaluator::is_disabled`] counts only the rows of known tenants (the compact form has no
+    /// others), where [`Evaluator::new`] also counts rows a v1 snapshot lists for unknown ones.
+    ///
+    /// ```
+    /// use flags::{CompactSnapshot, Evaluator, Reason};
+    /// let snap = CompactSnapshot::from_json(br#"{"format":"tenantry.snapshot/v2","version":1,
+    ///   "tenants":{"ids":["acme","globex"]},"flags":{"f":{"on":[0]}}}"#)?;
+    /// let ev = Evaluator::from_compact(&snap);
+    /// assert!(ev.evaluate("f", "acme").on);
+    /// assert_eq!(ev.evaluate("f", "globex").reason, Reason::Off);
+    /// # Ok::<(), flags::Error>(())
+    /// ```
+    pub fn from_compact(snapshot: &CompactSnapshot) -> Self {
+        let tenants = snapshot.slots().clone();
+        let n = tenants.len();
+        let flags = snapshot
+            .flags()
+            .iter()
+            .map(|(key, flag)| {
+                let mut on = BitSet::with_len(n);
+                let mut any = false;
+                snapshot.for_each_row(key, flag, |slot, _| {
+                    on.insert(slot);
+                    any = true;
+                });
+                let mut excluded = BitSet::with_len(n);
+                for &slot in &flag.excluded {
+                    excluded.insert(slot);
+                }
+                let mut pilots = BitSet::with_len(n);
+                let mut percentage = 0;
+                if let Some(t) = &flag.target {
+                    for pilot in &t.pilots {
+                        if let Some(&slot) = tenants.get(pilot) {
+                            pilots.insert(slot);
+                        }
+                    }
+                    percentage = t.percentage.get();
+                }
+                let compiled = CompiledFlag {
+                    enabled: flag.enabled,
+                    nothing_on: !flag.enabled && !any,
+                    on,
+                    excluded,
+                    pilots,
+                    percentage,
+                };
+                (key.clone(), compiled)
+            })
+            .collect();
+        Evaluator {
+            version: snapshot.version(),
             tenants,
             flags,
         }

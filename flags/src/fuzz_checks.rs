@@ -41,6 +41,50 @@ pub fn snapshot(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The compact (v2) snapshot parser: bytes parse into a snapshot that survives writing and
+/// reading, whose decisions — read directly, through the evaluator compiled from it, from its
+/// v1 expansion and from that expansion compacted again — all agree, or give a typed error.
+pub fn compact_snapshot(data: &[u8]) -> Result<(), String> {
+    let Ok(snapshot) = crate::CompactSnapshot::from_json(data) else {
+        return Ok(());
+    };
+    let records = snapshot.tenants();
+    let expanded = snapshot.expand();
+    let again = crate::CompactSnapshot::compact(&expanded, &records)
+        .map_err(|e| format!("compacting the expansion: {e}"))?;
+    let from_v1 = crate::Evaluator::new(&expanded);
+    let from_v2 = crate::Evaluator::from_compact(&snapshot);
+    let mut tenants: Vec<&str> = records.iter().map(|t| t.id.as_str()).take(20).collect();
+    tenants.extend(["", "acme-logistics", "unknown"]);
+    let mut keys: Vec<&str> = snapshot.flag_keys().take(20).collect();
+    keys.extend(["", "multi_workspace_enabled"]);
+    for flag in &keys {
+        for tenant in &tenants {
+            let reference = snapshot.evaluate(flag, tenant);
+            let others = [
+                ("expanded", expanded.evaluate(flag, tenant)),
+                ("compacted again", again.evaluate(flag, tenant)),
+                ("v1 evaluator", from_v1.evaluate(flag, tenant)),
+                ("v2 evaluator", from_v2.evaluate(flag, tenant)),
+            ];
+            for (name, d) in others {
+                if d != reference {
+                    return Err(format!(
+                        "{flag}/{tenant}: compact {reference:?}, {name} {d:?}"
+                    ));
+                }
+            }
+        }
+    }
+    let json = snapshot.to_json().map_err(|e| format!("writing: {e}"))?;
+    let back = crate::CompactSnapshot::from_json(json.as_bytes())
+        .map_err(|e| format!("re-reading: {e}"))?;
+    if back != snapshot {
+        return Err("the snapshot changed through writing and reading".into());
+    }
+    Ok(())
+}
+
 /// The Markdown plan import: text imports (with something in it) or is refused; an imported
 /// plan's gates evaluate.
 pub fn plan_import(data: &[u8]) -> Result<(), String> {

@@ -5,6 +5,10 @@
 //! * "is flag `K` on for tenant `T`, and why?" — [`Snapshot::evaluate`] returns a [`Decision`];
 //! * "which tenants does this change flip?" — [`cohort`] and [`diff`].
 //!
+//! Its state travels as a [`Snapshot`] (`rollgate.snapshot/v1`, every enabled row listed) or as a
+//! [`CompactSnapshot`] ([`compact`], `tenantry.snapshot/v2`: rollout targets kept as rules, only
+//! the rows that differ from them listed); both give the same decisions.
+//!
 //! The same code is compiled into the Tenantry server (to answer the SaaS application and to
 //! materialise rollout phases) and into the browser's WebAssembly bundle (to preview a change
 //! before it is saved), so the blast radius a product owner sees is the one they get.
@@ -31,6 +35,7 @@
 mod bucket;
 pub mod change;
 mod cohort;
+pub mod compact;
 mod error;
 mod evaluate;
 mod evaluator;
@@ -44,6 +49,7 @@ mod snapshot;
 
 pub use bucket::bucket;
 pub use cohort::{cohort, diff, Diff};
+pub use compact::{CompactSnapshot, COMPACT_FORMAT};
 pub use error::Error;
 pub use evaluate::{Decision, Reason};
 pub use evaluator::Evaluator;

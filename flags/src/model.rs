@@ -33,6 +33,26 @@ impl Tenant {
     }
 }
 
+/// A tenant's attributes, borrowed: what [`Constraint`]s and [`Target`]s look at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TenantRef<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) plan: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) tags: &'a [String],
+}
+
+impl Tenant {
+    pub(crate) fn as_ref(&self) -> TenantRef<'_> {
+        TenantRef {
+            id: &self.id,
+            plan: &self.plan,
+            region: &self.region,
+            tags: &self.tags,
+        }
+    }
+}
+
 /// A whole percentage, `0..=100`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
@@ -131,9 +151,14 @@ impl Constraint {
     /// assert!(c.matches(&t));
     /// ```
     pub fn matches(&self, tenant: &Tenant) -> bool {
+        self.matches_ref(tenant.as_ref())
+    }
+
+    /// [`Constraint::matches`] on borrowed attributes (the compact snapshot interns them).
+    pub(crate) fn matches_ref(&self, tenant: TenantRef<'_>) -> bool {
         let hit = match self.attribute {
-            Attribute::Plan => self.values.iter().any(|v| v == &tenant.plan),
-            Attribute::Region => self.values.iter().any(|v| v == &tenant.region),
+            Attribute::Plan => self.values.iter().any(|v| v == tenant.plan),
+            Attribute::Region => self.values.iter().any(|v| v == tenant.region),
             Attribute::Tag => tenant.tags.iter().any(|t| self.values.contains(t)),
         };
         match self.operator {
@@ -177,12 +202,22 @@ impl Target {
     /// [`Target::includes`] with the tenant's bucket supplied by the caller (computed only when
     /// needed, and only once when several targets are checked).
     pub(crate) fn includes_with(&self, tenant: &Tenant, bucket: &mut impl FnMut() -> u32) -> bool {
-        if self.pilots.contains(&tenant.id) {
+        self.includes_ref(tenant.as_ref(), bucket)
+    }
+
+    /// [`Target::includes_with`] on borrowed attributes: the one rule of "the target implies this
+    /// tenant", shared by materialised rows and the compact snapshot.
+    pub(crate) fn includes_ref(
+        &self,
+        tenant: TenantRef<'_>,
+        bucket: &mut impl FnMut() -> u32,
+    ) -> bool {
+        if self.pilots.contains(tenant.id) {
             return true;
         }
         let pct = self.percentage.get();
         pct > 0
-            && self.constraints.iter().all(|c| c.matches(tenant))
+            && self.constraints.iter().all(|c| c.matches_ref(tenant))
             && (pct >= 100 || bucket() <= pct)
     }
 }

@@ -29,6 +29,10 @@ pub const SNAPSHOT_FORMAT: &str = "rollgate.snapshot/v1";
 /// ```
 ///
 /// `version` increases with every change; it is the snapshot's ETag.
+///
+/// A materialised percentage rollout lists every tenant it turned on; the compact form,
+/// [`CompactSnapshot`](crate::CompactSnapshot) (`tenantry.snapshot/v2`), keeps the target as a
+/// rule and lists only the rows that differ from it, with the same decisions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Always [`SNAPSHOT_FORMAT`].

@@ -9,8 +9,9 @@ type Check = fn(&[u8]) -> Result<(), String>;
 #[test]
 fn saved_fuzz_inputs_pass() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let checks: [(&str, Check); 3] = [
+    let checks: [(&str, Check); 4] = [
         ("snapshot", flags::fuzz_checks::snapshot),
+        ("compact_snapshot", flags::fuzz_checks::compact_snapshot),
         ("plan_import", flags::fuzz_checks::plan_import),
         ("request_bodies", flags::fuzz_checks::request_bodies),
     ];
@@ -29,5 +30,5 @@ fn saved_fuzz_inputs_pass() {
             }
         }
     }
-    assert!(replayed >= 6, "{replayed} saved inputs");
+    assert!(replayed >= 8, "{replayed} saved inputs");
 }

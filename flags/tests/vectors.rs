@@ -1,6 +1,7 @@
 //! The native half of the native/wasm equivalence proof: the committed vectors
 //! (`tests/vectors/equivalence.txt`) are what the native build computes. The wasm test
-//! (`wasm_equivalence.rs`) checks the wasm build against the same file.
+//! (`wasm_equivalence.rs`) checks the wasm build against the same file. Both also check the
+//! compact snapshot (`tenantry.snapshot/v2`) of the same state against it.
 //!
 //! Regenerate after an intended change of semantics: `UPDATE_VECTORS=1 cargo test -p flags --test vectors`.
 #![allow(
@@ -24,6 +25,17 @@ fn native_build_matches_committed_vectors() {
     }
     if let Some((line, committed, native)) = common::first_difference(COMMITTED, &computed) {
         panic!("line {line}: committed {committed:?}, native {native:?}");
+    }
+}
+
+/// The compact (`tenantry.snapshot/v2`) form of the same snapshot gives the same decision on
+/// every pair.
+#[test]
+fn native_compact_form_matches_committed_vectors() {
+    let computed = common::vectors_compact();
+    assert_eq!(computed.lines().count(), 10_000);
+    if let Some((line, committed, native)) = common::first_difference(COMMITTED, &computed) {
+        panic!("line {line}: committed {committed:?}, native compact form {native:?}");
     }
 }
 

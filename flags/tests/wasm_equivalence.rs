@@ -24,3 +24,14 @@ fn wasm_build_matches_committed_vectors() {
         panic!("line {line}: committed {committed:?}, wasm {wasm:?}");
     }
 }
+
+/// The compact (`tenantry.snapshot/v2`) form, read from its JSON and evaluated in wasm, gives the
+/// same decision on every pair.
+#[wasm_bindgen_test]
+fn wasm_compact_form_matches_committed_vectors() {
+    let computed = common::vectors_compact();
+    assert_eq!(computed.lines().count(), 10_000);
+    if let Some((line, committed, wasm)) = common::first_difference(COMMITTED, &computed) {
+        panic!("line {line}: committed {committed:?}, wasm compact form {wasm:?}");
+    }
+}

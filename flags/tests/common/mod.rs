@@ -123,18 +123,41 @@ pub fn vectors() -> String {
             let d = snap.evaluate(&key, &t.id);
             // The compiled evaluator the server uses must agree with the reference path.
             assert_eq!(compiled.evaluate(&key, &t.id), d, "{key} {}", t.id);
-            let extra = match d.reason {
-                flags::Reason::Cohort { bucket, percentage } => format!(" {bucket}/{percentage}"),
-                _ => String::new(),
-            };
-            out.push_str(&format!(
-                "{b} {} {}{extra}\n",
-                u8::from(d.on),
-                d.reason.code()
-            ));
+            out.push_str(&line(b, d));
         }
     }
     out
+}
+
+/// The same lines computed from the compact (v2) form of the same snapshot: compacted with the
+/// tenants' records, written to JSON and read back, then evaluated on the compact form directly
+/// and through the evaluator compiled from it (which must agree on every pair).
+pub fn vectors_compact() -> String {
+    let v1 = snapshot();
+    let compacted = flags::CompactSnapshot::compact(&v1, &tenants()).unwrap();
+    let json = compacted.to_json().unwrap();
+    let snap = flags::CompactSnapshot::from_json(json.as_bytes()).unwrap();
+    assert_eq!(snap, compacted, "the compact form changed through JSON");
+    let compiled = flags::Evaluator::from_compact(&snap);
+    let mut out = String::new();
+    for key in flag_keys() {
+        for t in tenants() {
+            let b = flags::bucket(&key, &t.id);
+            let d = snap.evaluate(&key, &t.id);
+            assert_eq!(compiled.evaluate(&key, &t.id), d, "{key} {}", t.id);
+            out.push_str(&line(b, d));
+        }
+    }
+    out
+}
+
+/// One vector line: `bucket on reason[ bucket/percentage]`.
+fn line(b: u32, d: flags::Decision) -> String {
+    let extra = match d.reason {
+        flags::Reason::Cohort { bucket, percentage } => format!(" {bucket}/{percentage}"),
+        _ => String::new(),
+    };
+    format!("{b} {} {}{extra}\n", u8::from(d.on), d.reason.code())
 }
 
 /// The first line where two vector files differ, for a readable failure.
