@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's package, `prometheus` on PATH) on 127.0.0.1, scraping a small
 //! exporter whose error rate the test controls. Both stop when dropped.
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
