@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/fuzz.sh — runs each fuzz target (fuzz/fuzz_targets: the snapshot parser, the Markdown
+# scripts/fuzz.sh — runs each fuzz target (fuzz/fuzz_targets: the snapshot parsers (v1 and v2), the Markdown
 # plan import, the JSON request bodies) for a while, starting from fuzz/seeds and the local corpus.
 # A crash stops the run and leaves its input in fuzz/artifacts/<target>/: copy it to
 # fuzz/regressions/<target>/ and `cargo test -p flags --test fuzz_regressions` replays it forever.
@@ -14,7 +14,7 @@ ensure_cargo_fuzz
 export RUSTC_BOOTSTRAP=1
 cd "$ROOT"
 timed "fuzz build" cargo fuzz build --sanitizer none -O
-for target in snapshot plan_import request_bodies; do
+for target in snapshot compact_snapshot plan_import request_bodies; do
     mkdir -p "fuzz/corpus/$target"
     out=$(cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \
         -- -max_total_time="$SECS" -print_final_stats=1 2>&1) || {

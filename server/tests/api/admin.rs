@@ -275,3 +275,70 @@ async fn concurrent_edits_one_wins_the_rest_conflict(pool: PgPool) {
         applied_before + 2
     );
 }
+
+/// Request bodies are typed: a phase, a role, an alert action or a rollback target that is not
+/// one of its values is a 422 that names the values, on every endpoint that takes it.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn typed_request_bodies_say_what_they_accept(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let cases: Vec<(Method, String, Value, &str)> = vec![
+        (
+            Method::PUT,
+            format!("/api/admin/flags/{FLAG}/rollout"),
+            json!({"phase": "sideways"}),
+            "expected off, pilot, N% or 100%",
+        ),
+        (
+            Method::PUT,
+            format!("/api/admin/flags/{FLAG}/rollout"),
+            json!({"phase": "150%"}),
+            "between 0 and 100, got 150",
+        ),
+        (
+            Method::POST,
+            format!("/api/admin/flags/{FLAG}/plan/requests"),
+            json!({"rollout": {"phase": "most"}}),
+            "expected off, pilot, N% or 100%",
+        ),
+        (
+            Method::PUT,
+            format!("/api/admin/flags/{FLAG}/plan/settings"),
+            json!({"approvals_required": false, "approver_roles": ["boss"], "auto_advance": false}),
+            "boss",
+        ),
+        (
+            Method::PUT,
+            format!("/api/admin/flags/{FLAG}/plan/settings"),
+            json!({"approvals_required": false, "approver_roles": [], "auto_advance": false, "on_alert": "explode"}),
+            "pause",
+        ),
+        (
+            Method::POST,
+            format!("/api/admin/flags/{FLAG}/rollback"),
+            json!({"to": "sideways"}),
+            "previous",
+        ),
+    ];
+    for (method, uri, body, names) in cases {
+        let res = app
+            .call(
+                method.clone(),
+                &uri,
+                Some(&app.admin),
+                &[],
+                Some(body.clone()),
+            )
+            .await;
+        assert_error(&res, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+        assert!(
+            res.json()["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(names)),
+            "{method} {uri} {body}: the message should name {names:?}: {}",
+            res.text
+        );
+    }
+    // Nothing moved.
+    assert_eq!(phase(&app).await, "off");
+    assert_eq!(audit_count(&app.state.pool, "rollout.apply").await, 0);
+}

@@ -115,3 +115,52 @@ async fn sdk_snapshot_stream_metrics_and_openapi(pool: PgPool) {
         );
     }
 }
+
+/// Bodies worth it are compressed when the client asks (gzip or br), decompress to the same
+/// bytes, and say so in `Vary`; event streams and clients that do not ask get plain bodies.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn responses_are_compressed_when_the_client_asks(pool: PgPool) {
+    use std::io::Read;
+    let app = TestApp::new(pool).await;
+    let get = |encoding: Option<&'static str>, uri: &'static str| {
+        let mut req = Request::get(uri)
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {}", app.server));
+        if let Some(e) = encoding {
+            req = req.header("accept-encoding", e);
+        }
+        app.router().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let plain = get(None, "/api/client/snapshot").await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.into_body().collect().await.unwrap().to_bytes();
+    flags::Snapshot::from_json(&plain).unwrap();
+
+    let gz = get(Some("gzip"), "/api/client/snapshot").await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert!(gz.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("accept-encoding"));
+    let gz = gz.into_body().collect().await.unwrap().to_bytes();
+    assert!(gz.len() < plain.len(), "{} vs {}", gz.len(), plain.len());
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    // Two renders of the same version: the same flags and tenants (v1 lists sets unordered).
+    assert_eq!(
+        flags::Snapshot::from_json(&unzipped).unwrap(),
+        flags::Snapshot::from_json(&plain).unwrap()
+    );
+
+    let br = get(Some("br"), "/api/openapi.json").await.unwrap();
+    assert_eq!(br.headers()["content-encoding"], "br");
+
+    // The stream stays uncompressed: an SDK reads each event as it comes.
+    let stream = get(Some("gzip, br"), "/api/client/stream").await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers().get("content-encoding").is_none());
+}
