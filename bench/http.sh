@@ -23,6 +23,10 @@ ensure_wasm_opt
 command -v wrk >/dev/null || apt_install wrk
 
 timed "build (release)" cargo leptos build --release
+# The ceiling: axum's hello-world with the same runtime, served in the same run (server/examples).
+timed "build the ceiling (release)" cargo build --release --locked -p server --example ceiling \
+    --no-default-features --features ssr
+CEILING_ADDR=${BENCH_CEILING_ADDR:-127.0.0.1:3401}
 pg_start pg-bench 15450
 create_db "$PG_URL_BASE" tenantry_bench fresh
 export DATABASE_URL="$PG_URL_BASE/tenantry_bench"
@@ -42,19 +46,36 @@ TENANTRY_TRUST_PROXY=1 RUST_LOG=warn "$BIN" serve --no-migrate --addr "$ADDR" >"
 SERVER_PID=$!
 wait_http "http://$ADDR/api/health" 60 || die "server not healthy"
 
+"$ROOT/target/release/examples/ceiling" "$CEILING_ADDR" &
+CEILING_PID=$!
+wait_http "http://$CEILING_ADDR/api/features" 30 || die "ceiling not up"
+
 LUA=$(mktemp)
 ofrep_lua "$LUA" "$SECRET"
+
+# rps FILE — the Requests/sec figure of a wrk output.
+rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
+echo
+echo "== the ceiling: axum hello-world JSON, GET /api/features  (wrk $WRK_ARGS --latency)"
+# shellcheck disable=SC2086
+wrk $WRK_ARGS --latency "http://$CEILING_ADDR/api/features" >"$DATA/bench-ceiling.txt"
+grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in" "$DATA/bench-ceiling.txt"
+kill "$CEILING_PID" 2>/dev/null; wait "$CEILING_PID" 2>/dev/null || true
 
 echo
 echo "== GET /api/features?tenant=$DEMO_TENANT  (wrk $WRK_ARGS --latency)"
 # shellcheck disable=SC2086
 wrk $WRK_ARGS --latency -H "Authorization: Bearer $SECRET" "http://$ADDR/api/features?tenant=$DEMO_TENANT" \
-    | grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in"
+    >"$DATA/bench-features.txt"
+grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in" "$DATA/bench-features.txt"
+echo "   ratio to the ceiling: $(awk -v a="$(rps "$DATA/bench-features.txt")" -v b="$(rps "$DATA/bench-ceiling.txt")" 'BEGIN{printf "%.2f", a/b}')"
 echo
 echo "== POST /ofrep/v1/evaluate/flags/multi_workspace_enabled  (wrk $WRK_ARGS --latency)"
 # shellcheck disable=SC2086
 wrk $WRK_ARGS --latency -s "$LUA" "http://$ADDR/ofrep/v1/evaluate/flags/multi_workspace_enabled" \
-    | grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in"
+    >"$DATA/bench-ofrep.txt"
+grep -E "Requests/sec|99%|50%|Socket errors|Non-2xx|requests in" "$DATA/bench-ofrep.txt"
+echo "   ratio to the ceiling: $(awk -v a="$(rps "$DATA/bench-ofrep.txt")" -v b="$(rps "$DATA/bench-ceiling.txt")" 'BEGIN{printf "%.2f", a/b}')"
 rm -f "$LUA"
 
 STORM=$(mktemp)
