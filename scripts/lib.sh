@@ -122,20 +122,29 @@ ensure_postgres() {
 POLICY_RC=${POLICY_RC:-/usr/sbin/policy-rc.d}
 POLICY_RC_CREATED=""
 have() { command -v "$1" >/dev/null; }
-ensure_prometheus() {
-    if have prometheus && have promtool; then
-        return
-    fi
+# install_without_service PKG — installs a Debian package whose service must not start here (it
+# would listen on all interfaces with the packaged configuration): policy-rc.d refuses the start
+# during the install, and the unit is disabled afterwards.
+install_without_service() {
     if [ ! -e "$POLICY_RC" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
         chmod +x "$POLICY_RC"
         POLICY_RC_CREATED=$POLICY_RC
     fi
-    apt_install --no-install-recommends prometheus
+    apt_install --no-install-recommends "$1"
     remove_policy_rc
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-        systemctl disable prometheus >/dev/null 2>&1 || true
+        systemctl disable "$1" >/dev/null 2>&1 || true
     fi
+}
+ensure_prometheus() {
+    have prometheus && have promtool && return
+    install_without_service prometheus
+}
+# HAProxy for bench/multi.sh.
+ensure_haproxy() {
+    have haproxy && return
+    install_without_service haproxy
 }
 remove_policy_rc() {
     if [ -n "$POLICY_RC_CREATED" ]; then
@@ -263,8 +272,9 @@ pg_require_password() {
     fi
 }
 
-# The server a script started (its pid), stopped by `cleanup`.
+# The server a script started (its pid), stopped by `cleanup`; more processes in OTHER_PIDS.
 SERVER_PID=""
+OTHER_PIDS=()
 
 # Stops the server in $SERVER_PID and every Postgres this script started.
 cleanup() {
@@ -274,6 +284,12 @@ cleanup() {
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    local pid
+    for pid in "${OTHER_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     pg_stop_started
 }
 
