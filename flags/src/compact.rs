@@ -733,21 +733,7 @@ impl CompactSnapshot {
     ///   "tenants":{"ids":["a"]},"flags":{"f":{"on":[1]}}}"#).is_err());
     /// ```
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
-        #[derive(Deserialize)]
-        struct Header {
-            format: String,
-        }
-        let header: Header =
-            serde_json::from_slice(bytes).map_err(|e| Error::SnapshotJson(e.to_string()))?;
-        if header.format != COMPACT_FORMAT {
-            return Err(Error::UnsupportedFormat {
-                found: header.format,
-                expected: COMPACT_FORMAT,
-            });
-        }
-        let wire: Wire =
-            serde_json::from_slice(bytes).map_err(|e| Error::SnapshotJson(e.to_string()))?;
-        Self::from_wire(wire)
+        Self::from_wire(crate::snapshot::parse_format(bytes, COMPACT_FORMAT)?)
     }
 
     /// Serialises the snapshot (canonical: equal snapshots give equal bytes).

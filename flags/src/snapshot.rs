@@ -64,20 +64,7 @@ impl Snapshot {
     /// assert!(flags::Snapshot::from_json(br#"{"format":"other/v9","version":1,"tenants":[],"flags":{}}"#).is_err());
     /// ```
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
-        #[derive(Deserialize)]
-        struct Header {
-            format: String,
-        }
-        let header: Header =
-            serde_json::from_slice(bytes).map_err(|e| Error::SnapshotJson(e.to_string()))?;
-        if header.format != SNAPSHOT_FORMAT {
-            return Err(Error::UnsupportedFormat {
-                found: header.format,
-                expected: SNAPSHOT_FORMAT,
-            });
-        }
-        let snapshot: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| Error::SnapshotJson(e.to_string()))?;
+        let snapshot: Snapshot = parse_format(bytes, SNAPSHOT_FORMAT)?;
         snapshot.check()?;
         Ok(snapshot)
     }
@@ -104,4 +91,25 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+/// Parses a document whose `format` must be `expected`: a document of another format is refused
+/// with both names before its body is read as `T`.
+pub(crate) fn parse_format<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    expected: &'static str,
+) -> Result<T, Error> {
+    #[derive(Deserialize)]
+    struct Header {
+        format: String,
+    }
+    let header: Header =
+        serde_json::from_slice(bytes).map_err(|e| Error::SnapshotJson(e.to_string()))?;
+    if header.format != expected {
+        return Err(Error::UnsupportedFormat {
+            found: header.format,
+            expected,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| Error::SnapshotJson(e.to_string()))
 }
