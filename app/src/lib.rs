@@ -19,13 +19,7 @@ pub mod live;
 pub mod login;
 pub mod monitoring;
 pub mod plan;
-#[cfg(feature = "ssr")]
-pub mod prom;
-#[cfg(feature = "ssr")]
-pub mod proxy;
 pub mod tenants;
-#[cfg(feature = "ssr")]
-pub mod throttle;
 pub mod url;
 
 use leptos::prelude::*;
@@ -56,14 +50,14 @@ pub struct ServerContext {
     /// A backup younger than this satisfies the "backup taken" gate.
     pub backup_max_age: std::time::Duration,
     /// The Prometheus the guards query (`PROMETHEUS_URL`), if any.
-    pub prometheus: Option<crate::prom::Prometheus>,
+    pub prometheus: Option<infra::prom::Prometheus>,
     /// Failed sign-ins, per (user, address) and per address.
-    pub login_throttle: std::sync::Arc<crate::throttle::Throttle>,
+    pub login_throttle: std::sync::Arc<infra::throttle::Throttle>,
     /// Take the client's address from `X-Forwarded-For` (`TENANTRY_TRUST_PROXY=1`, behind a
     /// proxy that sets it).
     pub trust_proxy: bool,
     /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`).
-    pub trusted_proxies: crate::proxy::TrustedProxies,
+    pub trusted_proxies: infra::proxy::TrustedProxies,
 }
 
 /// The server context, or an internal error when the server forgot to provide it.

@@ -52,7 +52,7 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
 #[cfg(feature = "ssr")]
 async fn guard_charts(
     pool: &store::PgPool,
-    prom: &crate::prom::Prometheus,
+    prom: &infra::prom::Prometheus,
     plan: &store::rollout::PlanState,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<(String, Result<String, String>)> {

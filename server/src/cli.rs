@@ -348,7 +348,7 @@ async fn user(pool: &store::PgPool, command: UserCommand) -> anyhow::Result<()> 
             if password.chars().count() < 8 {
                 anyhow::bail!("the password must have at least 8 characters");
             }
-            let hash = app::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = infra::password::hash(&password)?;
             let row = store::users::upsert(
                 pool,
                 &cli_actor(),

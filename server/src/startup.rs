@@ -264,7 +264,7 @@ pub async fn serve(
     }
     let throttle = state.login_throttle.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(app::throttle::PRUNE_EVERY);
+        let mut tick = tokio::time::interval(infra::throttle::PRUNE_EVERY);
         loop {
             tick.tick().await;
             throttle.prune(std::time::Instant::now());

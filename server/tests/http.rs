@@ -222,7 +222,7 @@ async fn health_is_503_with_the_reason_when_the_database_is_away() {
 }
 
 async fn sign_in(app: &TestApp, username: &str, role: &str) -> String {
-    let hash = app::auth::hash_password("correct horse battery").unwrap();
+    let hash = infra::password::hash("correct horse battery").unwrap();
     let actor = store::Actor::new("test", store::Source::Cli);
     store::users::upsert(&app.state.pool, &actor, username, &hash, role, true)
         .await
@@ -2429,7 +2429,7 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     assert_eq!(phase(&app).await, "10%");
 
     app.state.prometheus =
-        Some(app::prom::Prometheus::new(&prom.url, std::time::Duration::from_secs(5)).unwrap());
+        Some(infra::prom::Prometheus::new(&prom.url, std::time::Duration::from_secs(5)).unwrap());
     let monitor = server::jobs::spawn_guards(app.state.clone(), std::time::Duration::from_secs(1));
 
     // 0.05% errors: ok once Prometheus has two scrapes in the window (holding before that).
@@ -2975,7 +2975,7 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
             .body(Body::from(format!("username=petra&password={password}")))
             .unwrap()
     };
-    for _ in 0..app::throttle::FREE_FAILURES {
+    for _ in 0..infra::throttle::FREE_FAILURES {
         let res = app.raw(attempt("wrong", "203.0.113.7")).await;
         assert!(
             res.text.contains("Unknown user or wrong password"),
@@ -2994,7 +2994,7 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
     assert!(!res.headers.contains_key("set-cookie"));
     // X-Forwarded-For is not trusted unless configured: all of these came from the same
     // (unknown) peer, so the user is throttled for it — but the lock is per address and bounded.
-    assert!(app::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
+    assert!(infra::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
 }
 
 /// Concurrent wrong passwords for one user from one address cannot outrun the throttle: each
@@ -3017,7 +3017,7 @@ async fn concurrent_sign_ins_cannot_outrun_the_throttle(pool: PgPool) {
     assert_eq!(verified + throttled, 20, "every answer is one or the other");
     assert_eq!(
         verified,
-        app::throttle::FREE_FAILURES as usize,
+        infra::throttle::FREE_FAILURES as usize,
         "only the free failures reach password verification"
     );
     assert!(answers
