@@ -47,6 +47,8 @@ pub use cohort::{cohort, diff, Diff};
 pub use error::Error;
 pub use evaluate::{Decision, Reason};
 pub use evaluator::Evaluator;
-pub use model::{Attribute, Constraint, FlagState, IdSet, Operator, Percentage, Target, Tenant};
+pub use model::{
+    Attribute, Constraint, FlagState, IdSet, Operator, Percentage, Target, Tenant, PLANS, REGIONS,
+};
 pub use rollout::{Phase, Rollout, DEFAULT_LADDER};
 pub use snapshot::{Snapshot, SNAPSHOT_FORMAT};

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         login_throttle: state.login_throttle.clone(),
         trust_proxy: state.trust_proxy,
         trusted_proxies: state.trusted_proxies.clone(),
+        publisher: crate::live::publisher(state.pool.clone(), state.live.clone()),
     };
     let options = state.leptos_options.clone();
     let api = Router::new()
