@@ -20,12 +20,6 @@ pub struct UserView {
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use argon2::{
-        password_hash::{
-            rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-        },
-        Argon2,
-    };
     use tower_sessions::Session;
 
     use super::{Role, UserView};
@@ -37,51 +31,12 @@ mod ssr {
     /// Session key of the user's session epoch at sign-in (see `store::users::UserRow`).
     pub const SESSION_EPOCH: &str = "session_epoch";
 
-    /// An argon2id PHC string for `password`.
-    pub fn hash_password(password: &str) -> Result<String, AppError> {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| {
-                tracing::error!(error = %e, "password hashing failed");
-                AppError::Internal
-            })
-    }
-
-    /// Whether `password` matches the PHC string.
-    pub fn verify_password(password: &str, phc: &str) -> bool {
-        PasswordHash::new(phc)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    }
-
-    /// Password verifications allowed at once: half the cores, at least one.
-    pub fn verify_slots() -> &'static tokio::sync::Semaphore {
-        static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-        SLOTS.get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            tokio::sync::Semaphore::new((cores / 2).max(1))
-        })
-    }
-
-    /// A valid hash of nothing anyone types, verified when the user does not exist so that the
-    /// answer takes as long as for a real user.
-    pub fn dummy_hash() -> &'static str {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        DUMMY.get_or_init(|| hash_password("tenantry-no-such-user").unwrap_or_default())
-    }
-
     /// The client's address: with `trust_proxy`, the right-most `X-Forwarded-For` address that
-    /// is not one of the `trusted` proxies (`crate::proxy::client_address`), else the peer of the
+    /// is not one of the `trusted` proxies (`infra::proxy::client_address`), else the peer of the
     /// connection (unspecified when neither is known, e.g. in-process tests).
     pub async fn client_ip(
         trust_proxy: bool,
-        trusted: &crate::proxy::TrustedProxies,
+        trusted: &infra::proxy::TrustedProxies,
     ) -> std::net::IpAddr {
         let unknown = std::net::IpAddr::from([0, 0, 0, 0]);
         let Ok(parts) = leptos_axum::extract::<http::request::Parts>().await else {
@@ -97,7 +52,7 @@ mod ssr {
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok());
-            if let Some(ip) = crate::proxy::client_address(forwarded, peer, trusted) {
+            if let Some(ip) = infra::proxy::client_address(forwarded, peer, trusted) {
                 return ip;
             }
         }
@@ -199,10 +154,7 @@ mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{
-    actor, current_user, gating, hash_password, require, session_user, verify_password,
-    SESSION_EPOCH, USER_ID,
-};
+pub use ssr::{actor, current_user, gating, require, session_user, SESSION_EPOCH, USER_ID};
 
 /// Who is signed in.
 #[server(prefix = "/rpc", endpoint = "whoami")]
@@ -292,13 +244,13 @@ pub async fn login(
     };
     // Argon2 takes tens of milliseconds of CPU by design: off the async workers, and on at most
     // half the cores at once, so a burst of sign-ins cannot starve flag evaluations.
-    let _slot = ssr::verify_slots()
+    let _slot = infra::password::verify_slots()
         .acquire()
         .await
         .map_err(|_| AppError::Internal)?;
     let ok = tokio::task::spawn_blocking(move || {
-        let hash = hash.unwrap_or_else(|| ssr::dummy_hash().to_string());
-        ssr::verify_password(&password, &hash)
+        let hash = hash.unwrap_or_else(|| infra::password::dummy_hash().to_string());
+        infra::password::verify(&password, &hash)
     })
     .await
     .unwrap_or(false);

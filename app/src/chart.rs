@@ -1,7 +1,7 @@
 //! Guard charts: a guard's series against its thresholds, as SVG markup built on the server.
 use flags::guard::GuardSpec;
 
-use crate::prom::Series;
+use infra::prom::Series;
 
 /// The lines a guard chart draws: the main one (the ON cohort for per-tenant guards) and, per
 /// tenant, the others.

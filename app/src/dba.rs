@@ -239,22 +239,10 @@ pub async fn take_backup() -> Result<String, AppError> {
     let url = ctx.database_url.clone().ok_or_else(|| {
         AppError::Invalid("this server was started without a database URL for pg_dump".into())
     })?;
-    let dir = ctx.backup_dir.clone();
-    let file = tokio::task::spawn_blocking(move || store::backup::create(&url, &dir))
-        .await
-        .map_err(|_| AppError::Internal)??;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    store::backup::record(
-        &ctx.pool,
-        &crate::auth::actor(&user),
-        "backup.create",
-        serde_json::json!({ "file": name }),
-    )
-    .await?;
-    Ok(name)
+    let taken =
+        store::backup::take(&ctx.pool, &crate::auth::actor(&user), &url, &ctx.backup_dir).await?;
+    ctx.publish().await;
+    Ok(taken.name)
 }
 
 /// Bytes for people: `12.3 MB`.

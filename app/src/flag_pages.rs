@@ -122,6 +122,7 @@ pub async fn save_rollout(
         &gating,
     )
     .await?;
+    ctx.publish().await;
     Ok(SaveResult {
         version: a.change.version,
         turned_on: a.change.turned_on,
@@ -137,6 +138,7 @@ pub async fn request_rollout(key: String, rollout: Rollout) -> Result<i64, AppEr
     let ctx = crate::server_context()?;
     let spec = store::rollout::Spec::Rollout(rollout);
     let r = store::rollout::request(&ctx.pool, &crate::auth::actor(&user), &key, &spec).await?;
+    ctx.publish().await;
     Ok(r.id)
 }
 
@@ -156,6 +158,7 @@ pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
     )
     .await?
     .change;
+    ctx.publish().await;
     Ok(SaveResult {
         version: c.version,
         turned_on: c.turned_on,

@@ -19,13 +19,7 @@ pub mod live;
 pub mod login;
 pub mod monitoring;
 pub mod plan;
-#[cfg(feature = "ssr")]
-pub mod prom;
-#[cfg(feature = "ssr")]
-pub mod proxy;
 pub mod tenants;
-#[cfg(feature = "ssr")]
-pub mod throttle;
 pub mod url;
 
 use leptos::prelude::*;
@@ -56,14 +50,62 @@ pub struct ServerContext {
     /// A backup younger than this satisfies the "backup taken" gate.
     pub backup_max_age: std::time::Duration,
     /// The Prometheus the guards query (`PROMETHEUS_URL`), if any.
-    pub prometheus: Option<crate::prom::Prometheus>,
+    pub prometheus: Option<infra::prom::Prometheus>,
     /// Failed sign-ins, per (user, address) and per address.
-    pub login_throttle: std::sync::Arc<crate::throttle::Throttle>,
+    pub login_throttle: std::sync::Arc<infra::throttle::Throttle>,
     /// Take the client's address from `X-Forwarded-For` (`TENANTRY_TRUST_PROXY=1`, behind a
     /// proxy that sets it).
     pub trust_proxy: bool,
     /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`).
-    pub trusted_proxies: crate::proxy::TrustedProxies,
+    pub trusted_proxies: infra::proxy::TrustedProxies,
+    /// Publishes this instance's snapshot after a write (see [`ServerContext::publish`]).
+    pub publisher: Publisher,
+}
+
+#[cfg(feature = "ssr")]
+impl ServerContext {
+    /// Publishes the write just made on this instance at once — evaluations (`/api/features`,
+    /// OFREP, SDK snapshots) and the live pages see it before the server function answers, as
+    /// after a REST write; other instances follow through `NOTIFY`. Every server function that
+    /// writes calls it after its write succeeded.
+    pub async fn publish(&self) {
+        self.publisher.publish().await;
+    }
+}
+
+/// What publishes this instance's snapshot after a write: the server gives the web app its own
+/// (`server::live`: reload the snapshot when the change version moved), so a server function's
+/// write is visible at once on the instance that made it, not only once `NOTIFY` arrives.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct Publisher(std::sync::Arc<dyn Fn() -> PublishFuture + Send + Sync>);
+
+/// What [`Publisher`] runs.
+#[cfg(feature = "ssr")]
+type PublishFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+#[cfg(feature = "ssr")]
+impl Publisher {
+    /// A publisher that runs `publish` after every write.
+    pub fn new<F, Fut>(publish: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Publisher(std::sync::Arc::new(move || Box::pin(publish())))
+    }
+
+    /// Publishes (errors are the publisher's to log: the write itself succeeded).
+    pub async fn publish(&self) {
+        (self.0)().await;
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
 }
 
 /// The server context, or an internal error when the server forgot to provide it.

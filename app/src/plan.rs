@@ -52,7 +52,7 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
 #[cfg(feature = "ssr")]
 async fn guard_charts(
     pool: &store::PgPool,
-    prom: &crate::prom::Prometheus,
+    prom: &infra::prom::Prometheus,
     plan: &store::rollout::PlanState,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<(String, Result<String, String>)> {
@@ -452,6 +452,7 @@ pub async fn plan_tick(
         note.trim(),
     )
     .await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -470,6 +471,7 @@ pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(
         user.role,
     )
     .await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -485,6 +487,7 @@ pub async fn plan_request(key: String) -> Result<(), AppError> {
         &store::rollout::Spec::Advance,
     )
     .await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -494,6 +497,7 @@ pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
     store::rollout::approve(&ctx.pool, &crate::auth::actor(&user), &key, id, user.role).await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -513,6 +517,7 @@ pub async fn plan_advance(key: String, override_reason: Option<String>) -> Resul
         &gating,
     )
     .await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -538,6 +543,7 @@ pub async fn plan_contacts(key: String, contacts: String) -> Result<(), AppError
         });
     }
     store::plans::set_contacts(&ctx.pool, &crate::auth::actor(&user), &key, &rows).await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -586,6 +592,7 @@ pub async fn plan_settings(
         guards.as_deref(),
     )
     .await?;
+    ctx.publish().await;
     Ok(())
 }
 
@@ -595,5 +602,6 @@ pub async fn plan_resume(key: String) -> Result<(), AppError> {
     let user = crate::auth::require(Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
     store::plans::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+    ctx.publish().await;
     Ok(())
 }

@@ -17,19 +17,6 @@ pub const SHOWN_FLAG: &str = "multi_workspace_enabled";
 /// Rows per page of the tenant list.
 pub const PER_PAGE: u32 = 25;
 
-/// Plans a tenant can have.
-pub const PLANS: &[&str] = &["free", "starter", "pro", "enterprise"];
-
-/// Regions the demo data and the filter know.
-pub const REGIONS: &[&str] = &[
-    "eu-west",
-    "eu-central",
-    "us-east",
-    "us-west",
-    "ap-southeast",
-    "sa-east",
-];
-
 /// A tenant as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantView {
@@ -254,7 +241,7 @@ pub fn TenantsPage() -> impl IntoView {
                     <span>"Plan"</span>
                     <select name="plan" data-testid="plan-filter" on:change=on_plan>
                         <option value="" selected=move || filter.get().plan.is_empty()>"All plans"</option>
-                        {PLANS
+                        {flags::PLANS
                             .iter()
                             .map(|p| {
                                 let p = *p;
@@ -267,7 +254,7 @@ pub fn TenantsPage() -> impl IntoView {
                     <span>"Region"</span>
                     <select name="region" data-testid="region-filter" on:change=on_region>
                         <option value="" selected=move || filter.get().region.is_empty()>"All regions"</option>
-                        {REGIONS
+                        {flags::REGIONS
                             .iter()
                             .map(|r| {
                                 let r = *r;

@@ -53,6 +53,8 @@ pub use compact::{CompactSnapshot, COMPACT_FORMAT};
 pub use error::Error;
 pub use evaluate::{Decision, Reason};
 pub use evaluator::Evaluator;
-pub use model::{Attribute, Constraint, FlagState, IdSet, Operator, Percentage, Target, Tenant};
+pub use model::{
+    Attribute, Constraint, FlagState, IdSet, Operator, Percentage, Target, Tenant, PLANS, REGIONS,
+};
 pub use rollout::{Phase, Rollout, DEFAULT_LADDER};
 pub use snapshot::{Snapshot, SNAPSHOT_FORMAT};

@@ -53,6 +53,22 @@ impl Tenant {
     }
 }
 
+/// The plans a tenant can have, cheapest first: the only list of them (the database's
+/// `tenants_plan_known` check accepts exactly these; the tenant list's filter and the demo data
+/// read them from here).
+pub const PLANS: &[&str] = &["free", "starter", "pro", "enterprise"];
+
+/// The hosting regions Tenantry knows: the only list of them (the tenant list's filter and the
+/// demo data read them from here).
+pub const REGIONS: &[&str] = &[
+    "eu-west",
+    "eu-central",
+    "us-east",
+    "us-west",
+    "ap-southeast",
+    "sa-east",
+];
+
 /// A whole percentage, `0..=100`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(

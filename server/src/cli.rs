@@ -277,20 +277,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { dir } => {
-            let u = url.clone();
-            let file = tokio::task::spawn_blocking(move || store::backup::create(&u, &dir))
-                .await
-                .context("the backup task failed")??;
-            let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            let name = file.display().to_string();
-            store::backup::record(
-                &pool,
-                &cli_actor(),
-                "backup.create",
-                serde_json::json!({ "file": name, "bytes": bytes }),
-            )
-            .await?;
-            println!("backup written: {name} ({bytes} bytes)");
+            let taken = store::backup::take(&pool, &cli_actor(), &url, &dir).await?;
+            println!(
+                "backup written: {} ({} bytes)",
+                dir.join(&taken.name).display(),
+                taken.bytes
+            );
             Ok(())
         }
         Command::Restore { file, yes } => {
@@ -348,7 +340,7 @@ async fn user(pool: &store::PgPool, command: UserCommand) -> anyhow::Result<()> 
             if password.chars().count() < 8 {
                 anyhow::bail!("the password must have at least 8 characters");
             }
-            let hash = app::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = infra::password::hash(&password)?;
             let row = store::users::upsert(
                 pool,
                 &cli_actor(),

@@ -30,7 +30,7 @@ pub struct Config {
     pub trust_proxy: bool,
     /// `TENANTRY_TRUSTED_PROXIES` (comma-separated addresses or CIDR networks; default loopback):
     /// the proxies whose `X-Forwarded-For` entries are believed when `trust_proxy` is on.
-    pub trusted_proxies: app::proxy::TrustedProxies,
+    pub trusted_proxies: infra::proxy::TrustedProxies,
     /// `TENANTRY_PUBLIC_ORIGIN`: the origin browsers use, when a proxy rewrites `Host`.
     pub public_origin: Option<String>,
     /// `TENANTRY_BACKUP_DIR` (default `backups`).
@@ -59,7 +59,7 @@ impl std::fmt::Debug for Config {
             .field("guard_interval", &self.guard_interval)
             .field(
                 "prometheus_url",
-                &self.prometheus_url.as_deref().map(app::prom::redact),
+                &self.prometheus_url.as_deref().map(infra::prom::redact),
             )
             .finish()
     }
@@ -71,7 +71,7 @@ impl Default for Config {
         Config {
             secure_cookies: false,
             trust_proxy: false,
-            trusted_proxies: app::proxy::TrustedProxies::loopback(),
+            trusted_proxies: infra::proxy::TrustedProxies::loopback(),
             public_origin: None,
             backup_dir: std::path::PathBuf::from("backups"),
             backup_max_age: std::time::Duration::from_secs(24 * 3600),
@@ -139,10 +139,10 @@ impl Config {
     }
 
     /// The Prometheus client for `prometheus_url`; a malformed URL stops the server at start.
-    pub fn prometheus(&self) -> anyhow::Result<Option<app::prom::Prometheus>> {
+    pub fn prometheus(&self) -> anyhow::Result<Option<infra::prom::Prometheus>> {
         self.prometheus_url
             .as_deref()
-            .map(|url| app::prom::Prometheus::new(url, std::time::Duration::from_secs(10)))
+            .map(|url| infra::prom::Prometheus::new(url, std::time::Duration::from_secs(10)))
             .transpose()
             .map_err(|e| anyhow::anyhow!("PROMETHEUS_URL: {e}"))
     }
@@ -153,10 +153,10 @@ pub const TRUSTED_PROXIES: &str = "TENANTRY_TRUSTED_PROXIES";
 
 /// `TENANTRY_TRUSTED_PROXIES` from its value (`None`: unset or blank, loopback only). A malformed
 /// value stops the server at start, with an error naming the variable.
-pub fn parse_trusted_proxies(value: Option<&str>) -> anyhow::Result<app::proxy::TrustedProxies> {
+pub fn parse_trusted_proxies(value: Option<&str>) -> anyhow::Result<infra::proxy::TrustedProxies> {
     match value {
-        None => Ok(app::proxy::TrustedProxies::loopback()),
-        Some(v) => app::proxy::TrustedProxies::parse(v)
+        None => Ok(infra::proxy::TrustedProxies::loopback()),
+        Some(v) => infra::proxy::TrustedProxies::parse(v)
             .map_err(|e| anyhow::anyhow!("{TRUSTED_PROXIES}: {e}")),
     }
 }

@@ -44,7 +44,7 @@ pub struct GuardOutcome {
 /// sent once per pass (flags on the default guards share all four).
 pub async fn guard_pass(
     state: &AppState,
-    prom: &app::prom::Prometheus,
+    prom: &infra::prom::Prometheus,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<GuardOutcome>, store::Error> {
     let mut out = Vec::new();

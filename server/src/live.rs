@@ -125,12 +125,37 @@ impl Live {
         Ok(version)
     }
 
+    /// Publishes a write made through this instance without waiting for `NOTIFY`: reloads the
+    /// snapshot when the change version moved past the one served (a write that changed nothing
+    /// evaluation knows costs one small query). Failures are logged: the write itself succeeded,
+    /// and `NOTIFY` or the safety net publishes it later.
+    pub async fn publish(&self, pool: &store::PgPool) {
+        let behind = match store::snapshot::version(pool).await {
+            Ok(v) => !self.is_loaded() || self.current().version != v,
+            Err(_) => true,
+        };
+        if behind {
+            if let Err(e) = self.refresh_snapshot(pool).await {
+                tracing::warn!(error = %e, "snapshot refresh after a write failed");
+            }
+        }
+    }
+
     /// Loads snapshot and tokens.
     pub async fn refresh_all(&self, pool: &store::PgPool) -> Result<(), store::Error> {
         self.tokens.reload(pool).await?;
         self.refresh_snapshot(pool).await?;
         Ok(())
     }
+}
+
+/// The web app's [`app::Publisher`]: a server function's write is published on this instance at
+/// once ([`Live::publish`]), as the REST API's writes are.
+pub fn publisher(pool: store::PgPool, live: Arc<Live>) -> app::Publisher {
+    app::Publisher::new(move || {
+        let (pool, live) = (pool.clone(), live.clone());
+        async move { live.publish(&pool).await }
+    })
 }
 
 /// While `LISTEN` cannot connect but queries work, the snapshot is reloaded this often (no

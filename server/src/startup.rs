@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         login_throttle: state.login_throttle.clone(),
         trust_proxy: state.trust_proxy,
         trusted_proxies: state.trusted_proxies.clone(),
+        publisher: crate::live::publisher(state.pool.clone(), state.live.clone()),
     };
     let options = state.leptos_options.clone();
     // The HTTP API: one registry for its routes and its OpenAPI document.
@@ -196,7 +197,7 @@ pub async fn serve(
     }
     let throttle = state.login_throttle.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(app::throttle::PRUNE_EVERY);
+        let mut tick = tokio::time::interval(infra::throttle::PRUNE_EVERY);
         loop {
             tick.tick().await;
             throttle.prune(std::time::Instant::now());

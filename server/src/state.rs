@@ -35,14 +35,14 @@ pub struct Shared {
     /// (`TENANTRY_BACKUP_MAX_AGE_HOURS`, default 24).
     pub backup_max_age: std::time::Duration,
     /// The Prometheus the guards query (`PROMETHEUS_URL`; None: guards hold).
-    pub prometheus: Option<app::prom::Prometheus>,
+    pub prometheus: Option<infra::prom::Prometheus>,
     /// Failed sign-ins (in memory, per instance).
-    pub login_throttle: Arc<app::throttle::Throttle>,
+    pub login_throttle: Arc<infra::throttle::Throttle>,
     /// Trust `X-Forwarded-For` for the client's address (`TENANTRY_TRUST_PROXY=1`).
     pub trust_proxy: bool,
     /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`,
     /// read through [`crate::config::Config`]; loopback by default).
-    pub trusted_proxies: app::proxy::TrustedProxies,
+    pub trusted_proxies: infra::proxy::TrustedProxies,
     /// The origin browsers use when a proxy rewrites `Host` (`TENANTRY_PUBLIC_ORIGIN`; CSRF check).
     pub public_origin: Option<Arc<str>>,
 }

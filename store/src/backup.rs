@@ -543,6 +543,47 @@ pub async fn restore(database_url: &str, file: &Path) -> Result<BackupCheck, Err
     Ok(checked)
 }
 
+/// Takes a backup now — the one way to, for the web app's DBA page and `tenantry backup` alike:
+/// [`create`] (off the async workers: `pg_dump` and gzip are blocking and CPU-heavy), then one
+/// audit row `backup.create` by `actor` with the file's name and size, so every backup reads the
+/// same in the log whoever took it.
+pub async fn take(
+    pool: &PgPool,
+    actor: &Actor,
+    database_url: &str,
+    dir: &Path,
+) -> Result<BackupFile, Error> {
+    let (url, d) = (database_url.to_string(), dir.to_path_buf());
+    let path = tokio::task::spawn_blocking(move || create(&url, &d))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the backup task failed");
+            Error::Invalid("the backup stopped unexpectedly; see the server log".into())
+        })??;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta =
+        std::fs::metadata(&path).map_err(|e| io(&format!("reading {}", path.display()), e))?;
+    let file = BackupFile {
+        name,
+        bytes: meta.len(),
+        modified: meta
+            .modified()
+            .map(DateTime::<Utc>::from)
+            .unwrap_or_else(|_| Utc::now()),
+    };
+    record(
+        pool,
+        actor,
+        "backup.create",
+        serde_json::json!({ "file": file.name, "bytes": file.bytes }),
+    )
+    .await?;
+    Ok(file)
+}
+
 /// Writes an audit row for a database operation (`backup.create`, `backup.restore`).
 pub async fn record(
     pool: &PgPool,

@@ -1,5 +1,5 @@
 //! Demo data for `scripts/run`: realistic tenants with plans, regions and tags. Idempotent.
-use crate::{Error, PgPool};
+use crate::{Actor, Error, PgPool, Source};
 
 const FIRST: &[&str] = &[
     "Acme",
@@ -82,15 +82,9 @@ const SECOND: &[&str] = &[
     "Consulting",
 ];
 
-const PLANS: &[&str] = &["free", "starter", "starter", "pro", "pro", "enterprise"];
-const REGIONS: &[&str] = &[
-    "eu-west",
-    "eu-central",
-    "us-east",
-    "us-west",
-    "ap-southeast",
-    "sa-east",
-];
+/// How the demo's plans are mixed, in sixths: indices into [`flags::PLANS`] (free once, starter
+/// twice, pro twice, enterprise once).
+const PLAN_MIX: [usize; 6] = [0, 1, 1, 2, 2, 3];
 
 /// A demo tenant: id, name, plan, region, tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,9 +144,13 @@ pub fn demo_tenant(n: usize) -> DemoTenant {
     DemoTenant {
         id: slug(&format!("{first} {second}"), round),
         name,
-        plan: PLANS.get(h % PLANS.len()).copied().unwrap_or("starter"),
-        region: REGIONS
-            .get((h / 7) % REGIONS.len())
+        plan: PLAN_MIX
+            .get(h % PLAN_MIX.len())
+            .and_then(|&i| flags::PLANS.get(i))
+            .copied()
+            .unwrap_or("starter"),
+        region: flags::REGIONS
+            .get((h / 7) % flags::REGIONS.len())
             .copied()
             .unwrap_or("eu-west"),
         tags,
@@ -172,9 +170,7 @@ pub async fn seed_tenants(pool: &PgPool, count: usize) -> Result<u64, Error> {
         let regions: Vec<&str> = batch.iter().map(|t| t.region).collect();
         let tags: Vec<String> = batch.iter().map(|t| t.tags.join(",")).collect();
         let mut tx = pool.begin().await?;
-        sqlx::query("SELECT set_config('rollgate.actor', 'demo-seed', true), set_config('rollgate.source', 'cli', true)")
-            .execute(&mut *tx)
-            .await?;
+        Actor::new("demo-seed", Source::Cli).apply(&mut tx).await?;
         let r = sqlx::query(
             "INSERT INTO tenants (id, name, plan, region, tags) \
              SELECT id, name, plan, region, \

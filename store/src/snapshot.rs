@@ -10,6 +10,15 @@ pub async fn load(pool: &PgPool) -> Result<Snapshot, Error> {
     load_scoped(pool, None).await
 }
 
+/// The current change version: the version a snapshot loaded now would carry (one small query,
+/// so an instance can tell whether its snapshot is behind before loading a new one).
+pub async fn version(pool: &PgPool) -> Result<u64, Error> {
+    let version: i64 = sqlx::query_scalar("SELECT version FROM change_version")
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(version).unwrap_or_default())
+}
+
 /// The snapshot as one tenant sees it: every flag with its global row and that tenant's own row
 /// only (the tenant page evaluates with it, without reading every tenant's rows).
 pub async fn for_tenant(pool: &PgPool, tenant_id: &str) -> Result<Snapshot, Error> {

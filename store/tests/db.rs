@@ -307,3 +307,30 @@ async fn old_minted_tokens_get_their_minters_person(pool: PgPool) {
         ]
     );
 }
+
+/// `flags::PLANS` is the one list of plans: the database accepts each of them and nothing else,
+/// and the demo data uses only them and the known regions.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_plan_list_is_the_databases(pool: PgPool) {
+    let actor = store::Actor::new("test", store::Source::Cli);
+    for (i, plan) in flags::PLANS.iter().chain(&["platinum"]).enumerate() {
+        let t = store::tenants::NewTenant {
+            id: format!("plan-{i}"),
+            name: format!("Plan {plan}"),
+            plan: plan.to_string(),
+            region: flags::REGIONS[0].to_string(),
+            tags: Vec::new(),
+        };
+        let made = store::tenants::create(&pool, &actor, &t).await;
+        assert_eq!(
+            made.is_ok(),
+            flags::PLANS.contains(plan),
+            "{plan}: {made:?}"
+        );
+    }
+    for n in 0..200 {
+        let t = store::demo::demo_tenant(n);
+        assert!(flags::PLANS.contains(&t.plan), "{t:?}");
+        assert!(flags::REGIONS.contains(&t.region), "{t:?}");
+    }
+}

@@ -152,3 +152,29 @@ fn only_the_write_path_writes_who_is_on() {
         );
     }
 }
+
+/// Who acts is recorded in one place: only `Actor::apply` sets `rollgate.actor` and
+/// `rollgate.source` (the settings the audit triggers read); every other write calls it.
+#[test]
+fn only_the_actor_records_who_acts() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("actor.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .any(|l| l.contains("rollgate.actor") || l.contains("rollgate.source"));
+        if code {
+            offenders.push(path.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "set the actor with store::Actor::apply, not by hand: {offenders:?}"
+    );
+}

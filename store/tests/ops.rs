@@ -367,3 +367,38 @@ async fn a_restore_that_fails_halfway_changes_nothing(pool: PgPool) {
     assert_eq!(fingerprint(&url).await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The web app and the CLI take backups through `store::backup::take`: the file, and one audit row
+/// `backup.create` naming the file and its size, the same whoever took it.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn taking_a_backup_writes_the_file_and_one_audit_row(pool: PgPool) {
+    let url = url_of(&pool, None).await;
+    let dir = scratch("take");
+    for (who, source) in [("dora", store::Source::Ui), ("cli:ops", store::Source::Cli)] {
+        let actor = store::Actor::new(who, source);
+        let taken = store::backup::take(&pool, &actor, &url, &dir)
+            .await
+            .unwrap();
+        assert!(dir.join(&taken.name).is_file(), "{taken:?}");
+        assert_eq!(
+            std::fs::metadata(dir.join(&taken.name)).unwrap().len(),
+            taken.bytes
+        );
+        let rows: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT actor, source, after FROM audit_log WHERE action = 'backup.create' AND actor = $1",
+        )
+        .bind(who)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![(
+                who.to_string(),
+                source.as_str().to_string(),
+                serde_json::json!({ "file": taken.name, "bytes": taken.bytes }),
+            )]
+        );
+    }
+    assert_eq!(store::backup::list(&dir).unwrap().len(), 2);
+}

@@ -68,7 +68,7 @@ async fn a_guard_alert_from_prometheus_pauses_and_rolls_back(pool: PgPool) {
     assert_eq!(phase(&app).await, "10%");
 
     app.state.prometheus =
-        Some(app::prom::Prometheus::new(&prom.url, std::time::Duration::from_secs(5)).unwrap());
+        Some(infra::prom::Prometheus::new(&prom.url, std::time::Duration::from_secs(5)).unwrap());
     let monitor = server::jobs::spawn_guards(app.state.clone(), std::time::Duration::from_secs(1));
 
     // 0.05% errors: ok once Prometheus has two scrapes in the window (holding before that).

@@ -168,7 +168,7 @@ pub fn assert_error(res: &Res, status: StatusCode, code: &str) {
 }
 
 pub async fn sign_in(app: &TestApp, username: &str, role: &str) -> String {
-    let hash = app::auth::hash_password("correct horse battery").unwrap();
+    let hash = infra::password::hash("correct horse battery").unwrap();
     let actor = store::Actor::new("test", store::Source::Cli);
     store::users::upsert(&app.state.pool, &actor, username, &hash, role, true)
         .await

@@ -133,7 +133,7 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
             .body(Body::from(format!("username=petra&password={password}")))
             .unwrap()
     };
-    for _ in 0..app::throttle::FREE_FAILURES {
+    for _ in 0..infra::throttle::FREE_FAILURES {
         let res = app.raw(attempt("wrong", "203.0.113.7")).await;
         assert!(
             res.text.contains("Unknown user or wrong password"),
@@ -152,7 +152,7 @@ async fn cross_site_posts_are_refused_and_sign_in_is_throttled(pool: PgPool) {
     assert!(!res.headers.contains_key("set-cookie"));
     // X-Forwarded-For is not trusted unless configured: all of these came from the same
     // (unknown) peer, so the user is throttled for it — but the lock is per address and bounded.
-    assert!(app::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
+    assert!(infra::throttle::MAX_LOCK <= std::time::Duration::from_secs(15 * 60));
 }
 
 /// Concurrent wrong passwords for one user from one address cannot outrun the throttle: each
@@ -175,7 +175,7 @@ async fn concurrent_sign_ins_cannot_outrun_the_throttle(pool: PgPool) {
     assert_eq!(verified + throttled, 20, "every answer is one or the other");
     assert_eq!(
         verified,
-        app::throttle::FREE_FAILURES as usize,
+        infra::throttle::FREE_FAILURES as usize,
         "only the free failures reach password verification"
     );
     assert!(answers
