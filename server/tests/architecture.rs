@@ -85,9 +85,14 @@ fn no_sql_outside_store() {
 #[test]
 fn layers_point_one_way() {
     // flags ← store ← app ← server; frontend → app. Nothing imports upwards.
-    let forbidden: [(&str, &[&str]); 3] = [
-        ("flags", &["store", "app", "server", "frontend"]),
-        ("store", &["app", "server", "frontend"]),
+    // infra sits beside store: neither knows the other, the web app or the server.
+    let forbidden: [(&str, &[&str]); 4] = [
+        ("flags", &["store", "infra", "app", "server", "frontend"]),
+        ("store", &["infra", "app", "server", "frontend"]),
+        (
+            "infra",
+            &["store", "app", "server", "frontend", "leptos", "sqlx"],
+        ),
         ("app", &["server", "frontend"]),
     ];
     for (krate, above) in forbidden {
@@ -96,6 +101,43 @@ fn layers_point_one_way() {
             assert!(
                 !d.contains(*name),
                 "{krate} depends on {name}: the layers are flags ← store ← app ← server"
+            );
+        }
+    }
+}
+
+/// `server` takes from the UI crate only what serves pages: the shell and the app, the page
+/// prefixes behind sign-in, the server functions' context and publisher, the CSP, the session
+/// check, and the audit page's filter (its CSV export). Infrastructure comes from `infra`.
+#[test]
+fn server_takes_only_page_serving_items_from_app() {
+    let allowed = [
+        "app::App",
+        "app::shell",
+        "app::PROTECTED_PREFIXES",
+        "app::ServerContext",
+        "app::Publisher",
+        "app::AppError",
+        "app::csp",
+        "app::url",
+        "app::auth::session_user",
+        "app::auth::UserView",
+        "app::audit::AuditFilter",
+    ];
+    for file in sources(&root().join("server/src")) {
+        let text = code(&file);
+        for (i, _) in text.match_indices("app::") {
+            if text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                continue; // e.g. `leptos_app::`, not the crate
+            }
+            let path: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            assert!(
+                allowed.iter().any(|a| path == *a || path.starts_with(&format!("{a}::"))),
+                "{} uses `{path}` from the UI crate: infrastructure belongs in infra/, and server takes from app only what serves pages",
+                file.display()
             );
         }
     }
