@@ -151,66 +151,64 @@ mod ssr {
         }
         Ok(gating)
     }
+
+    /// The longest user name there can be; longer sign-in attempts are refused before they are
+    /// throttled, stored or logged.
+    pub const MAX_USERNAME: usize = 64;
+
+    /// Where to go after signing in: `next` when it is a local path made of safe characters — a `/`
+    /// not followed by `/` or `\` (browsers read `/\evil.example` as `//evil.example`), no
+    /// whitespace or control characters (`/%09/evil` decodes to a tab that browsers drop) — else the
+    /// flags page.
+    pub fn safe_next(next: Option<String>) -> String {
+        let safe = |n: &str| {
+            let mut chars = n.chars();
+            chars.next() == Some('/')
+                && !matches!(chars.next(), Some('/') | Some('\\'))
+                && n.len() <= 2000
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/-_.~?=&%+,:;@!$'()*".contains(c))
+        };
+        next.filter(|n| safe(n)).unwrap_or_else(|| "/flags".into())
+    }
+
+    #[cfg(test)]
+    mod redirect_tests {
+        use super::safe_next;
+
+        #[test]
+        fn only_local_paths_of_safe_characters() {
+            let go = |n: &str| safe_next(Some(n.to_string()));
+            assert_eq!(go("/tenants?q=acme&page=2"), "/tenants?q=acme&page=2");
+            assert_eq!(
+                go("/flags/multi_workspace_enabled"),
+                "/flags/multi_workspace_enabled"
+            );
+            for evil in [
+                "//evil.example",
+                "/\\evil.example",
+                "/\t/evil.example",
+                "/\n/evil.example",
+                "/ /evil.example",
+                "https://evil.example",
+                "evil.example",
+                "/\u{0}x",
+                "",
+            ] {
+                assert_eq!(go(evil), "/flags", "{evil:?}");
+            }
+            assert_eq!(safe_next(None), "/flags");
+        }
+    }
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{actor, current_user, gating, require, session_user, SESSION_EPOCH, USER_ID};
+pub use ssr::{actor, current_user, gating, require, session_user};
 
 /// Who is signed in.
 #[server(prefix = "/rpc", endpoint = "whoami")]
 pub async fn whoami() -> Result<Option<UserView>, AppError> {
     ssr::current_user().await
-}
-
-/// The longest user name there can be; longer sign-in attempts are refused before they are
-/// throttled, stored or logged.
-#[cfg(feature = "ssr")]
-pub const MAX_USERNAME: usize = 64;
-
-/// Where to go after signing in: `next` when it is a local path made of safe characters — a `/`
-/// not followed by `/` or `\` (browsers read `/\evil.example` as `//evil.example`), no
-/// whitespace or control characters (`/%09/evil` decodes to a tab that browsers drop) — else the
-/// flags page.
-#[cfg(feature = "ssr")]
-pub fn safe_next(next: Option<String>) -> String {
-    let safe = |n: &str| {
-        let mut chars = n.chars();
-        chars.next() == Some('/')
-            && !matches!(chars.next(), Some('/') | Some('\\'))
-            && n.len() <= 2000
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/-_.~?=&%+,:;@!$'()*".contains(c))
-    };
-    next.filter(|n| safe(n)).unwrap_or_else(|| "/flags".into())
-}
-
-#[cfg(all(test, feature = "ssr"))]
-mod redirect_tests {
-    use super::safe_next;
-
-    #[test]
-    fn only_local_paths_of_safe_characters() {
-        let go = |n: &str| safe_next(Some(n.to_string()));
-        assert_eq!(go("/tenants?q=acme&page=2"), "/tenants?q=acme&page=2");
-        assert_eq!(
-            go("/flags/multi_workspace_enabled"),
-            "/flags/multi_workspace_enabled"
-        );
-        for evil in [
-            "//evil.example",
-            "/\\evil.example",
-            "/\t/evil.example",
-            "/\n/evil.example",
-            "/ /evil.example",
-            "https://evil.example",
-            "evil.example",
-            "/\u{0}x",
-            "",
-        ] {
-            assert_eq!(go(evil), "/flags", "{evil:?}");
-        }
-        assert_eq!(safe_next(None), "/flags");
-    }
 }
 
 /// Signs in; on success the browser goes to `next` (a local path) or the flags page.
@@ -222,7 +220,7 @@ pub async fn login(
 ) -> Result<UserView, AppError> {
     let ctx = crate::server_context()?;
     // Before anything stores or logs it: a name longer than any account's is no account.
-    if username.chars().count() > MAX_USERNAME {
+    if username.chars().count() > ssr::MAX_USERNAME {
         return Err(AppError::Invalid("Unknown user or wrong password.".into()));
     }
     let username = username.trim().to_lowercase();
@@ -271,7 +269,7 @@ pub async fn login(
         .await
         .map_err(|_| AppError::Internal)?;
     tracing::info!(user = %row.username, "signed in");
-    leptos_axum::redirect(&safe_next(next));
+    leptos_axum::redirect(&ssr::safe_next(next));
     Ok(UserView {
         username: row.username,
         role,

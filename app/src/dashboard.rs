@@ -5,8 +5,6 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditView;
-#[cfg(feature = "ssr")]
-use crate::audit::Timeline;
 use crate::AppError;
 
 /// A flag on the dashboard.
@@ -55,65 +53,13 @@ impl DashFlag {
 /// Changes the dashboard lists.
 pub const RECENT: i64 = 12;
 
-/// Unmet gates listed per flag (the flag's plan lists them all).
-#[cfg(feature = "ssr")]
-const DASH_GATES: usize = 5;
-
 /// The dashboard's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "dashboard")]
 pub async fn dashboard() -> Result<String, AppError> {
-    let d = dashboard_data().await?;
-    Ok(crate::html::render(move || view! { <DashboardBody d /> }))
-}
-
-/// Everything the dashboard shows.
-#[cfg(feature = "ssr")]
-pub async fn dashboard_data() -> Result<DashboardData, AppError> {
-    crate::auth::require(&crate::auth::Role::ALL).await?;
-    let ctx = crate::server_context()?;
-    let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
-    let hours = ctx.backup_max_age.as_secs() / 3600;
-    let backup = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
-        Some(b) => Ok(format!(
-            "{} ({} UTC)",
-            b.name,
-            crate::audit::display_time(b.modified)
-        )),
-        None => Err(format!(
-            "no backup younger than {hours} h in the backup directory"
-        )),
-    };
-    let list = store::flags::list(&ctx.pool).await?;
-    let gates = store::rollout::next_gates(&ctx.pool, &list, chrono::Utc::now()).await?;
-    let flags = list
-        .into_iter()
-        .zip(gates)
-        .map(|(f, g)| DashFlag {
-            on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
-            phase: f.rollout.phase.to_string(),
-            next: g.next.map(|p| p.to_string()),
-            key: f.key,
-            description: f.description,
-            unmet: g.unmet,
-        })
-        .collect();
-    let recent = store::audit::query(
-        &ctx.pool,
-        &store::audit::AuditQuery {
-            limit: RECENT,
-            ..Default::default()
-        },
-    )
-    .await?
-    .into_iter()
-    .map(AuditView::from)
-    .collect();
-    Ok(DashboardData {
-        live_tenants,
-        flags,
-        backup,
-        recent,
-    })
+    let d = ssr::dashboard_data().await?;
+    Ok(crate::html::render(
+        move || view! { <ssr::DashboardBody d /> },
+    ))
 }
 
 /// `/`.
@@ -133,76 +79,137 @@ pub fn DashboardPage() -> impl IntoView {
     }
 }
 
+/// Server-only: the dashboard's data and its HTML.
 #[cfg(feature = "ssr")]
-#[component]
-fn DashboardBody(d: DashboardData) -> impl IntoView {
-    let live = d.live_tenants;
-    let flags = if d.flags.is_empty() {
-        view! { <div class="empty"><p>"No flags yet. Create one with the REST API (" <code>"POST /api/admin/flags"</code> ")."</p></div> }.into_any()
-    } else {
-        view! {
-            <div class="cards">
-                {d.flags.into_iter().map(|f| {
-                    let share = f.share(live);
-                    let href = format!("/flags/{}", f.key);
-                    let width = format!("width: {share:.1}%");
-                    view! {
-                        <article class="card" data-testid="dash-flag" data-flag=f.key.clone()>
-                            <h2><a href=href><code>{f.key.clone()}</code></a></h2>
-                            <p class="muted small">{f.description.clone()}</p>
-                            <p>
-                                "Phase " <span class="pill phase" data-testid="dash-phase">{f.phase.clone()}</span>
-                                {f.next.clone().map(|n| view! { " → next " <span class="pill">{n}</span> })}
-                            </p>
-                            <div class="meter" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{share:.1}")
-                                aria-label="Share of tenants ON"><span style=width></span></div>
-                            <p class="small" data-testid="dash-share">
-                                <strong data-testid="dash-on">{f.on}</strong>{format!(" of {live} tenants ON ({share:.1}%)")}
-                            </p>
-                            {match (&f.next, f.unmet.len()) {
-                                (None, _) => view! { <p class="muted small">"Last phase reached."</p> }.into_any(),
-                                (Some(n), 0) => view! {
-                                    <ul class="gates" aria-label="Gates of the next phase">
-                                        <li class="gate ok" data-testid="dash-gate"><span aria-hidden="true">"✓ "</span>{format!("Every gate into {n} holds")}</li>
-                                    </ul>
-                                }.into_any(),
-                                (Some(_), count) => {
-                                    let more = count.saturating_sub(DASH_GATES);
-                                    view! {
-                                        <ul class="gates" aria-label="What the next phase still needs">
-                                            {f.unmet.iter().take(DASH_GATES).map(|u| view! {
-                                                <li class="gate open" data-testid="dash-gate"><span aria-hidden="true">"✗ "</span>{u.clone()}</li>
-                                            }).collect_view()}
+mod ssr {
+    use leptos::prelude::*;
+
+    use super::{DashFlag, DashboardData, RECENT};
+    use crate::audit::AuditView;
+    use crate::components::{FlagLink, Timeline};
+    use crate::AppError;
+
+    /// Unmet gates listed per flag (the flag's plan lists them all).
+    const DASH_GATES: usize = 5;
+
+    /// Everything the dashboard shows.
+    pub async fn dashboard_data() -> Result<DashboardData, AppError> {
+        crate::auth::require(&crate::auth::Role::ALL).await?;
+        let ctx = crate::server_context()?;
+        let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
+        let hours = ctx.backup_max_age.as_secs() / 3600;
+        let backup = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
+            Some(b) => Ok(format!(
+                "{} ({} UTC)",
+                b.name,
+                crate::format::display_time(b.modified)
+            )),
+            None => Err(format!(
+                "no backup younger than {hours} h in the backup directory"
+            )),
+        };
+        let list = store::flags::list(&ctx.pool).await?;
+        let gates = store::rollout::next_gates(&ctx.pool, &list, chrono::Utc::now()).await?;
+        let flags = list
+            .into_iter()
+            .zip(gates)
+            .map(|(f, g)| DashFlag {
+                on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
+                phase: f.rollout.phase.to_string(),
+                next: g.next.map(|p| p.to_string()),
+                key: f.key,
+                description: f.description,
+                unmet: g.unmet,
+            })
+            .collect();
+        let recent = store::audit::query(
+            &ctx.pool,
+            &store::audit::AuditQuery {
+                limit: RECENT,
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(AuditView::from)
+        .collect();
+        Ok(DashboardData {
+            live_tenants,
+            flags,
+            backup,
+            recent,
+        })
+    }
+
+    #[component]
+    pub fn DashboardBody(d: DashboardData) -> impl IntoView {
+        let live = d.live_tenants;
+        let flags = if d.flags.is_empty() {
+            view! { <div class="empty"><p>"No flags yet. Create one with the REST API (" <code>"POST /api/admin/flags"</code> ")."</p></div> }.into_any()
+        } else {
+            view! {
+                <div class="cards">
+                    {d.flags.into_iter().map(|f| {
+                        let share = f.share(live);
+                        let width = format!("width: {share:.1}%");
+                        view! {
+                            <article class="card" data-testid="dash-flag" data-flag=f.key.clone()>
+                                <h2><FlagLink key=f.key.clone() /></h2>
+                                <p class="muted small">{f.description.clone()}</p>
+                                <p>
+                                    "Phase " <span class="pill phase" data-testid="dash-phase">{f.phase.clone()}</span>
+                                    {f.next.clone().map(|n| view! { " → next " <span class="pill">{n}</span> })}
+                                </p>
+                                <div class="meter" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{share:.1}")
+                                    aria-label="Share of tenants ON"><span style=width></span></div>
+                                <p class="small" data-testid="dash-share">
+                                    <strong data-testid="dash-on">{f.on}</strong>{format!(" of {live} tenants ON ({share:.1}%)")}
+                                </p>
+                                {match (&f.next, f.unmet.len()) {
+                                    (None, _) => view! { <p class="muted small">"Last phase reached."</p> }.into_any(),
+                                    (Some(n), 0) => view! {
+                                        <ul class="gates" aria-label="Gates of the next phase">
+                                            <li class="gate ok" data-testid="dash-gate"><span aria-hidden="true">"✓ "</span>{format!("Every gate into {n} holds")}</li>
                                         </ul>
-                                        {(more > 0).then(|| view! {
-                                            <p class="small"><a href=format!("/flags/{}", f.key)>{format!("and {more} more on the flag's plan →")}</a></p>
-                                        })}
-                                    }.into_any()
-                                }
-                            }}
-                        </article>
-                    }
-                }).collect_view()}
+                                    }.into_any(),
+                                    (Some(_), count) => {
+                                        let more = count.saturating_sub(DASH_GATES);
+                                        view! {
+                                            <ul class="gates" aria-label="What the next phase still needs">
+                                                {f.unmet.iter().take(DASH_GATES).map(|u| view! {
+                                                    <li class="gate open" data-testid="dash-gate"><span aria-hidden="true">"✗ "</span>{u.clone()}</li>
+                                                }).collect_view()}
+                                            </ul>
+                                            {(more > 0).then(|| view! {
+                                                <p class="small"><a href=format!("/flags/{}", f.key)>{format!("and {more} more on the flag's plan →")}</a></p>
+                                            })}
+                                        }.into_any()
+                                    }
+                                }}
+                            </article>
+                        }
+                    }).collect_view()}
+                </div>
+            }.into_any()
+        };
+        let backup = match d.backup {
+            Ok(b) => format!("Latest backup: {b}"),
+            Err(why) => format!("Backups: {why}"),
+        };
+        view! {
+            {flags}
+            <p class="muted small" data-testid="dash-backup">{backup}</p>
+            <div class="panel">
+                <h2>"Latest changes"</h2>
+                {if d.recent.is_empty() {
+                    view! { <p class="muted">"Nothing has changed yet."</p> }.into_any()
+                } else {
+                    view! {
+                        <Timeline rows=d.recent testid="dash-recent" />
+                        <p><a href="/audit">"The whole audit log →"</a></p>
+                    }.into_any()
+                }}
             </div>
-        }.into_any()
-    };
-    let backup = match d.backup {
-        Ok(b) => format!("Latest backup: {b}"),
-        Err(why) => format!("Backups: {why}"),
-    };
-    view! {
-        {flags}
-        <p class="muted small" data-testid="dash-backup">{backup}</p>
-        <div class="panel">
-            <h2>"Latest changes"</h2>
-            {if d.recent.is_empty() {
-                view! { <p class="muted">"Nothing has changed yet."</p> }.into_any()
-            } else {
-                view! {
-                    <Timeline rows=d.recent testid="dash-recent" />
-                    <p><a href="/audit">"The whole audit log →"</a></p>
-                }.into_any()
-            }}
-        </div>
+        }
     }
 }

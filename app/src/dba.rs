@@ -6,13 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ssr")]
-use crate::auth::Role;
 use crate::AppError;
-
-/// Roles that see the DBA pages.
-#[cfg(feature = "ssr")]
-const DBA_ROLES: &[Role] = &[Role::Admin, Role::Dba];
 
 /// One migration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,36 +39,10 @@ pub struct MigrationsData {
 /// The migration page's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "migration_status")]
 pub async fn migration_status() -> Result<String, AppError> {
-    let d = migrations_data().await?;
-    Ok(crate::html::render(move || view! { <MigrationsBody d /> }))
-}
-
-/// Migration status.
-#[cfg(feature = "ssr")]
-pub async fn migrations_data() -> Result<MigrationsData, AppError> {
-    crate::auth::require(DBA_ROLES).await?;
-    let ctx = crate::server_context()?;
-    let rows = store::migrations::status(&ctx.pool).await?;
-    let counts = store::migrations::counts(&ctx.pool).await?;
-    let migrations = rows
-        .into_iter()
-        .map(|m| MigrationView {
-            version: m.version,
-            description: m.description,
-            applied_at: m.applied_at.map(crate::audit::display_time),
-            execution_ms: m.execution_ms,
-            state: serde_json::to_value(m.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-        })
-        .collect();
-    Ok(MigrationsData {
-        migrations,
-        ready: counts.ready(),
-        verification_query: store::migrations::SEED_VERIFICATION_QUERY.to_string(),
-        verification_count: store::migrations::seed_verification(&ctx.pool).await?,
-    })
+    let d = ssr::migrations_data().await?;
+    Ok(crate::html::render(
+        move || view! { <ssr::MigrationsBody d /> },
+    ))
 }
 
 /// A table's size.
@@ -133,49 +101,8 @@ pub struct HealthData {
 /// The health page's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "db_health")]
 pub async fn db_health() -> Result<String, AppError> {
-    let h = health_data().await?;
-    Ok(crate::html::render(move || view! { <HealthBody h /> }))
-}
-
-/// Database health.
-#[cfg(feature = "ssr")]
-pub async fn health_data() -> Result<HealthData, AppError> {
-    crate::auth::require(DBA_ROLES).await?;
-    let ctx = crate::server_context()?;
-    let h = store::dba::health(&ctx.pool).await?;
-    Ok(HealthData {
-        status: h
-            .avg_query_ms
-            .map(|ms| store::dba::query_time_status(ms).to_string()),
-        database: h.database,
-        server_version: h.server_version,
-        size_bytes: h.size_bytes,
-        connections: h.connections,
-        pool_size: ctx.pool.size(),
-        pool_idle: u32::try_from(ctx.pool.num_idle()).unwrap_or(u32::MAX),
-        pool_max: ctx.pool.options().get_max_connections(),
-        tables: h
-            .tables
-            .into_iter()
-            .map(|t| TableView {
-                name: t.name,
-                bytes: t.total_bytes,
-                rows: t.rows,
-            })
-            .collect(),
-        statements: h.statements.map(|s| {
-            s.into_iter()
-                .map(|s| StatementView {
-                    query: s.query,
-                    calls: s.calls,
-                    mean_ms: s.mean_ms,
-                    total_ms: s.total_ms,
-                })
-                .collect()
-        }),
-        avg_query_ms: h.avg_query_ms,
-        statements_source: h.statements_source,
-    })
+    let h = ssr::health_data().await?;
+    Ok(crate::html::render(move || view! { <ssr::HealthBody h /> }))
 }
 
 /// A backup file.
@@ -205,36 +132,16 @@ pub struct BackupsData {
 /// The backups page's body, rendered on the server.
 #[server(prefix = "/rpc", endpoint = "list_backups")]
 pub async fn list_backups() -> Result<String, AppError> {
-    let d = backups_data().await?;
-    Ok(crate::html::render(move || view! { <BackupsBody d /> }))
-}
-
-/// The backup directory's contents.
-#[cfg(feature = "ssr")]
-pub async fn backups_data() -> Result<BackupsData, AppError> {
-    crate::auth::require(DBA_ROLES).await?;
-    let ctx = crate::server_context()?;
-    let now = chrono::Utc::now();
-    let backups = store::backup::list(&ctx.backup_dir)?
-        .into_iter()
-        .map(|b| BackupView {
-            age_seconds: (now - b.modified).num_seconds().max(0),
-            modified: crate::audit::display_time(b.modified),
-            name: b.name,
-            bytes: b.bytes,
-        })
-        .collect();
-    Ok(BackupsData {
-        dir: ctx.backup_dir.display().to_string(),
-        backups,
-        can_backup: ctx.database_url.is_some(),
-    })
+    let d = ssr::backups_data().await?;
+    Ok(crate::html::render(
+        move || view! { <ssr::BackupsBody d /> },
+    ))
 }
 
 /// Takes a backup now (pg_dump piped through gzip), audited.
 #[server(prefix = "/rpc", endpoint = "take_backup")]
 pub async fn take_backup() -> Result<String, AppError> {
-    let user = crate::auth::require(DBA_ROLES).await?;
+    let user = crate::auth::require(ssr::DBA_ROLES).await?;
     let ctx = crate::server_context()?;
     let url = ctx.database_url.clone().ok_or_else(|| {
         AppError::Invalid("this server was started without a database URL for pg_dump".into())
@@ -243,33 +150,6 @@ pub async fn take_backup() -> Result<String, AppError> {
         store::backup::take(&ctx.pool, &crate::auth::actor(&user), &url, &ctx.backup_dir).await?;
     ctx.publish().await;
     Ok(taken.name)
-}
-
-/// Bytes for people: `12.3 MB`.
-pub fn human_bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    let u = UNITS.get(unit).copied().unwrap_or("B");
-    if unit == 0 {
-        format!("{n} {u}")
-    } else {
-        format!("{v:.1} {u}")
-    }
-}
-
-/// Seconds for people: `3 h 5 min`.
-pub fn human_age(s: i64) -> String {
-    match s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min", s / 60),
-        s if s < 86_400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-        s => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
-    }
 }
 
 #[component]
@@ -301,38 +181,6 @@ pub fn MigrationsPage() -> impl IntoView {
     }
 }
 
-#[cfg(feature = "ssr")]
-#[component]
-fn MigrationsBody(d: MigrationsData) -> impl IntoView {
-    view! {
-        <p data-testid="migrations-ready" class=if d.ready { "gate ok" } else { "gate open" }>
-            {if d.ready { "✓ Ready: no pending or drifted migration." } else { "✗ Not ready: pending or drifted migrations." }}
-        </p>
-        <div class="table-wrap">
-            <table class="table">
-                <thead><tr><th>"Version"</th><th>"Description"</th><th>"Applied (UTC)"</th><th class="num">"Took"</th><th>"State"</th></tr></thead>
-                <tbody>
-                    {d.migrations.into_iter().map(|m| view! {
-                        <tr data-testid="migration-row" class=format!("state-{}", m.state)>
-                            <td><code>{m.version}</code></td>
-                            <td>{m.description}</td>
-                            <td>{m.applied_at.unwrap_or_else(|| "—".into())}</td>
-                            <td class="num">{m.execution_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_default()}</td>
-                            <td><span class=format!("pill state-{}", m.state)>{m.state.clone()}</span></td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-        <div class="panel">
-            <h2>"The plan's verification query"</h2>
-            <pre><code>{d.verification_query}</code></pre>
-            <p>"Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
-                {if d.verification_count == 1 { " — as the plan expects (the global row)." } else { " — the plan expects 1." }}</p>
-        </div>
-    }
-}
-
 /// `/dba/health`.
 #[component]
 pub fn HealthPage() -> impl IntoView {
@@ -347,69 +195,6 @@ pub fn HealthPage() -> impl IntoView {
             </div>
             <crate::html::ServerBody data loading="Loading…" error_testid="dba-error" />
         </section>
-    }
-}
-
-#[cfg(feature = "ssr")]
-#[component]
-fn HealthBody(h: HealthData) -> impl IntoView {
-    let avg = match (h.avg_query_ms, h.status.clone()) {
-        (Some(ms), Some(status)) => format!("{ms:.2} ms average — {status}"),
-        _ => "unknown: no statement timings yet".to_string(),
-    };
-    let source = match h.statements_source.as_deref() {
-        Some("pg_stat_statements") => "From pg_stat_statements: every client of this database.",
-        Some(_) => "pg_stat_statements is not available here: these are Tenantry's own statements, timed by this server since it started.",
-        None => "",
-    };
-    let status_class = format!(
-        "gate {}",
-        match h.status.as_deref() {
-            Some("normal") => "ok",
-            Some("alert") => "open",
-            _ => "warn",
-        }
-    );
-    view! {
-        <div class="cards">
-            <article class="card"><h2>"Database"</h2><p><code data-testid="db-name">{h.database}</code></p><p class="muted small">{format!("PostgreSQL {}", h.server_version)}</p></article>
-            <article class="card"><h2>"Size"</h2><p data-testid="db-size">{human_bytes(h.size_bytes)}</p><p class="muted small">{format!("{} connections to this database", h.connections)}</p></article>
-            <article class="card"><h2>"Tenantry's pool"</h2><p data-testid="pool">{format!("{} open, {} idle, {} max", h.pool_size, h.pool_idle, h.pool_max)}</p></article>
-            <article class="card"><h2>"Query time"</h2><p class=status_class data-testid="avg-query">{avg}</p></article>
-        </div>
-        <div class="panel">
-            <h2>"Largest tables"</h2>
-            <table class="table">
-                <thead><tr><th>"Table"</th><th class="num">"Size"</th><th class="num">"Rows (estimate)"</th></tr></thead>
-                <tbody>
-                    {h.tables.into_iter().map(|t| view! {
-                        <tr data-testid="table-row"><td><code>{t.name}</code></td><td class="num">{human_bytes(t.bytes)}</td><td class="num">{t.rows}</td></tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-        <div class="panel">
-            <h2>"Slowest statements"</h2>
-            <p class="muted small" data-testid="statements-source">{source}</p>
-            {match h.statements {
-                None => view! { <p class="muted" data-testid="no-statements">"No timings yet: pg_stat_statements is not installed or not preloaded in this database (scripts/run enables it on its own Postgres), and this server has not run a statement."</p> }.into_any(),
-                Some(list) => view! {
-                    <table class="table">
-                        <thead><tr><th>"Statement"</th><th class="num">"Calls"</th><th class="num">"Mean"</th><th class="num">"Total"</th></tr></thead>
-                        <tbody>
-                            {list.into_iter().map(|s| view! {
-                                <tr data-testid="statement-row">
-                                    <td class="change"><code>{s.query.chars().take(160).collect::<String>()}</code></td>
-                                    <td class="num">{s.calls}</td>
-                                    <td class="num">{format!("{:.2} ms", s.mean_ms)}</td>
-                                    <td class="num">{format!("{:.0} ms", s.total_ms)}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                }.into_any(),
-            }}
-        </div>
     }
 }
 
@@ -443,44 +228,227 @@ pub fn BackupsPage() -> impl IntoView {
     }
 }
 
+/// Server-only: who sees the DBA pages, their data and their HTML.
 #[cfg(feature = "ssr")]
-#[component]
-fn BackupsBody(d: BackupsData) -> impl IntoView {
-    view! {
-        <p class="muted">"Directory: " <code>{d.dir.clone()}</code>
-            {(!d.can_backup).then_some(" (this server was started without a database URL: take backups with `tenantry backup`)")}</p>
-        {if d.backups.is_empty() {
-            view! { <div class="empty" data-testid="no-backups"><p>"No backup in this directory yet."</p></div> }.into_any()
-        } else {
-            view! {
+mod ssr {
+    use leptos::prelude::*;
+
+    use super::{
+        BackupView, BackupsData, HealthData, MigrationView, MigrationsData, StatementView,
+        TableView,
+    };
+    use crate::auth::Role;
+    use crate::format::{human_age, human_bytes};
+    use crate::AppError;
+
+    /// Roles that see the DBA pages.
+    pub const DBA_ROLES: &[Role] = &[Role::Admin, Role::Dba];
+
+    /// Migration status.
+    pub async fn migrations_data() -> Result<MigrationsData, AppError> {
+        crate::auth::require(DBA_ROLES).await?;
+        let ctx = crate::server_context()?;
+        let rows = store::migrations::status(&ctx.pool).await?;
+        let counts = store::migrations::counts(&ctx.pool).await?;
+        let migrations = rows
+            .into_iter()
+            .map(|m| MigrationView {
+                version: m.version,
+                description: m.description,
+                applied_at: m.applied_at.map(crate::format::display_time),
+                execution_ms: m.execution_ms,
+                state: serde_json::to_value(m.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(MigrationsData {
+            migrations,
+            ready: counts.ready(),
+            verification_query: store::migrations::SEED_VERIFICATION_QUERY.to_string(),
+            verification_count: store::migrations::seed_verification(&ctx.pool).await?,
+        })
+    }
+
+    /// Database health.
+    pub async fn health_data() -> Result<HealthData, AppError> {
+        crate::auth::require(DBA_ROLES).await?;
+        let ctx = crate::server_context()?;
+        let h = store::dba::health(&ctx.pool).await?;
+        Ok(HealthData {
+            status: h
+                .avg_query_ms
+                .map(|ms| store::dba::query_time_status(ms).to_string()),
+            database: h.database,
+            server_version: h.server_version,
+            size_bytes: h.size_bytes,
+            connections: h.connections,
+            pool_size: ctx.pool.size(),
+            pool_idle: u32::try_from(ctx.pool.num_idle()).unwrap_or(u32::MAX),
+            pool_max: ctx.pool.options().get_max_connections(),
+            tables: h
+                .tables
+                .into_iter()
+                .map(|t| TableView {
+                    name: t.name,
+                    bytes: t.total_bytes,
+                    rows: t.rows,
+                })
+                .collect(),
+            statements: h.statements.map(|s| {
+                s.into_iter()
+                    .map(|s| StatementView {
+                        query: s.query,
+                        calls: s.calls,
+                        mean_ms: s.mean_ms,
+                        total_ms: s.total_ms,
+                    })
+                    .collect()
+            }),
+            avg_query_ms: h.avg_query_ms,
+            statements_source: h.statements_source,
+        })
+    }
+
+    /// The backup directory's contents.
+    pub async fn backups_data() -> Result<BackupsData, AppError> {
+        crate::auth::require(DBA_ROLES).await?;
+        let ctx = crate::server_context()?;
+        let now = chrono::Utc::now();
+        let backups = store::backup::list(&ctx.backup_dir)?
+            .into_iter()
+            .map(|b| BackupView {
+                age_seconds: (now - b.modified).num_seconds().max(0),
+                modified: crate::format::display_time(b.modified),
+                name: b.name,
+                bytes: b.bytes,
+            })
+            .collect();
+        Ok(BackupsData {
+            dir: ctx.backup_dir.display().to_string(),
+            backups,
+            can_backup: ctx.database_url.is_some(),
+        })
+    }
+
+    #[component]
+    pub fn MigrationsBody(d: MigrationsData) -> impl IntoView {
+        view! {
+            <p data-testid="migrations-ready" class=if d.ready { "gate ok" } else { "gate open" }>
+                {if d.ready { "✓ Ready: no pending or drifted migration." } else { "✗ Not ready: pending or drifted migrations." }}
+            </p>
+            <div class="table-wrap">
                 <table class="table">
-                    <thead><tr><th>"File"</th><th class="num">"Size"</th><th>"Written (UTC)"</th><th class="num">"Age"</th></tr></thead>
+                    <thead><tr><th>"Version"</th><th>"Description"</th><th>"Applied (UTC)"</th><th class="num">"Took"</th><th>"State"</th></tr></thead>
                     <tbody>
-                        {d.backups.into_iter().map(|b| view! {
-                            <tr data-testid="backup-row">
-                                <td><code>{b.name}</code></td>
-                                <td class="num">{human_bytes(i64::try_from(b.bytes).unwrap_or(i64::MAX))}</td>
-                                <td>{b.modified}</td>
-                                <td class="num">{human_age(b.age_seconds)}</td>
+                        {d.migrations.into_iter().map(|m| view! {
+                            <tr data-testid="migration-row" class=format!("state-{}", m.state)>
+                                <td><code>{m.version}</code></td>
+                                <td>{m.description}</td>
+                                <td>{m.applied_at.unwrap_or_else(|| "—".into())}</td>
+                                <td class="num">{m.execution_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_default()}</td>
+                                <td><span class=format!("pill state-{}", m.state)>{m.state.clone()}</span></td>
                             </tr>
                         }).collect_view()}
                     </tbody>
                 </table>
-            }.into_any()
-        }}
+            </div>
+            <div class="panel">
+                <h2>"The plan's verification query"</h2>
+                <pre><code>{d.verification_query}</code></pre>
+                <p>"Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
+                    {if d.verification_count == 1 { " — as the plan expects (the global row)." } else { " — the plan expects 1." }}</p>
+            </div>
+        }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    #[component]
+    pub fn HealthBody(h: HealthData) -> impl IntoView {
+        let avg = match (h.avg_query_ms, h.status.clone()) {
+            (Some(ms), Some(status)) => format!("{ms:.2} ms average — {status}"),
+            _ => "unknown: no statement timings yet".to_string(),
+        };
+        let source = match h.statements_source.as_deref() {
+            Some("pg_stat_statements") => "From pg_stat_statements: every client of this database.",
+            Some(_) => "pg_stat_statements is not available here: these are Tenantry's own statements, timed by this server since it started.",
+            None => "",
+        };
+        let status_class = format!(
+            "gate {}",
+            match h.status.as_deref() {
+                Some("normal") => "ok",
+                Some("alert") => "open",
+                _ => "warn",
+            }
+        );
+        view! {
+            <div class="cards">
+                <article class="card"><h2>"Database"</h2><p><code data-testid="db-name">{h.database}</code></p><p class="muted small">{format!("PostgreSQL {}", h.server_version)}</p></article>
+                <article class="card"><h2>"Size"</h2><p data-testid="db-size">{human_bytes(h.size_bytes)}</p><p class="muted small">{format!("{} connections to this database", h.connections)}</p></article>
+                <article class="card"><h2>"Tenantry's pool"</h2><p data-testid="pool">{format!("{} open, {} idle, {} max", h.pool_size, h.pool_idle, h.pool_max)}</p></article>
+                <article class="card"><h2>"Query time"</h2><p class=status_class data-testid="avg-query">{avg}</p></article>
+            </div>
+            <div class="panel">
+                <h2>"Largest tables"</h2>
+                <table class="table">
+                    <thead><tr><th>"Table"</th><th class="num">"Size"</th><th class="num">"Rows (estimate)"</th></tr></thead>
+                    <tbody>
+                        {h.tables.into_iter().map(|t| view! {
+                            <tr data-testid="table-row"><td><code>{t.name}</code></td><td class="num">{human_bytes(t.bytes)}</td><td class="num">{t.rows}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <div class="panel">
+                <h2>"Slowest statements"</h2>
+                <p class="muted small" data-testid="statements-source">{source}</p>
+                {match h.statements {
+                    None => view! { <p class="muted" data-testid="no-statements">"No timings yet: pg_stat_statements is not installed or not preloaded in this database (scripts/run enables it on its own Postgres), and this server has not run a statement."</p> }.into_any(),
+                    Some(list) => view! {
+                        <table class="table">
+                            <thead><tr><th>"Statement"</th><th class="num">"Calls"</th><th class="num">"Mean"</th><th class="num">"Total"</th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|s| view! {
+                                    <tr data-testid="statement-row">
+                                        <td class="change"><code>{s.query.chars().take(160).collect::<String>()}</code></td>
+                                        <td class="num">{s.calls}</td>
+                                        <td class="num">{format!("{:.2} ms", s.mean_ms)}</td>
+                                        <td class="num">{format!("{:.0} ms", s.total_ms)}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }}
+            </div>
+        }
+    }
 
-    #[test]
-    fn sizes_and_ages_read_well() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(12_345_678), "12.3 MB");
-        assert_eq!(human_age(42), "42 s");
-        assert_eq!(human_age(3 * 3600 + 300), "3 h 5 min");
-        assert_eq!(human_age(2 * 86_400 + 7200), "2 d 2 h");
+    #[component]
+    pub fn BackupsBody(d: BackupsData) -> impl IntoView {
+        view! {
+            <p class="muted">"Directory: " <code>{d.dir.clone()}</code>
+                {(!d.can_backup).then_some(" (this server was started without a database URL: take backups with `tenantry backup`)")}</p>
+            {if d.backups.is_empty() {
+                view! { <div class="empty" data-testid="no-backups"><p>"No backup in this directory yet."</p></div> }.into_any()
+            } else {
+                view! {
+                    <table class="table">
+                        <thead><tr><th>"File"</th><th class="num">"Size"</th><th>"Written (UTC)"</th><th class="num">"Age"</th></tr></thead>
+                        <tbody>
+                            {d.backups.into_iter().map(|b| view! {
+                                <tr data-testid="backup-row">
+                                    <td><code>{b.name}</code></td>
+                                    <td class="num">{human_bytes(i64::try_from(b.bytes).unwrap_or(i64::MAX))}</td>
+                                    <td>{b.modified}</td>
+                                    <td class="num">{human_age(b.age_seconds)}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        }
     }
 }

@@ -9,8 +9,6 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ssr")]
-use crate::auth::Role;
 use crate::AppError;
 
 /// A flag in the list.
@@ -33,7 +31,7 @@ pub struct FlagSummary {
 /// Every flag.
 #[server(prefix = "/rpc", endpoint = "list_flags")]
 pub async fn list_flags() -> Result<Vec<FlagSummary>, AppError> {
-    crate::auth::require(&Role::ALL).await?;
+    crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     Ok(store::flags::list(&ctx.pool)
         .await?
@@ -73,6 +71,7 @@ pub struct FlagEditorData {
 /// The flag, its state and every live tenant.
 #[server(prefix = "/rpc", endpoint = "flag_editor")]
 pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
+    use crate::auth::Role;
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
     let (row, state, tenants) = store::flags::editor_data(&ctx.pool, &key).await?;
@@ -109,7 +108,7 @@ pub async fn save_rollout(
     version: i64,
     #[server(default)] override_reason: Option<String>,
 ) -> Result<SaveResult, AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let gating = crate::auth::gating(&user, override_reason)?;
     let ctx = crate::server_context()?;
     let spec = store::rollout::Spec::Rollout(rollout);
@@ -134,7 +133,7 @@ pub async fn save_rollout(
 /// turn tenants ON). Saving the same rollout after the approval goes through.
 #[server(prefix = "/rpc", input = leptos::server_fn::codec::Json, endpoint = "request_rollout")]
 pub async fn request_rollout(key: String, rollout: Rollout) -> Result<i64, AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
     let spec = store::rollout::Spec::Rollout(rollout);
     let r = store::rollout::request(&ctx.pool, &crate::auth::actor(&user), &key, &spec).await?;
@@ -145,7 +144,7 @@ pub async fn request_rollout(key: String, rollout: Rollout) -> Result<i64, AppEr
 /// The kill switch: every row OFF (the seed's Quick Rollback). Never gated, always audited.
 #[server(prefix = "/rpc", endpoint = "kill_flag")]
 pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
     let spec = store::rollout::Spec::Rollback(flags::change::RollbackTarget::Off);
     let c = store::rollout::change(
@@ -170,30 +169,9 @@ pub async fn kill_flag(key: String) -> Result<SaveResult, AppError> {
 #[server(prefix = "/rpc", endpoint = "flags_page")]
 pub async fn flags_page() -> Result<String, AppError> {
     let list = list_flags().await?;
-    Ok(crate::html::render(move || view! { <FlagTable list /> }))
-}
-
-#[cfg(feature = "ssr")]
-#[component]
-fn FlagTable(list: Vec<FlagSummary>) -> impl IntoView {
-    view! {
-                            <div class="table-wrap">
-                                <table class="table">
-                                    <thead><tr><th>"Flag"</th><th>"Phase"</th><th>"Next"</th><th class="num">"Tenant rows ON"</th><th>"Global"</th></tr></thead>
-                                    <tbody>
-                                        {list.into_iter().map(|f| view! {
-                                            <tr data-testid="flag-row">
-                                                <td><a href=format!("/flags/{}", f.key)><code>{f.key.clone()}</code></a><div class="muted small">{f.description}</div></td>
-                                                <td><span class="pill phase">{f.phase}</span></td>
-                                                <td>{f.next.unwrap_or_else(|| "—".into())}</td>
-                                                <td class="num">{f.tenants_on}</td>
-                                                <td>{if f.enabled { "ON" } else { "off" }}</td>
-                                            </tr>
-                                        }).collect_view()}
-                                    </tbody>
-                                </table>
-                            </div>
-    }
+    Ok(crate::html::render(
+        move || view! { <ssr::FlagTable list /> },
+    ))
 }
 
 /// `/flags`.
@@ -609,4 +587,36 @@ fn now_ms() -> f64 {
 #[cfg(not(feature = "hydrate"))]
 fn now_ms() -> f64 {
     0.0
+}
+
+/// Server-only: the flag list's HTML.
+#[cfg(feature = "ssr")]
+mod ssr {
+    use leptos::prelude::*;
+
+    use super::FlagSummary;
+    use crate::components::FlagLink;
+
+    /// The flag list's table.
+    #[component]
+    pub fn FlagTable(list: Vec<FlagSummary>) -> impl IntoView {
+        view! {
+            <div class="table-wrap">
+                <table class="table">
+                    <thead><tr><th>"Flag"</th><th>"Phase"</th><th>"Next"</th><th class="num">"Tenant rows ON"</th><th>"Global"</th></tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|f| view! {
+                            <tr data-testid="flag-row">
+                                <td><FlagLink key=f.key /><div class="muted small">{f.description}</div></td>
+                                <td><span class="pill phase">{f.phase}</span></td>
+                                <td>{f.next.unwrap_or_else(|| "—".into())}</td>
+                                <td class="num">{f.tenants_on}</td>
+                                <td>{if f.enabled { "ON" } else { "off" }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        }
+    }
 }

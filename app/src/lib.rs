@@ -1,25 +1,33 @@
 //! Tenantry's web app: the routes, the pages and the server functions they call.
 //!
 //! Server functions are thin: read the request context, check the role, call `store`/`flags`,
-//! map the error. Everything that touches the database lives behind `#[cfg(feature = "ssr")]`
-//! inside `store`; the browser build only sees the types.
+//! map the error. Each page file keeps its server-only code (page data, read-only bodies, role
+//! lists) in one `#[cfg(feature = "ssr")] mod ssr`; the browser build only sees the types, the
+//! interactive components and the server functions' client halves.
 
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod chart;
 #[cfg(feature = "ssr")]
+pub mod components;
+#[cfg(feature = "ssr")]
+mod context;
+#[cfg(feature = "ssr")]
 pub mod csp;
 pub mod dashboard;
 pub mod dba;
 pub mod error;
 pub mod flag_pages;
+#[cfg(feature = "ssr")]
+pub mod format;
 pub mod html;
 pub mod live;
 pub mod login;
 pub mod monitoring;
 pub mod plan;
-pub mod tenants;
+pub mod tenant_list;
+pub mod tenant_page;
 pub mod url;
 
 use leptos::prelude::*;
@@ -37,82 +45,8 @@ pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants", "/audit", "/dba"
 
 pub use error::AppError;
 
-/// What every server function gets from the server through the Leptos context.
 #[cfg(feature = "ssr")]
-#[derive(Clone)]
-pub struct ServerContext {
-    /// The database pool.
-    pub pool: store::PgPool,
-    /// Where backups go.
-    pub backup_dir: std::path::PathBuf,
-    /// The connection string for `pg_dump` (None: backups from the UI are off).
-    pub database_url: Option<String>,
-    /// A backup younger than this satisfies the "backup taken" gate.
-    pub backup_max_age: std::time::Duration,
-    /// The Prometheus the guards query (`PROMETHEUS_URL`), if any.
-    pub prometheus: Option<infra::prom::Prometheus>,
-    /// Failed sign-ins, per (user, address) and per address.
-    pub login_throttle: std::sync::Arc<infra::throttle::Throttle>,
-    /// Take the client's address from `X-Forwarded-For` (`TENANTRY_TRUST_PROXY=1`, behind a
-    /// proxy that sets it).
-    pub trust_proxy: bool,
-    /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`).
-    pub trusted_proxies: infra::proxy::TrustedProxies,
-    /// Publishes this instance's snapshot after a write (see [`ServerContext::publish`]).
-    pub publisher: Publisher,
-}
-
-#[cfg(feature = "ssr")]
-impl ServerContext {
-    /// Publishes the write just made on this instance at once — evaluations (`/api/features`,
-    /// OFREP, SDK snapshots) and the live pages see it before the server function answers, as
-    /// after a REST write; other instances follow through `NOTIFY`. Every server function that
-    /// writes calls it after its write succeeded.
-    pub async fn publish(&self) {
-        self.publisher.publish().await;
-    }
-}
-
-/// What publishes this instance's snapshot after a write: the server gives the web app its own
-/// (`server::live`: reload the snapshot when the change version moved), so a server function's
-/// write is visible at once on the instance that made it, not only once `NOTIFY` arrives.
-#[cfg(feature = "ssr")]
-#[derive(Clone)]
-pub struct Publisher(std::sync::Arc<dyn Fn() -> PublishFuture + Send + Sync>);
-
-/// What [`Publisher`] runs.
-#[cfg(feature = "ssr")]
-type PublishFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-#[cfg(feature = "ssr")]
-impl Publisher {
-    /// A publisher that runs `publish` after every write.
-    pub fn new<F, Fut>(publish: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        Publisher(std::sync::Arc::new(move || Box::pin(publish())))
-    }
-
-    /// Publishes (errors are the publisher's to log: the write itself succeeded).
-    pub async fn publish(&self) {
-        (self.0)().await;
-    }
-}
-
-#[cfg(feature = "ssr")]
-impl std::fmt::Debug for Publisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Publisher")
-    }
-}
-
-/// The server context, or an internal error when the server forgot to provide it.
-#[cfg(feature = "ssr")]
-pub fn server_context() -> Result<ServerContext, AppError> {
-    use_context::<ServerContext>().ok_or(AppError::Internal)
-}
+pub use context::{server_context, Publisher, ServerContext};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -161,8 +95,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=dashboard::DashboardPage ssr=SsrMode::Async />
                     <Route path=path!("flags") view=flag_pages::FlagsPage ssr=SsrMode::Async />
                     <Route path=path!("flags/:key") view=flag_pages::FlagPage />
-                    <Route path=path!("tenants") view=tenants::TenantsPage ssr=SsrMode::Async />
-                    <Route path=path!("tenants/:id") view=tenants::TenantDetailPage ssr=SsrMode::Async />
+                    <Route path=path!("tenants") view=tenant_list::TenantsPage ssr=SsrMode::Async />
+                    <Route path=path!("tenants/:id") view=tenant_page::TenantDetailPage ssr=SsrMode::Async />
                     <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async />
                     <Route path=path!("monitoring") view=monitoring::MonitoringPage ssr=SsrMode::Async />
                     <Route path=path!("dba") view=|| view! { <Redirect path="/dba/migrations" /> } />

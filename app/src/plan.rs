@@ -8,25 +8,19 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-#[cfg(feature = "ssr")]
-use crate::auth::Role;
 use crate::AppError;
-
-/// Roles that tick checklist items.
-#[cfg(feature = "ssr")]
-const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba];
 
 /// The plan panel of flag `key`, as HTML. A refused form post comes back to the page with the
 /// error in `__err`; that page load renders the panel on the server, which shows the error above
 /// the plan (read from the request here, so the browser build carries no code for it).
 #[server(prefix = "/rpc", endpoint = "plan_panel")]
 pub async fn plan_panel(key: String) -> Result<String, AppError> {
-    let user = crate::auth::require(&Role::ALL).await?;
+    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     let now = chrono::Utc::now();
     let plan = store::rollout::plan_state(&ctx.pool, &key, now).await?;
     let charts = match &ctx.prometheus {
-        Some(prom) => guard_charts(&ctx.pool, prom, &plan, now).await,
+        Some(prom) => ssr::guard_charts(&ctx.pool, prom, &plan, now).await,
         None => Vec::new(),
     };
     let uri: Option<http::Uri> = leptos_axum::extract().await.ok();
@@ -42,375 +36,8 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
             leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&e).to_string()
         });
     Ok(crate::html::render(move || {
-        view! { <PlanBody plan user error charts /> }
+        view! { <ssr::PlanBody plan user error charts /> }
     }))
-}
-
-/// Each guard's series over the monitoring window (the phase so far, at least 24 h, at most 72 h)
-/// as an SVG, or why there is none. Per-tenant guards show the tenants with the flag ON against
-/// the others.
-#[cfg(feature = "ssr")]
-async fn guard_charts(
-    pool: &store::PgPool,
-    prom: &infra::prom::Prometheus,
-    plan: &store::rollout::PlanState,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Vec<(String, Result<String, String>)> {
-    let window =
-        (now - plan.phase_since).clamp(chrono::Duration::hours(24), chrono::Duration::hours(72));
-    let step = std::time::Duration::from_secs((window.num_seconds() / 120).max(15) as u64);
-    let mut out = Vec::new();
-    for g in &plan.guards {
-        let chart = match prom.range(&g.query, now - window, now, step).await {
-            Ok(series) => {
-                let ids: Vec<String> = series.iter().filter_map(|s| s.tenant.clone()).collect();
-                let on: std::collections::HashSet<String> = if g.per_tenant && !ids.is_empty() {
-                    store::tenants::on_among(pool, &plan.flag_key, &ids)
-                        .await
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect()
-                } else {
-                    Default::default()
-                };
-                let lines = crate::chart::split(g.per_tenant, &series, &|t| on.contains(t));
-                Ok(crate::chart::guard_svg(
-                    g,
-                    &lines,
-                    (now - window).timestamp(),
-                    now.timestamp(),
-                ))
-            }
-            Err(e) => Err(e),
-        };
-        out.push((g.name.clone(), chart));
-    }
-    out
-}
-
-#[cfg(feature = "ssr")]
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    crate::audit::display_time(t)
-}
-
-#[cfg(feature = "ssr")]
-#[component]
-fn Hidden(name: &'static str, value: String) -> impl IntoView {
-    view! { <input type="hidden" name=name value=value /> }
-}
-
-#[cfg(feature = "ssr")]
-#[component]
-fn PlanBody(
-    plan: store::rollout::PlanState,
-    user: crate::auth::UserView,
-    error: Option<String>,
-    charts: Vec<(String, Result<String, String>)>,
-) -> impl IntoView {
-    let key = plan.flag_key.clone();
-    let role = user.role;
-    let edits = Role::FLAG_EDITORS.contains(&role);
-    let next = plan.next.map(|p| p.to_string());
-    let gates_hold = plan.unmet.is_empty();
-    let may_approve = plan.settings.approver_roles.contains(&role);
-    let current: Vec<store::approvals::ChangeRequest> = plan
-        .requests
-        .iter()
-        .filter(|r| r.current)
-        .cloned()
-        .collect();
-    let asked = current.iter().any(|r| r.requester() == user.username);
-    let k = key.clone();
-    let gates = view! {
-        <div class="card" data-testid="plan-gates">
-            <h3>{match &next {
-                Some(n) => format!("Gates into {n}"),
-                None => "At 100%: no further phase".to_string(),
-            }}</h3>
-            <p class="muted small">{format!("Phase {} since {} UTC.", plan.phase, when(plan.phase_since))}</p>
-            {plan.decision_overdue.then(|| view! {
-                <p class="error" role="alert" data-testid="decision-overdue">"The decision on this phase is overdue: widen or roll back."</p>
-            })}
-            {next.is_some().then(|| if gates_hold {
-                view! { <p class="ok" data-testid="gates-ok">"Every gate holds."</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="unmet" data-testid="unmet">
-                        {plan.unmet_text.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}
-                    </ul>
-                }.into_any()
-            })}
-            {plan.proposal.clone().map(|p| view! {
-                <p class="small" data-testid="proposal">
-                    {format!("Advancing to {} turns {} tenants on and {} off (change ", p.to, p.turned_on, p.turned_off)}
-                    <code title=p.hash.clone()>{p.hash.chars().take(12).collect::<String>()}</code>")."
-                </p>
-            })}
-            {(next.is_some() && edits).then(|| view! {
-                <div class="actions">
-                    {(plan.settings.approvals_required && !asked).then(|| view! {
-                        <form method="post" action="/rpc/plan_request" class="inline">
-                            <Hidden name="key" value=k.clone() />
-                            <button type="submit" class="btn" data-testid="plan-request">"Ask for approval"</button>
-                        </form>
-                    })}
-                    <form method="post" action="/rpc/plan_advance" class="inline">
-                        <Hidden name="key" value=k.clone() />
-                        <button type="submit" class="btn primary" data-testid="plan-advance">{format!("Advance to {}", next.clone().unwrap_or_default())}</button>
-                    </form>
-                </div>
-            })}
-            {(next.is_some() && role == Role::Admin && !gates_hold).then(|| view! {
-                <form method="post" action="/rpc/plan_advance" class="break-glass">
-                    <Hidden name="key" value=k.clone() />
-                    <label>"Break glass — why override the gates? (audited)"
-                        <input type="text" name="override_reason" required maxlength="1000" data-testid="override-reason" />
-                    </label>
-                    <button type="submit" class="btn danger" data-testid="plan-override">"Override and advance"</button>
-                </form>
-            })}
-        </div>
-    };
-    let requests = (!plan.requests.is_empty()).then(|| {
-        let k = key.clone();
-        view! {
-            <div class="card">
-                <h3>"Approvals"</h3>
-                <table class="table" data-testid="change-requests">
-                    <thead><tr><th>"Change"</th><th>"Asked by"</th><th>"Approved by"</th><th>"State"</th><th></th></tr></thead>
-                    <tbody>
-                        {plan.requests.iter().map(|r| {
-                            let state = if r.applied_at.is_some() { "applied" }
-                                else if !r.current { "stale: the flag changed since" }
-                                else if r.approved_by.is_some() { "approved" }
-                                else { "waiting for approval" };
-                            let can = r.current && r.approved_by.is_none() && may_approve && r.requester() != user.username;
-                            view! {
-                                <tr data-testid="change-request">
-                                    <td>{format!("{} → {} (+{} / −{})", r.from_phase, r.to_phase, r.turned_on, r.turned_off)}</td>
-                                    <td>{format!("{} · {}", r.requested_by, when(r.requested_at))}</td>
-                                    <td>{r.approved_by.clone().unwrap_or_else(|| "—".into())}</td>
-                                    <td data-testid="request-state">{state}</td>
-                                    <td>{can.then(|| view! {
-                                        <form method="post" action="/rpc/plan_approve" class="inline">
-                                            <Hidden name="key" value=k.clone() />
-                                            <Hidden name="id" value=r.id.to_string() />
-                                            <button type="submit" class="btn" data-testid="plan-approve">"Approve"</button>
-                                        </form>
-                                    })}</td>
-                                </tr>
-                            }
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
-        }
-    });
-    let may_tick = TICKERS.contains(&role);
-    let checklists = plan.document.checklists.iter().map(|c| {
-        let k = key.clone();
-        view! {
-            <div class="card checklist" data-testid="checklist" data-name=c.name.clone()>
-                <h3>{c.name.clone()}</h3>
-                <ul>
-                    {c.items.iter().map(|item| {
-                        let tick = plan.ticks.iter().find(|t| t.checklist == c.name && &t.item == item);
-                        let ticked = tick.is_some_and(|t| t.ticked);
-                        let by = tick.map(|t| format!("{} {} · {}{}", if t.ticked { "ticked by" } else { "unticked by" }, t.actor, when(t.at),
-                            if t.note.is_empty() { String::new() } else { format!(" — {}", t.note) }));
-                        view! {
-                            <li data-testid="checklist-item" data-item=item.clone() data-ticked=ticked.to_string()>
-                                <span class="box">{if ticked { "☑" } else { "☐" }}</span>" "{item.clone()}
-                                {by.map(|b| view! { <span class="muted small">" "{b}</span> })}
-                                {may_tick.then(|| view! {
-                                    <form method="post" action="/rpc/plan_tick" class="inline">
-                                        <Hidden name="key" value=k.clone() />
-                                        <Hidden name="checklist" value=c.name.clone() />
-                                        <Hidden name="item" value=item.clone() />
-                                        <Hidden name="ticked" value=(!ticked).to_string() />
-                                        <input type="text" name="note" maxlength="2000" placeholder="note (optional)" aria-label="note" />
-                                        <button type="submit" class="btn small" data-testid="tick">{if ticked { "Untick" } else { "Tick" }}</button>
-                                    </form>
-                                })}
-                            </li>
-                        }
-                    }).collect_view()}
-                </ul>
-            </div>
-        }
-    }).collect_view();
-    let k = key.clone();
-    let signoffs = view! {
-        <div class="card">
-            <h3>"Sign-off"</h3>
-            <table class="table" data-testid="signoffs">
-                <thead><tr><th>"Milestone"</th><th>"Owner"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
-                <tbody>
-                    {plan.document.milestones.iter().map(|m| {
-                        let s = plan.signoffs.iter().find(|s| s.milestone == m.name);
-                        let signed = s.is_some_and(|s| s.signed);
-                        let may_sign = flags::change::owner_roles(&m.owner).is_ok_and(|r| r.contains(&role));
-                        view! {
-                            <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
-                                <td>{m.name.clone()}</td>
-                                <td>{m.owner.clone()}</td>
-                                <td>{s.map(|s| when(s.at)).unwrap_or_default()}</td>
-                                <td>{match s {
-                                    Some(s) if s.signed => format!("Signed by {} ({})", s.actor, s.role),
-                                    Some(s) => format!("Withdrawn by {}", s.actor),
-                                    None => "Pending".to_string(),
-                                }}</td>
-                                <td>{may_sign.then(|| view! {
-                                    <form method="post" action="/rpc/plan_sign" class="inline">
-                                        <Hidden name="key" value=k.clone() />
-                                        <Hidden name="milestone" value=m.name.clone() />
-                                        <Hidden name="signed" value=(!signed).to_string() />
-                                        <button type="submit" class="btn small" data-testid="sign">{if signed { "Withdraw" } else { "Sign" }}</button>
-                                    </form>
-                                })}</td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-    };
-    let contacts_text: String = plan
-        .document
-        .contacts
-        .iter()
-        .map(|c| format!("{} | {}\n", c.role, c.contact))
-        .collect();
-    let contacts = view! {
-        <div class="card">
-            <h3>"Contacts"</h3>
-            <table class="table" data-testid="contacts">
-                <thead><tr><th>"Role"</th><th>"Contact"</th></tr></thead>
-                <tbody>
-                    {plan.document.contacts.iter().map(|c| view! { <tr><td>{c.role.clone()}</td><td>{c.contact.clone()}</td></tr> }).collect_view()}
-                </tbody>
-            </table>
-            {edits.then(|| view! {
-                <form method="post" action="/rpc/plan_contacts" class="form">
-                    <Hidden name="key" value=key.clone() />
-                    <label>"One contact per line: role | contact"
-                        <textarea name="contacts" rows="4" data-testid="contacts-input">{contacts_text.clone()}</textarea>
-                    </label>
-                    <button type="submit" class="btn small" data-testid="contacts-save">"Save contacts"</button>
-                </form>
-            })}
-        </div>
-    };
-    let paused = plan.paused.clone().map(|p| {
-        let k = key.clone();
-        view! {
-            <div class="banner err" role="alert" data-testid="paused-banner">
-                <strong>"Rollout paused"</strong>
-                {format!(" since {} UTC — {}. Nothing advances until a person resumes it.", when(p.at), p.reason)}
-                {edits.then(|| view! {
-                    <form method="post" action="/rpc/plan_resume" class="inline">
-                        <Hidden name="key" value=k.clone() />
-                        <button type="submit" class="btn small" data-testid="plan-resume">"Resume"</button>
-                    </form>
-                })}
-            </div>
-        }
-    });
-    let guards = (!plan.guards.is_empty()).then(|| {
-        let rows = plan.guards.iter().map(|g| {
-            let state = plan.guard_states.iter().find(|s| s.guard == g.name);
-            let level = state.map(|s| s.level.clone()).unwrap_or_else(|| "hold".into());
-            let detail = state
-                .map(|s| format!("{} · read {} UTC", s.detail, when(s.at)))
-                .unwrap_or_else(|| "no reading yet".into());
-            let chart = charts.iter().find(|(n, _)| n == &g.name).map(|(_, c)| c.clone());
-            view! {
-                <div class="guard" data-testid="guard" data-name=g.name.clone() data-level=level.clone()>
-                    <div>
-                        <strong>{g.title.clone()}</strong>" "
-                        <span class=format!("pill level-{level}")>{level.clone()}</span>
-                        <div class="muted small">{detail}</div>
-                        <div class="muted small">{format!(
-                            "normal {} {} · alert {} {}{}",
-                            if g.direction == flags::guard::Direction::HigherIsWorse { "<" } else { ">" },
-                            flags::guard::show(&g.unit, g.warn),
-                            if g.direction == flags::guard::Direction::HigherIsWorse { ">" } else { "<" },
-                            flags::guard::show(&g.unit, g.alert),
-                            if g.per_tenant { " · ON tenants vs the others" } else { "" },
-                        )}</div>
-                        <code class="small query">{g.query.clone()}</code>
-                    </div>
-                    {match chart {
-                        Some(Ok(svg)) => view! { <div class="guard-chart-wrap" inner_html=svg></div> }.into_any(),
-                        Some(Err(e)) => view! { <p class="muted small">{format!("No chart: {e}")}</p> }.into_any(),
-                        None => view! { <p class="muted small">"No chart: PROMETHEUS_URL is not set."</p> }.into_any(),
-                    }}
-                </div>
-            }
-        }).collect_view();
-        view! {
-            <div class="card" data-testid="guards">
-                <h3>"Guards"</h3>
-                <p class="muted small">{format!(
-                    "Read during every monitoring window; an alert pauses the rollout{}. Too little data holds.",
-                    match plan.settings.on_alert {
-                        flags::change::OnAlert::Previous => " and steps it back one phase",
-                        flags::change::OnAlert::Off => " and turns the flag off",
-                        flags::change::OnAlert::Pause => "",
-                    }
-                )}</p>
-                {rows}
-            </div>
-        }
-    });
-    let approver_roles_text = plan
-        .settings
-        .approver_roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let settings = (role == Role::Admin).then(|| view! {
-        <div class="card">
-            <h3>"Approvals and automation"</h3>
-            <form method="post" action="/rpc/plan_settings" class="form" data-testid="plan-settings">
-                <Hidden name="key" value=key.clone() />
-                <label><input type="checkbox" name="approvals_required" value="on" checked=plan.settings.approvals_required />" A second user approves each phase change"</label>
-                <label>"Approver roles (comma-separated)"
-                    <input type="text" name="approver_roles" value=approver_roles_text />
-                </label>
-                <label><input type="checkbox" name="auto_advance" value="on" checked=plan.settings.auto_advance />" Advance on its own when every gate holds"</label>
-                <label>"Guards (JSON: name, title, query, warn, alert, direction, per_tenant, unit)"
-                    <textarea name="guards" rows="8" class="mono" data-testid="guards-input">{
-                        serde_json::to_string_pretty(&plan.guards).unwrap_or_default()
-                    }</textarea>
-                </label>
-                <label>"On a guard's alert"
-                    <select name="on_alert">
-                        {flags::change::OnAlert::ALL.iter().map(|o| view! {
-                            <option value=o.as_str() selected=plan.settings.on_alert == *o>{match o {
-                                flags::change::OnAlert::Previous => "pause and step back one phase",
-                                flags::change::OnAlert::Off => "pause and turn the flag off",
-                                flags::change::OnAlert::Pause => "pause",
-                            }}</option>
-                        }).collect_view()}
-                    </select>
-                </label>
-                <button type="submit" class="btn small">"Save settings"</button>
-            </form>
-        </div>
-    });
-    view! {
-        {error.map(|e| view! { <p class="error" role="alert" data-testid="plan-error">{e}</p> })}
-        {paused}
-        {gates}
-        {guards}
-        {requests}
-        {signoffs}
-        <div class="checklists">{checklists}</div>
-        {contacts}
-        {settings}
-    }
 }
 
 /// The plan panel of the flag page (rendered by [`plan_panel`]; refetched on every change).
@@ -439,7 +66,7 @@ pub async fn plan_tick(
     ticked: bool,
     note: Option<String>,
 ) -> Result<(), AppError> {
-    let user = crate::auth::require(TICKERS).await?;
+    let user = crate::auth::require(ssr::TICKERS).await?;
     let ctx = crate::server_context()?;
     let note = note.unwrap_or_default();
     store::plans::tick(
@@ -460,7 +87,7 @@ pub async fn plan_tick(
 /// DBA → dba, QA → qa, Product → product_owner, Team → any; admins sign everything).
 #[server(prefix = "/rpc", endpoint = "plan_sign")]
 pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(), AppError> {
-    let user = crate::auth::require(&Role::ALL).await?;
+    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     store::plans::sign(
         &ctx.pool,
@@ -478,7 +105,7 @@ pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(
 /// Asks a second user to approve the change advancing would make now.
 #[server(prefix = "/rpc", endpoint = "plan_request")]
 pub async fn plan_request(key: String) -> Result<(), AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
     store::rollout::request(
         &ctx.pool,
@@ -494,7 +121,7 @@ pub async fn plan_request(key: String) -> Result<(), AppError> {
 /// Approves change request `id` (an approver role of the plan; never the requester).
 #[server(prefix = "/rpc", endpoint = "plan_approve")]
 pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
-    let user = crate::auth::require(&Role::ALL).await?;
+    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
     store::rollout::approve(&ctx.pool, &crate::auth::actor(&user), &key, id, user.role).await?;
     ctx.publish().await;
@@ -505,7 +132,7 @@ pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
 /// written reason (break glass, audited).
 #[server(prefix = "/rpc", endpoint = "plan_advance")]
 pub async fn plan_advance(key: String, override_reason: Option<String>) -> Result<(), AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let gating = crate::auth::gating(&user, override_reason)?;
     let ctx = crate::server_context()?;
     store::rollout::change(
@@ -524,7 +151,7 @@ pub async fn plan_advance(key: String, override_reason: Option<String>) -> Resul
 /// Replaces the plan's contacts: one per line, `role | contact`.
 #[server(prefix = "/rpc", endpoint = "plan_contacts")]
 pub async fn plan_contacts(key: String, contacts: String) -> Result<(), AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
     let mut rows = Vec::new();
     for (i, line) in contacts.lines().enumerate() {
@@ -557,6 +184,7 @@ pub async fn plan_settings(
     on_alert: Option<String>,
     guards: Option<String>,
 ) -> Result<(), AppError> {
+    use crate::auth::Role;
     let user = crate::auth::require(&[Role::Admin]).await?;
     let ctx = crate::server_context()?;
     let invalid = |e: flags::Error| AppError::Invalid(e.to_string());
@@ -599,9 +227,387 @@ pub async fn plan_settings(
 /// Resumes a rollout a guard paused (product owners and admins): a person's decision, audited.
 #[server(prefix = "/rpc", endpoint = "plan_resume")]
 pub async fn plan_resume(key: String) -> Result<(), AppError> {
-    let user = crate::auth::require(Role::FLAG_EDITORS).await?;
+    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
     let ctx = crate::server_context()?;
     store::plans::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
     ctx.publish().await;
     Ok(())
+}
+
+/// Server-only: who ticks, the guard charts and the panel's HTML.
+#[cfg(feature = "ssr")]
+mod ssr {
+    use leptos::prelude::*;
+
+    use crate::auth::Role;
+
+    /// Roles that tick checklist items.
+    pub const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba];
+
+    /// Each guard's series over the monitoring window (the phase so far, at least 24 h, at most 72 h)
+    /// as an SVG, or why there is none. Per-tenant guards show the tenants with the flag ON against
+    /// the others.
+    pub async fn guard_charts(
+        pool: &store::PgPool,
+        prom: &infra::prom::Prometheus,
+        plan: &store::rollout::PlanState,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(String, Result<String, String>)> {
+        let window = (now - plan.phase_since)
+            .clamp(chrono::Duration::hours(24), chrono::Duration::hours(72));
+        let step = std::time::Duration::from_secs((window.num_seconds() / 120).max(15) as u64);
+        let mut out = Vec::new();
+        for g in &plan.guards {
+            let chart = match prom.range(&g.query, now - window, now, step).await {
+                Ok(series) => {
+                    let ids: Vec<String> = series.iter().filter_map(|s| s.tenant.clone()).collect();
+                    let on: std::collections::HashSet<String> = if g.per_tenant && !ids.is_empty() {
+                        store::tenants::on_among(pool, &plan.flag_key, &ids)
+                            .await
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect()
+                    } else {
+                        Default::default()
+                    };
+                    let lines = crate::chart::split(g.per_tenant, &series, &|t| on.contains(t));
+                    Ok(crate::chart::guard_svg(
+                        g,
+                        &lines,
+                        (now - window).timestamp(),
+                        now.timestamp(),
+                    ))
+                }
+                Err(e) => Err(e),
+            };
+            out.push((g.name.clone(), chart));
+        }
+        out
+    }
+
+    /// A moment as the panel shows it.
+    fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+        crate::format::display_time(t)
+    }
+
+    /// A hidden form field.
+    #[component]
+    fn Hidden(name: &'static str, value: String) -> impl IntoView {
+        view! { <input type="hidden" name=name value=value /> }
+    }
+
+    /// The panel: the gates of the next phase, guards, approvals, sign-offs, checklists, contacts
+    /// and (admins) the settings, with the forms `user`'s role may use.
+    #[component]
+    pub fn PlanBody(
+        plan: store::rollout::PlanState,
+        user: crate::auth::UserView,
+        error: Option<String>,
+        charts: Vec<(String, Result<String, String>)>,
+    ) -> impl IntoView {
+        let key = plan.flag_key.clone();
+        let role = user.role;
+        let edits = Role::FLAG_EDITORS.contains(&role);
+        let next = plan.next.map(|p| p.to_string());
+        let gates_hold = plan.unmet.is_empty();
+        let may_approve = plan.settings.approver_roles.contains(&role);
+        let current: Vec<store::approvals::ChangeRequest> = plan
+            .requests
+            .iter()
+            .filter(|r| r.current)
+            .cloned()
+            .collect();
+        let asked = current.iter().any(|r| r.requester() == user.username);
+        let k = key.clone();
+        let gates = view! {
+            <div class="card" data-testid="plan-gates">
+                <h3>{match &next {
+                    Some(n) => format!("Gates into {n}"),
+                    None => "At 100%: no further phase".to_string(),
+                }}</h3>
+                <p class="muted small">{format!("Phase {} since {} UTC.", plan.phase, when(plan.phase_since))}</p>
+                {plan.decision_overdue.then(|| view! {
+                    <p class="error" role="alert" data-testid="decision-overdue">"The decision on this phase is overdue: widen or roll back."</p>
+                })}
+                {next.is_some().then(|| if gates_hold {
+                    view! { <p class="ok" data-testid="gates-ok">"Every gate holds."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="unmet" data-testid="unmet">
+                            {plan.unmet_text.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}
+                        </ul>
+                    }.into_any()
+                })}
+                {plan.proposal.clone().map(|p| view! {
+                    <p class="small" data-testid="proposal">
+                        {format!("Advancing to {} turns {} tenants on and {} off (change ", p.to, p.turned_on, p.turned_off)}
+                        <code title=p.hash.clone()>{p.hash.chars().take(12).collect::<String>()}</code>")."
+                    </p>
+                })}
+                {(next.is_some() && edits).then(|| view! {
+                    <div class="actions">
+                        {(plan.settings.approvals_required && !asked).then(|| view! {
+                            <form method="post" action="/rpc/plan_request" class="inline">
+                                <Hidden name="key" value=k.clone() />
+                                <button type="submit" class="btn" data-testid="plan-request">"Ask for approval"</button>
+                            </form>
+                        })}
+                        <form method="post" action="/rpc/plan_advance" class="inline">
+                            <Hidden name="key" value=k.clone() />
+                            <button type="submit" class="btn primary" data-testid="plan-advance">{format!("Advance to {}", next.clone().unwrap_or_default())}</button>
+                        </form>
+                    </div>
+                })}
+                {(next.is_some() && role == Role::Admin && !gates_hold).then(|| view! {
+                    <form method="post" action="/rpc/plan_advance" class="break-glass">
+                        <Hidden name="key" value=k.clone() />
+                        <label>"Break glass — why override the gates? (audited)"
+                            <input type="text" name="override_reason" required maxlength="1000" data-testid="override-reason" />
+                        </label>
+                        <button type="submit" class="btn danger" data-testid="plan-override">"Override and advance"</button>
+                    </form>
+                })}
+            </div>
+        };
+        let requests = (!plan.requests.is_empty()).then(|| {
+            let k = key.clone();
+            view! {
+                <div class="card">
+                    <h3>"Approvals"</h3>
+                    <table class="table" data-testid="change-requests">
+                        <thead><tr><th>"Change"</th><th>"Asked by"</th><th>"Approved by"</th><th>"State"</th><th></th></tr></thead>
+                        <tbody>
+                            {plan.requests.iter().map(|r| {
+                                let state = if r.applied_at.is_some() { "applied" }
+                                    else if !r.current { "stale: the flag changed since" }
+                                    else if r.approved_by.is_some() { "approved" }
+                                    else { "waiting for approval" };
+                                let can = r.current && r.approved_by.is_none() && may_approve && r.requester() != user.username;
+                                view! {
+                                    <tr data-testid="change-request">
+                                        <td>{format!("{} → {} (+{} / −{})", r.from_phase, r.to_phase, r.turned_on, r.turned_off)}</td>
+                                        <td>{format!("{} · {}", r.requested_by, when(r.requested_at))}</td>
+                                        <td>{r.approved_by.clone().unwrap_or_else(|| "—".into())}</td>
+                                        <td data-testid="request-state">{state}</td>
+                                        <td>{can.then(|| view! {
+                                            <form method="post" action="/rpc/plan_approve" class="inline">
+                                                <Hidden name="key" value=k.clone() />
+                                                <Hidden name="id" value=r.id.to_string() />
+                                                <button type="submit" class="btn" data-testid="plan-approve">"Approve"</button>
+                                            </form>
+                                        })}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }
+        });
+        let may_tick = TICKERS.contains(&role);
+        let checklists = plan.document.checklists.iter().map(|c| {
+            let k = key.clone();
+            view! {
+                <div class="card checklist" data-testid="checklist" data-name=c.name.clone()>
+                    <h3>{c.name.clone()}</h3>
+                    <ul>
+                        {c.items.iter().map(|item| {
+                            let tick = plan.ticks.iter().find(|t| t.checklist == c.name && &t.item == item);
+                            let ticked = tick.is_some_and(|t| t.ticked);
+                            let by = tick.map(|t| format!("{} {} · {}{}", if t.ticked { "ticked by" } else { "unticked by" }, t.actor, when(t.at),
+                                if t.note.is_empty() { String::new() } else { format!(" — {}", t.note) }));
+                            view! {
+                                <li data-testid="checklist-item" data-item=item.clone() data-ticked=ticked.to_string()>
+                                    <span class="box">{if ticked { "☑" } else { "☐" }}</span>" "{item.clone()}
+                                    {by.map(|b| view! { <span class="muted small">" "{b}</span> })}
+                                    {may_tick.then(|| view! {
+                                        <form method="post" action="/rpc/plan_tick" class="inline">
+                                            <Hidden name="key" value=k.clone() />
+                                            <Hidden name="checklist" value=c.name.clone() />
+                                            <Hidden name="item" value=item.clone() />
+                                            <Hidden name="ticked" value=(!ticked).to_string() />
+                                            <input type="text" name="note" maxlength="2000" placeholder="note (optional)" aria-label="note" />
+                                            <button type="submit" class="btn small" data-testid="tick">{if ticked { "Untick" } else { "Tick" }}</button>
+                                        </form>
+                                    })}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </div>
+            }
+        }).collect_view();
+        let k = key.clone();
+        let signoffs = view! {
+            <div class="card">
+                <h3>"Sign-off"</h3>
+                <table class="table" data-testid="signoffs">
+                    <thead><tr><th>"Milestone"</th><th>"Owner"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
+                    <tbody>
+                        {plan.document.milestones.iter().map(|m| {
+                            let s = plan.signoffs.iter().find(|s| s.milestone == m.name);
+                            let signed = s.is_some_and(|s| s.signed);
+                            let may_sign = flags::change::owner_roles(&m.owner).is_ok_and(|r| r.contains(&role));
+                            view! {
+                                <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
+                                    <td>{m.name.clone()}</td>
+                                    <td>{m.owner.clone()}</td>
+                                    <td>{s.map(|s| when(s.at)).unwrap_or_default()}</td>
+                                    <td>{match s {
+                                        Some(s) if s.signed => format!("Signed by {} ({})", s.actor, s.role),
+                                        Some(s) => format!("Withdrawn by {}", s.actor),
+                                        None => "Pending".to_string(),
+                                    }}</td>
+                                    <td>{may_sign.then(|| view! {
+                                        <form method="post" action="/rpc/plan_sign" class="inline">
+                                            <Hidden name="key" value=k.clone() />
+                                            <Hidden name="milestone" value=m.name.clone() />
+                                            <Hidden name="signed" value=(!signed).to_string() />
+                                            <button type="submit" class="btn small" data-testid="sign">{if signed { "Withdraw" } else { "Sign" }}</button>
+                                        </form>
+                                    })}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        };
+        let contacts_text: String = plan
+            .document
+            .contacts
+            .iter()
+            .map(|c| format!("{} | {}\n", c.role, c.contact))
+            .collect();
+        let contacts = view! {
+            <div class="card">
+                <h3>"Contacts"</h3>
+                <table class="table" data-testid="contacts">
+                    <thead><tr><th>"Role"</th><th>"Contact"</th></tr></thead>
+                    <tbody>
+                        {plan.document.contacts.iter().map(|c| view! { <tr><td>{c.role.clone()}</td><td>{c.contact.clone()}</td></tr> }).collect_view()}
+                    </tbody>
+                </table>
+                {edits.then(|| view! {
+                    <form method="post" action="/rpc/plan_contacts" class="form">
+                        <Hidden name="key" value=key.clone() />
+                        <label>"One contact per line: role | contact"
+                            <textarea name="contacts" rows="4" data-testid="contacts-input">{contacts_text.clone()}</textarea>
+                        </label>
+                        <button type="submit" class="btn small" data-testid="contacts-save">"Save contacts"</button>
+                    </form>
+                })}
+            </div>
+        };
+        let paused = plan.paused.clone().map(|p| {
+            let k = key.clone();
+            view! {
+                <div class="banner err" role="alert" data-testid="paused-banner">
+                    <strong>"Rollout paused"</strong>
+                    {format!(" since {} UTC — {}. Nothing advances until a person resumes it.", when(p.at), p.reason)}
+                    {edits.then(|| view! {
+                        <form method="post" action="/rpc/plan_resume" class="inline">
+                            <Hidden name="key" value=k.clone() />
+                            <button type="submit" class="btn small" data-testid="plan-resume">"Resume"</button>
+                        </form>
+                    })}
+                </div>
+            }
+        });
+        let guards = (!plan.guards.is_empty()).then(|| {
+            let rows = plan.guards.iter().map(|g| {
+                let state = plan.guard_states.iter().find(|s| s.guard == g.name);
+                let level = state.map(|s| s.level.clone()).unwrap_or_else(|| "hold".into());
+                let detail = state
+                    .map(|s| format!("{} · read {} UTC", s.detail, when(s.at)))
+                    .unwrap_or_else(|| "no reading yet".into());
+                let chart = charts.iter().find(|(n, _)| n == &g.name).map(|(_, c)| c.clone());
+                view! {
+                    <div class="guard" data-testid="guard" data-name=g.name.clone() data-level=level.clone()>
+                        <div>
+                            <strong>{g.title.clone()}</strong>" "
+                            <span class=format!("pill level-{level}")>{level.clone()}</span>
+                            <div class="muted small">{detail}</div>
+                            <div class="muted small">{format!(
+                                "normal {} {} · alert {} {}{}",
+                                if g.direction == flags::guard::Direction::HigherIsWorse { "<" } else { ">" },
+                                flags::guard::show(&g.unit, g.warn),
+                                if g.direction == flags::guard::Direction::HigherIsWorse { ">" } else { "<" },
+                                flags::guard::show(&g.unit, g.alert),
+                                if g.per_tenant { " · ON tenants vs the others" } else { "" },
+                            )}</div>
+                            <code class="small query">{g.query.clone()}</code>
+                        </div>
+                        {match chart {
+                            Some(Ok(svg)) => view! { <div class="guard-chart-wrap" inner_html=svg></div> }.into_any(),
+                            Some(Err(e)) => view! { <p class="muted small">{format!("No chart: {e}")}</p> }.into_any(),
+                            None => view! { <p class="muted small">"No chart: PROMETHEUS_URL is not set."</p> }.into_any(),
+                        }}
+                    </div>
+                }
+            }).collect_view();
+            view! {
+                <div class="card" data-testid="guards">
+                    <h3>"Guards"</h3>
+                    <p class="muted small">{format!(
+                        "Read during every monitoring window; an alert pauses the rollout{}. Too little data holds.",
+                        match plan.settings.on_alert {
+                            flags::change::OnAlert::Previous => " and steps it back one phase",
+                            flags::change::OnAlert::Off => " and turns the flag off",
+                            flags::change::OnAlert::Pause => "",
+                        }
+                    )}</p>
+                    {rows}
+                </div>
+            }
+        });
+        let approver_roles_text = plan
+            .settings
+            .approver_roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let settings = (role == Role::Admin).then(|| view! {
+            <div class="card">
+                <h3>"Approvals and automation"</h3>
+                <form method="post" action="/rpc/plan_settings" class="form" data-testid="plan-settings">
+                    <Hidden name="key" value=key.clone() />
+                    <label><input type="checkbox" name="approvals_required" value="on" checked=plan.settings.approvals_required />" A second user approves each phase change"</label>
+                    <label>"Approver roles (comma-separated)"
+                        <input type="text" name="approver_roles" value=approver_roles_text />
+                    </label>
+                    <label><input type="checkbox" name="auto_advance" value="on" checked=plan.settings.auto_advance />" Advance on its own when every gate holds"</label>
+                    <label>"Guards (JSON: name, title, query, warn, alert, direction, per_tenant, unit)"
+                        <textarea name="guards" rows="8" class="mono" data-testid="guards-input">{
+                            serde_json::to_string_pretty(&plan.guards).unwrap_or_default()
+                        }</textarea>
+                    </label>
+                    <label>"On a guard's alert"
+                        <select name="on_alert">
+                            {flags::change::OnAlert::ALL.iter().map(|o| view! {
+                                <option value=o.as_str() selected=plan.settings.on_alert == *o>{match o {
+                                    flags::change::OnAlert::Previous => "pause and step back one phase",
+                                    flags::change::OnAlert::Off => "pause and turn the flag off",
+                                    flags::change::OnAlert::Pause => "pause",
+                                }}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <button type="submit" class="btn small">"Save settings"</button>
+                </form>
+            </div>
+        });
+        view! {
+            {error.map(|e| view! { <p class="error" role="alert" data-testid="plan-error">{e}</p> })}
+            {paused}
+            {gates}
+            {guards}
+            {requests}
+            {signoffs}
+            <div class="checklists">{checklists}</div>
+            {contacts}
+            {settings}
+        }
+    }
 }

@@ -123,7 +123,13 @@ fn only_the_write_path_writes_who_is_on() {
             || line.trim_start().starts_with("//")
     };
     let mut bad = Vec::new();
-    for dir in ["store/src", "server/src", "server/src/api", "app/src"] {
+    for dir in [
+        "store/src",
+        "server/src",
+        "server/src/api",
+        "app/src",
+        "infra/src",
+    ] {
         for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().and_then(|e| e.to_str()) != Some("rs") {

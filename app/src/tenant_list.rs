@@ -1,4 +1,6 @@
-//! The tenant list: search, filters, sort and server-side paging.
+//! `/tenants`: the tenant list — search, plan/region/flag-state filters, sort and server-side
+//! paging. Interactive (a Leptos component hydrated in the browser), so its view code is in the
+//! wasm; only the data comes from the server.
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{
@@ -7,8 +9,6 @@ use leptos_router::{
 };
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ssr")]
-use crate::audit::Timeline;
 use crate::AppError;
 
 /// The flag whose bucket the list shows next to every tenant.
@@ -160,19 +160,6 @@ pub async fn list_tenants(filter: TenantFilter) -> Result<TenantPage, AppError> 
         on,
         flags,
     })
-}
-
-#[cfg(feature = "ssr")]
-impl From<store::tenants::TenantRow> for TenantView {
-    fn from(t: store::tenants::TenantRow) -> Self {
-        TenantView {
-            id: t.id,
-            name: t.name,
-            plan: t.plan,
-            region: t.region,
-            tags: t.tags,
-        }
-    }
 }
 
 /// `/tenants`: the searchable, filterable, paginated list.
@@ -433,157 +420,21 @@ fn TenantTable(page: TenantPage, filter: TenantFilter) -> impl IntoView {
     .into_any()
 }
 
-/// A flag as one tenant sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantFlagView {
-    /// Flag key.
-    pub key: String,
-    /// ON or OFF for this tenant.
-    pub on: bool,
-    /// The stable reason code (`pilot`, `cohort`, …).
-    pub reason_code: String,
-    /// The reason in words.
-    pub reason: String,
-    /// The tenant's bucket for this flag.
-    pub bucket: u32,
-}
-
-/// The tenant page's data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantDetailData {
-    /// The tenant.
-    pub tenant: TenantView,
-    /// When it was created (`YYYY-MM-DD`, UTC).
-    pub created_at: String,
-    /// Every flag, with the decision and reason `flags` gives.
-    pub flags: Vec<TenantFlagView>,
-    /// The newest changes that concern this tenant.
-    pub history: Vec<crate::audit::AuditView>,
-}
-
-/// History rows the tenant page shows.
-pub const HISTORY: i64 = 100;
-
-/// The tenant page's body, rendered on the server.
-#[server(prefix = "/rpc", endpoint = "tenant_detail")]
-pub async fn tenant_detail(id: String) -> Result<String, AppError> {
-    let d = tenant_detail_data(id).await?;
-    Ok(crate::html::render(
-        move || view! { <TenantDetailBody d /> },
-    ))
-}
-
-/// One tenant, each flag's decision and reason, and its history.
+/// Server-only: a stored tenant as the pages show it.
 #[cfg(feature = "ssr")]
-pub async fn tenant_detail_data(id: String) -> Result<TenantDetailData, AppError> {
-    crate::auth::require(&crate::auth::Role::ALL).await?;
-    let ctx = crate::server_context()?;
-    let row = store::tenants::get(&ctx.pool, &id).await?;
-    let created_at = row.created_at.format("%Y-%m-%d").to_string();
-    let snapshot = store::snapshot::for_tenant(&ctx.pool, &id).await?;
-    let mut keys: Vec<&String> = snapshot.flags.keys().collect();
-    keys.sort();
-    let flags = keys
-        .into_iter()
-        .map(|k| {
-            let d = snapshot.evaluate(k, &id);
-            TenantFlagView {
-                key: k.clone(),
-                on: d.on,
-                reason_code: d.reason.code().to_string(),
-                reason: d.reason.to_string(),
-                bucket: flags::bucket(k, &id),
+mod ssr {
+    use super::TenantView;
+
+    impl From<store::tenants::TenantRow> for TenantView {
+        fn from(t: store::tenants::TenantRow) -> Self {
+            TenantView {
+                id: t.id,
+                name: t.name,
+                plan: t.plan,
+                region: t.region,
+                tags: t.tags,
             }
-        })
-        .collect();
-    let history = store::audit::query(
-        &ctx.pool,
-        &store::audit::AuditQuery {
-            tenant: Some(id.clone()),
-            limit: HISTORY,
-            ..Default::default()
-        },
-    )
-    .await?
-    .into_iter()
-    .map(crate::audit::AuditView::from)
-    .collect();
-    Ok(TenantDetailData {
-        tenant: TenantView::from(row),
-        created_at,
-        flags,
-        history,
-    })
-}
-
-/// `/tenants/{id}`.
-#[component]
-pub fn TenantDetailPage() -> impl IntoView {
-    let params = leptos_router::hooks::use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
-    // Read once (see the flag page: titles may render after the route's owner is gone).
-    let title = params.with_untracked(|p| p.get("id").unwrap_or_default());
-    let changes = crate::live::use_changes();
-    let data = Resource::new(move || (id(), changes.get()), |(id, _)| tenant_detail(id));
-    view! {
-        <Title text=title />
-        <section class="page">
-            <p class="crumbs"><a href="/tenants">"← Tenants"</a></p>
-            <crate::html::ServerBody data loading="Loading the tenant…" error_testid="tenant-error" />
-        </section>
-    }
-}
-
-#[cfg(feature = "ssr")]
-#[component]
-fn TenantDetailBody(d: TenantDetailData) -> impl IntoView {
-    let t = d.tenant;
-    let audit_href = format!("/audit?tenant={}", crate::url::encode(&t.id));
-    view! {
-        <div class="page-head">
-            <h1 data-testid="tenant-name">{t.name.clone()}</h1>
-            <p class="muted">
-                <code>{t.id.clone()}</code>" · "<span class=format!("pill plan-{}", t.plan)>{t.plan.clone()}</span>
-                {format!(" · {} · created {}", t.region, d.created_at)}
-                {(!t.tags.is_empty()).then(|| format!(" · tags: {}", t.tags.join(", ")))}
-            </p>
-        </div>
-        <div class="panel">
-            <h2>"Flags"</h2>
-            <div class="table-wrap">
-                <table class="table">
-                    <thead><tr><th scope="col">"Flag"</th><th scope="col">"State"</th><th scope="col">"Why"</th><th scope="col" class="num">"Bucket"</th></tr></thead>
-                    <tbody>
-                        {d.flags.into_iter().map(|f| {
-                            let href = format!("/flags/{}", f.key);
-                            view! {
-                                <tr data-testid="tenant-flag" data-flag=f.key.clone()>
-                                    <td><a href=href><code>{f.key.clone()}</code></a></td>
-                                    <td data-testid="tenant-flag-state">{if f.on {
-                                        view! { <span class="pill on">"ON"</span> }.into_any()
-                                    } else {
-                                        view! { <span class="pill off">"off"</span> }.into_any()
-                                    }}</td>
-                                    <td data-testid="tenant-flag-reason" data-reason=f.reason_code.clone()>{f.reason}</td>
-                                    <td class="num">{f.bucket}</td>
-                                </tr>
-                            }
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
-        </div>
-        <div class="panel">
-            <h2>"History"</h2>
-            {if d.history.is_empty() {
-                view! { <p class="muted" data-testid="tenant-history-empty">"No change has concerned this tenant yet."</p> }.into_any()
-            } else {
-                view! {
-                    <Timeline rows=d.history testid="tenant-history" />
-                }.into_any()
-            }}
-            <p><a href=audit_href>"This tenant in the audit log →"</a></p>
-        </div>
+        }
     }
 }
 

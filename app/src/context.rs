@@ -1,0 +1,76 @@
+//! What the server gives every server function through the Leptos context: the pool and the
+//! configuration they read, the sign-in throttle, and the publisher that makes a write visible on
+//! this instance at once. Server-only.
+use leptos::prelude::use_context;
+
+use crate::AppError;
+
+/// What every server function gets from the server through the Leptos context.
+#[derive(Clone)]
+pub struct ServerContext {
+    /// The database pool.
+    pub pool: store::PgPool,
+    /// Where backups go.
+    pub backup_dir: std::path::PathBuf,
+    /// The connection string for `pg_dump` (None: backups from the UI are off).
+    pub database_url: Option<String>,
+    /// A backup younger than this satisfies the "backup taken" gate.
+    pub backup_max_age: std::time::Duration,
+    /// The Prometheus the guards query (`PROMETHEUS_URL`), if any.
+    pub prometheus: Option<infra::prom::Prometheus>,
+    /// Failed sign-ins, per (user, address) and per address.
+    pub login_throttle: std::sync::Arc<infra::throttle::Throttle>,
+    /// Take the client's address from `X-Forwarded-For` (`TENANTRY_TRUST_PROXY=1`, behind a
+    /// proxy that sets it).
+    pub trust_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed (`TENANTRY_TRUSTED_PROXIES`).
+    pub trusted_proxies: infra::proxy::TrustedProxies,
+    /// Publishes this instance's snapshot after a write (see [`ServerContext::publish`]).
+    pub publisher: Publisher,
+}
+
+impl ServerContext {
+    /// Publishes the write just made on this instance at once — evaluations (`/api/features`,
+    /// OFREP, SDK snapshots) and the live pages see it before the server function answers, as
+    /// after a REST write; other instances follow through `NOTIFY`. Every server function that
+    /// writes calls it after its write succeeded.
+    pub async fn publish(&self) {
+        self.publisher.publish().await;
+    }
+}
+
+/// What publishes this instance's snapshot after a write: the server gives the web app its own
+/// (`server::live`: reload the snapshot when the change version moved), so a server function's
+/// write is visible at once on the instance that made it, not only once `NOTIFY` arrives.
+#[derive(Clone)]
+pub struct Publisher(std::sync::Arc<dyn Fn() -> PublishFuture + Send + Sync>);
+
+/// What [`Publisher`] runs.
+type PublishFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl Publisher {
+    /// A publisher that runs `publish` after every write.
+    pub fn new<F, Fut>(publish: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Publisher(std::sync::Arc::new(move || Box::pin(publish())))
+    }
+
+    /// Publishes (errors are the publisher's to log: the write itself succeeded).
+    pub async fn publish(&self) {
+        (self.0)().await;
+    }
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
+/// The server context, or an internal error when the server forgot to provide it.
+pub fn server_context() -> Result<ServerContext, AppError> {
+    use_context::<ServerContext>().ok_or(AppError::Internal)
+}
