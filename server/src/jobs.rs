@@ -6,15 +6,19 @@ use std::time::Duration;
 use crate::AppState;
 
 /// Automatic advance: every `interval`, each flag whose plan says `auto_advance` moves to its next
-/// phase when every gate (and approval) holds — audited as `tenantry:auto-advance`.
-pub fn spawn_auto_advance(pool: store::PgPool, interval: Duration) -> tokio::task::JoinHandle<()> {
+/// phase when every gate (and approval) holds — audited as `tenantry:auto-advance`. What it moved
+/// is published on this instance at once (others follow through NOTIFY).
+pub fn spawn_auto_advance(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match store::rollout::auto_advance(&pool, chrono::Utc::now()).await {
+            match store::rollout::auto_advance(&state.pool, chrono::Utc::now()).await {
                 Ok(moved) => {
+                    if !moved.is_empty() {
+                        state.live.publish(&state.pool).await;
+                    }
                     for (flag, phase) in moved {
                         tracing::info!(%flag, %phase, "advanced automatically: every gate holds");
                     }
@@ -70,6 +74,8 @@ pub async fn guard_pass(
             let action = if reading.level == flags::guard::Level::Alert {
                 let action = store::rollout::alert(&state.pool, &w.key, g, &reading, now).await?;
                 if action != store::rollout::AlertAction::AlreadyPaused {
+                    // A step back or a kill is served by this instance before the next pass.
+                    state.live.publish(&state.pool).await;
                     tracing::warn!(flag = %w.key, guard = %g.name, detail = %reading.detail, ?action, "guard alert: rollout paused");
                 }
                 Some(action)

@@ -183,7 +183,7 @@ pub async fn serve(
     }
     crate::live::spawn(state.pool.clone(), state.live.clone());
     if let Some(every) = config.auto_advance_interval {
-        crate::jobs::spawn_auto_advance(state.pool.clone(), every);
+        crate::jobs::spawn_auto_advance(state.clone(), every);
     }
     match &state.prometheus {
         Some(p) => {

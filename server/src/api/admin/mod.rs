@@ -79,12 +79,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::migrations))
 }
 
-/// Publishes the write to this instance's snapshot before answering (read-your-writes); other
-/// instances follow through NOTIFY.
+/// Publishes the write to this instance's snapshot before answering (read-your-writes), as every
+/// other door does (`Live::publish`: a reload only when the change version moved); other instances
+/// follow through NOTIFY.
 async fn settle(state: &AppState) {
-    if let Err(e) = state.live.refresh_snapshot(&state.pool).await {
-        tracing::warn!(error = %e, "snapshot refresh after a write failed");
-    }
+    state.live.publish(&state.pool).await;
 }
 
 /// Makes a change through the one write path and publishes it on this instance.
