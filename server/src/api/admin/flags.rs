@@ -190,7 +190,8 @@ pub struct RollbackBody {
 #[utoipa::path(post, path = "/api/admin/flags/{key}/rollback", tag = "admin", params(("key" = String, Path)),
     request_body(content = Option<RollbackBody>), security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = store::flags::Change), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "`to` is neither `off` nor `previous`", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Admin { actor, .. }: Admin,
