@@ -73,7 +73,9 @@ pub async fn audit_csv(
         futures::stream::once(
             async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) },
         )
-        .chain(rest);
+        .chain(rest)
+        // Fused: a compressing layer polls the body once more after its end.
+        .fuse();
     let name = format!(
         "attachment; filename=\"tenantry-audit-{}.csv\"",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")

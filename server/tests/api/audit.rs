@@ -292,4 +292,17 @@ async fn the_audit_csv_streams_every_row_once(pool: PgPool) {
         ids.windows(2).all(|w| w[0] > w[1]),
         "newest first, no repeats"
     );
+    // Compressed for a browser that asks: the stream ends once (a compressing layer polls the
+    // body again after its end; an unfused stream panicked there).
+    let gz = app
+        .call(
+            Method::GET,
+            "/audit/export.csv?actor=bulk-bot",
+            None,
+            &[("cookie", &viewer), ("accept-encoding", "gzip")],
+            None,
+        )
+        .await;
+    assert_eq!(gz.status, StatusCode::OK);
+    assert_eq!(gz.headers["content-encoding"], "gzip");
 }
