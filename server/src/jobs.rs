@@ -74,8 +74,6 @@ pub async fn guard_pass(
             let action = if reading.level == flags::guard::Level::Alert {
                 let action = store::rollout::alert(&state.pool, &w.key, g, &reading, now).await?;
                 if action != store::rollout::AlertAction::AlreadyPaused {
-                    // A step back or a kill is served by this instance before the next pass.
-                    state.live.publish(&state.pool).await;
                     tracing::warn!(flag = %w.key, guard = %g.name, detail = %reading.detail, ?action, "guard alert: rollout paused");
                 }
                 Some(action)
@@ -89,6 +87,15 @@ pub async fn guard_pass(
                 action,
             });
         }
+    }
+    // A step back or a kill is served by this instance before the next pass: one publish for the
+    // whole pass, however many guards acted.
+    if out.iter().any(|o| {
+        o.action
+            .as_ref()
+            .is_some_and(|a| *a != store::rollout::AlertAction::AlreadyPaused)
+    }) {
+        state.live.publish(&state.pool).await;
     }
     Ok(out)
 }
