@@ -131,12 +131,10 @@ async fn require_sign_in(
 ) -> Response {
     let path = req.uri().path();
     let protected = path == "/"
-        || app::PROTECTED_PREFIXES
-            .iter()
-            .any(|p| {
-                path.strip_prefix(p)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            });
+        || app::PROTECTED_PREFIXES.iter().any(|p| {
+            path.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
     if protected && req.method() == axum::http::Method::GET {
         match SignedIn::check(&session, &state).await {
             Ok(_) => return next.run(req).await,
