@@ -49,13 +49,11 @@ pub async fn since(pool: &PgPool, version: u64) -> Result<Option<Changes>, Error
         return Ok(None);
     };
     let lines: Vec<Line> = sqlx::query_as(
-        "WITH head AS ( \
-             SELECT cv.version AS current, h.version AS horizon \
-             FROM change_version cv CROSS JOIN change_outbox_horizon h \
-         ), \
-         o AS ( \
-             SELECT o.* FROM change_outbox o, head \
-             WHERE o.version > $1 AND $1 >= head.horizon AND $1 <= head.current \
+        "WITH o AS ( \
+             SELECT * FROM change_outbox \
+             WHERE version > $1 \
+               AND $1 >= (SELECT version FROM change_outbox_horizon) \
+               AND $1 <= (SELECT version FROM change_version) \
          ), \
          latest AS ( \
              SELECT DISTINCT ON (flag_key, tenant_id) flag_key, tenant_id, enabled, excluded, deleted \
@@ -63,12 +61,12 @@ pub async fn since(pool: &PgPool, version: u64) -> Result<Option<Changes>, Error
          ), \
          touched_flags AS (SELECT DISTINCT flag_key FROM o WHERE kind = 'flag'), \
          touched_tenants AS (SELECT DISTINCT tenant_id FROM o WHERE kind = 'tenant') \
-         SELECT 'head'::text AS kind, head.current AS version, head.horizon AS horizon, \
+         SELECT 'head'::text AS kind, (SELECT version FROM change_version) AS version, \
+                (SELECT version FROM change_outbox_horizon) AS horizon, \
                 EXISTS (SELECT 1 FROM o WHERE o.kind NOT IN ('row', 'flag', 'tenant')) AS flag, \
                 NULL::text AS flag_key, NULL::text AS tenant_id, NULL::bool AS enabled, \
                 NULL::bool AS excluded, NULL::jsonb AS rollout, NULL::text AS plan, \
                 NULL::text AS region, NULL::text[] AS tags \
-         FROM head \
          UNION ALL \
          SELECT 'row', NULL, NULL, l.deleted, l.flag_key, l.tenant_id, l.enabled, l.excluded, \
                 NULL, NULL, NULL, NULL \
