@@ -79,8 +79,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::migrations))
 }
 
-/// Publishes the write to this instance's snapshot before answering (read-your-writes); other
-/// instances follow through NOTIFY.
+/// Publishes the write to this instance's snapshot before answering (read-your-writes): a
+/// catch-up from the outbox, which reads and applies only what changed since the snapshot's
+/// version (the write, and whatever else committed meanwhile). Other instances follow through
+/// NOTIFY.
 async fn settle(state: &AppState) {
     if let Err(e) = state.live.refresh_snapshot(&state.pool).await {
         tracing::warn!(error = %e, "snapshot refresh after a write failed");
