@@ -339,6 +339,32 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Whatever a stream carries, reading and applying it gives a result or a typed error, never
+    /// a panic.
+    #[test]
+    fn hostile_changes_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        from in 0u64..4, version in 0u64..4,
+        flag in prop_oneof![Just(String::new()), Just("flag_0".to_string()), "[a-z]{0,3}"],
+        tenant in proptest::option::of(prop_oneof![Just(String::new()), Just(id(1)), "[a-z]{0,3}"]),
+        removed in any::<bool>(), pct in any::<i64>(),
+    ) {
+        let _ = Changes::from_json(&bytes);
+        let doc = serde_json::json!({
+            "version": version, "from": from,
+            "tenants": [{"id": tenant.clone().unwrap_or_default(), "removed": removed}],
+            "rows": [{"flag": flag, "tenant": tenant, "enabled": true, "excluded": removed}],
+            "flags": [{"key": flag, "removed": removed, "target": {"percentage": pct}}],
+        });
+        if let Ok(c) = Changes::from_json(doc.to_string().as_bytes()) {
+            let mut snap = initial().snapshot(1);
+            let _ = snap.apply(&c);
+            let _ = snap.to_json();
+        }
+    }
+}
+
 /// Changes from a version the copy has not reached are refused; the copy is left alone.
 #[test]
 fn a_gap_is_refused() {
