@@ -220,6 +220,8 @@ pub enum Catchup {
     Changes(u64, Bytes),
     /// Memory does not reach back to `version` (ask the outbox, or send a reload).
     Unknown,
+    /// The changes list more than [`MAX_EVENT_KEYS`]: the snapshot is cheaper (send a reload).
+    TooMany,
 }
 
 /// How the live state was kept current since the process started.
@@ -393,8 +395,9 @@ impl Live {
 
     /// What a stream whose client holds `version` sends next, from the steps kept in memory: the
     /// changes of the one step after it (their JSON written once for every such stream), the
-    /// changes of several merged, `Current`, or `Unknown` when memory does not reach back to
-    /// `version` (or a full load came between, or they list more than [`MAX_EVENT_KEYS`]).
+    /// changes of several merged, `Current`, `Unknown` when memory does not reach back to
+    /// `version` (or a full load came between), or `TooMany` when they list more than
+    /// [`MAX_EVENT_KEYS`].
     pub fn changes_since(&self, version: u64) -> Catchup {
         let steps: Vec<Arc<Step>> = match self.history.lock() {
             Ok(h) => h.iter().filter(|s| s.to > version).cloned().collect(),
@@ -411,11 +414,12 @@ impl Live {
             return Catchup::Unknown;
         }
         if let [only] = steps.as_slice() {
-            return match (only.json(), &only.changes) {
-                (Some(json), Some(c)) if c.len() <= MAX_EVENT_KEYS => {
-                    Catchup::Changes(only.to, json)
-                }
-                _ => Catchup::Unknown,
+            return match &only.changes {
+                Some(c) if c.len() > MAX_EVENT_KEYS => Catchup::TooMany,
+                Some(_) => only
+                    .json()
+                    .map_or(Catchup::Unknown, |json| Catchup::Changes(only.to, json)),
+                None => Catchup::Unknown,
             };
         }
         let mut merged: Option<Changes> = None;
@@ -432,7 +436,7 @@ impl Live {
                 }
             }
             if merged.as_ref().is_some_and(|m| m.len() > MAX_EVENT_KEYS) {
-                return Catchup::Unknown;
+                return Catchup::TooMany;
             }
         }
         match merged.map(|m| (m.version, m.to_json())) {

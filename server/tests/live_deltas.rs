@@ -754,3 +754,23 @@ async fn a_gap_loads_everything_once(pool: PgPool) {
     );
     assert!(metrics.contains("tenantry_snapshot_version"), "{metrics}");
 }
+
+/// Changes that outweigh the snapshot are not streamed: a `reload` instead.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn changes_too_large_for_an_event_make_a_reload(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let held = app.state.live.current().version();
+    let mut s = app.stream(&format!("&since={held}"), None).await;
+    // One statement: a row for each of 40 tenants in enough new flags to pass the limit.
+    let flags = server::live::MAX_EVENT_KEYS / 40 + 1;
+    exec(&pool, &format!("INSERT INTO feature_flags (key, tenant_id, enabled) SELECT 'bulk_' || i, NULL, false FROM generate_series(1, {flags}) AS i")).await;
+    exec(&pool, "INSERT INTO feature_flags (key, tenant_id, enabled) SELECT f.key, t.id, true FROM flags f CROSS JOIN tenants t WHERE f.key LIKE 'bulk\\_%'").await;
+    app.state.live.refresh_snapshot(&pool).await.unwrap();
+    assert_eq!(
+        app.state.live.changes_since(held),
+        server::live::Catchup::TooMany
+    );
+    let e = s.next(5).await.unwrap();
+    assert_eq!(e.event, "reload", "{e:?}");
+    assert!(app.state.live.current().evaluate("bulk_1", &tenant(3)).on);
+}

@@ -269,6 +269,10 @@ fn change_events(
                         client = Some(to);
                         changes_event(to, &json)
                     }
+                    crate::live::Catchup::TooMany => {
+                        client = Some(now);
+                        reload(now)
+                    }
                     crate::live::Catchup::Unknown => {
                         match store::outbox::since(&state.pool, held).await {
                             Ok(Some(c))
