@@ -10,6 +10,9 @@
 //!   each at 50% with its rows materialised (`tests/support/scale.rs`): compacting the v1
 //!   snapshot, expanding it back, writing and reading its JSON, compiling an `Evaluator` from
 //!   it, and one decision from it. The sizes of both documents (raw and gzip) are printed first.
+//! * `delta/*`: what a server does per change at that scale — copy the published compact snapshot
+//!   (sharing its flags and tenant table) and apply one row, a new tenant, a new target — and the
+//!   version-1 document written straight from the compact form.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,6 +24,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use flags::delta::{Changes, FlagChange, RowChange, TenantChange};
 use flags::{
     cohort, CompactSnapshot, Evaluator, FlagState, Percentage, Phase, Rollout, Snapshot, Target,
     Tenant,
@@ -269,6 +273,57 @@ fn bench_compact(c: &mut Criterion) {
             let t = &tenants[(i / 3) % scale::TENANTS].id;
             black_box(compiled.evaluate(black_box(k), black_box(t)))
         })
+    });
+    g.finish();
+
+    // What a server does per change: copy the published snapshot (sharing its flags and tenant
+    // table) and apply the changes to the copy.
+    let version = v2.version();
+    let t = tenants[12_345].id.clone();
+    let one_row = Changes {
+        version: version + 1,
+        from: version,
+        rows: vec![RowChange {
+            flag: keys[3].clone(),
+            tenant: Some(t.clone()),
+            enabled: !v2.evaluate(&keys[3], &t).on,
+            excluded: false,
+        }],
+        ..Changes::default()
+    };
+    let new_tenant = Changes {
+        version: version + 1,
+        from: version,
+        tenants: vec![TenantChange::present(Tenant::new("tenant-new"))],
+        ..Changes::default()
+    };
+    let retarget = Changes {
+        version: version + 1,
+        from: version,
+        flags: vec![FlagChange {
+            key: keys[3].clone(),
+            removed: false,
+            target: Some(Target::percentage(Percentage::new(60).unwrap())),
+        }],
+        ..Changes::default()
+    };
+    let mut g = c.benchmark_group("delta");
+    g.sample_size(20);
+    for (name, changes) in [
+        ("apply_one_row_to_a_shared_copy_100k_x20", &one_row),
+        ("apply_new_tenant_to_a_shared_copy_100k_x20", &new_tenant),
+        ("apply_new_target_to_a_shared_copy_100k_x20", &retarget),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut next = v2.clone();
+                next.apply(black_box(changes)).unwrap();
+                black_box(next)
+            })
+        });
+    }
+    g.bench_function("to_v1_json_from_compact_100k_x20", |b| {
+        b.iter(|| black_box(v2.to_v1_json().unwrap().len()))
     });
     g.finish();
 }

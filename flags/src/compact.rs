@@ -76,6 +76,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -129,10 +130,13 @@ impl<T: Clone + Eq + Hash> Dictionary<T> {
 
 /// The tenants, one slot each. Slots are dense (`0..len`); removing a tenant moves the last one
 /// into its slot. The order of slots is not the order of the JSON, which is sorted by id.
+///
+/// Ids are shared (`Arc<str>`) between the list and the index, so copying the table (a snapshot
+/// shared with readers is copied before a tenant changes) allocates no string.
 #[derive(Debug, Clone, Default)]
 struct TenantTable {
-    ids: Vec<String>,
-    slots: FxHashMap<String, u32>,
+    ids: Vec<Arc<str>>,
+    slots: FxHashMap<Arc<str>, u32>,
     plan: Vec<u32>,
     region: Vec<u32>,
     tags: Vec<u32>,
@@ -153,7 +157,7 @@ impl TenantTable {
     fn get(&self, slot: u32) -> Option<TenantRef<'_>> {
         let i = slot as usize;
         Some(TenantRef {
-            id: self.ids.get(i)?,
+            id: self.ids.get(i)?.as_ref(),
             plan: self.plans.get(*self.plan.get(i)?)?,
             region: self.regions.get(*self.region.get(i)?)?,
             tags: self.tag_sets.get(*self.tags.get(i)?)?,
@@ -172,8 +176,9 @@ impl TenantTable {
         let slot = u32::try_from(self.ids.len())
             .map_err(|_| Error::Inconsistent("too many tenants".into()))?;
         let (plan, region, tags) = self.intern(tenant)?;
-        self.ids.push(tenant.id.to_string());
-        self.slots.insert(tenant.id.to_string(), slot);
+        let id: Arc<str> = Arc::from(tenant.id);
+        self.ids.push(id.clone());
+        self.slots.insert(id, slot);
         self.plan.push(plan);
         self.region.push(region);
         self.tags.push(tags);
@@ -210,12 +215,12 @@ impl TenantTable {
             return;
         }
         let removed = self.ids.swap_remove(i);
-        self.slots.remove(&removed);
+        self.slots.remove(&*removed);
         self.plan.swap_remove(i);
         self.region.swap_remove(i);
         self.tags.swap_remove(i);
         if let Some(moved) = self.ids.get(i) {
-            if let Some(s) = self.slots.get_mut(moved) {
+            if let Some(s) = self.slots.get_mut(&**moved) {
                 *s = slot;
             }
         }
@@ -308,7 +313,7 @@ fn implies(
 fn ids_of<'a>(table: &'a TenantTable, slots: &FxHashSet<u32>) -> Vec<&'a str> {
     let mut ids: Vec<&str> = slots
         .iter()
-        .filter_map(|s| table.ids.get(*s as usize).map(String::as_str))
+        .filter_map(|s| table.ids.get(*s as usize).map(|id| &**id))
         .collect();
     ids.sort_unstable();
     ids
@@ -334,8 +339,10 @@ pub struct Exceptions<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct CompactSnapshot {
     version: u64,
-    tenants: TenantTable,
-    flags: FxHashMap<String, CompactFlag>,
+    // Shared with the copies a server publishes: a change copies the tenant table only when a
+    // tenant changes, and only the flags it touches.
+    tenants: Arc<TenantTable>,
+    flags: FxHashMap<String, Arc<CompactFlag>>,
 }
 
 impl PartialEq for CompactSnapshot {
@@ -369,18 +376,20 @@ impl CompactSnapshot {
     pub fn compact(snapshot: &Snapshot, records: &[Tenant]) -> Result<Self, Error> {
         snapshot.check()?;
         let mut out = CompactSnapshot::new(snapshot.version);
+        let mut table = TenantTable::default();
         for record in records {
             if !snapshot.tenants.contains(&record.id) {
                 continue;
             }
-            if out.tenants.slot(&record.id).is_some() {
+            if table.slot(&record.id).is_some() {
                 return Err(Error::Inconsistent(format!(
                     "two records for tenant {:?}",
                     record.id
                 )));
             }
-            out.tenants.push(record.as_ref())?;
+            table.push(record.as_ref())?;
         }
+        out.tenants = Arc::new(table);
         if out.tenants.len() != snapshot.tenants.len() {
             let missing = snapshot
                 .tenants
@@ -416,7 +425,7 @@ impl CompactSnapshot {
                 .iter()
                 .filter_map(|id| out.tenants.slot(id))
                 .collect();
-            out.flags.insert(key.clone(), flag);
+            out.flags.insert(key.clone(), Arc::new(flag));
         }
         Ok(out)
     }
@@ -426,7 +435,7 @@ impl CompactSnapshot {
     /// exclusions of tenants `s` does not know.
     pub fn expand(&self) -> Snapshot {
         let mut out = Snapshot::new(self.version);
-        out.tenants = self.tenants.ids.iter().cloned().collect();
+        out.tenants = self.tenants.ids.iter().map(|id| id.to_string()).collect();
         out.flags = self
             .flags
             .iter()
@@ -449,6 +458,14 @@ impl CompactSnapshot {
             })
             .collect();
         out
+    }
+
+    /// The version-1 JSON of [`CompactSnapshot::expand`], written straight from this snapshot
+    /// without building the version-1 sets: `Snapshot::from_json(to_v1_json())` is `expand()`.
+    /// Ids are written sorted. Costs one pass over the tenants per flag with a target.
+    pub fn to_v1_json(&self) -> Result<String, Error> {
+        serde_json::to_string(&V1 { snapshot: self })
+            .map_err(|e| Error::SnapshotJson(e.to_string()))
     }
 
     /// Calls `f(slot, id)` for every tenant whose row of `flag` is enabled.
@@ -476,12 +493,12 @@ impl CompactSnapshot {
     }
 
     /// The tenant slots by id (the evaluator interns with them).
-    pub(crate) fn slots(&self) -> &FxHashMap<String, u32> {
+    pub(crate) fn slots(&self) -> &FxHashMap<Arc<str>, u32> {
         &self.tenants.slots
     }
 
     /// The flags by key.
-    pub(crate) fn flags(&self) -> &FxHashMap<String, CompactFlag> {
+    pub(crate) fn flags(&self) -> &FxHashMap<String, Arc<CompactFlag>> {
         &self.flags
     }
 
@@ -516,7 +533,7 @@ impl CompactSnapshot {
 
     /// A flag, if it exists.
     pub fn flag(&self, flag_key: &str) -> Option<&CompactFlag> {
-        self.flags.get(flag_key)
+        self.flags.get(flag_key).map(|f| &**f)
     }
 
     /// Flag keys, in no particular order.
@@ -597,20 +614,33 @@ impl CompactSnapshot {
         enabled: bool,
         excluded: bool,
     ) -> Result<bool, Error> {
-        let flag = flag_entry(&mut self.flags, flag_key)?;
         let Some(tenant_id) = tenant_id else {
-            flag.enabled = enabled;
+            if self
+                .flags
+                .get(flag_key)
+                .is_none_or(|f| f.enabled != enabled)
+            {
+                flag_entry(&mut self.flags, flag_key)?.enabled = enabled;
+            }
             return Ok(true);
         };
         let Some(slot) = self.tenants.slot(tenant_id) else {
+            // A row of an unknown tenant still defines its flag (as the global row would).
+            flag_entry(&mut self.flags, flag_key)?;
             return Ok(false);
         };
         let Some(tenant) = self.tenants.get(slot) else {
             return Ok(false);
         };
-        let implied = implies(flag.target.as_ref(), tenant, &mut || {
-            crate::bucket(flag_key, tenant_id)
-        });
+        let target = self.flags.get(flag_key).and_then(|f| f.target.as_ref());
+        let implied = implies(target, tenant, &mut || crate::bucket(flag_key, tenant_id));
+        // A shared flag is copied only when the row really changes.
+        if let Some(flag) = self.flags.get(flag_key) {
+            if flag.row(slot, || implied) == enabled && flag.excluded.contains(&slot) == excluded {
+                return Ok(true);
+            }
+        }
+        let flag = flag_entry(&mut self.flags, flag_key)?;
         flag.set_row(slot, implied, enabled);
         if excluded {
             flag.excluded.insert(slot);
@@ -625,6 +655,9 @@ impl CompactSnapshot {
     /// target: O(tenants), one bucket hash per tenant the constraints admit. Apply the rows a
     /// phase change writes with [`CompactSnapshot::set_row`], before or after.
     pub fn set_target(&mut self, flag_key: &str, target: Option<Target>) -> Result<(), Error> {
+        if self.flags.get(flag_key).is_some_and(|f| f.target == target) {
+            return Ok(());
+        }
         let tenants = &self.tenants;
         let flag = flag_entry(&mut self.flags, flag_key)?;
         if flag.target == target {
@@ -662,18 +695,18 @@ impl CompactSnapshot {
     /// Adds a tenant or updates a known tenant's attributes. A known tenant keeps its rows and
     /// exclusions (what its new attributes change is what its target implies, so `on`/`off` are
     /// adjusted); a new tenant starts with no rows and no exclusions — apply its rows next. Costs
-    /// O(flags).
+    /// O(flags), plus a copy of the tenant table when it is shared.
     pub fn upsert_tenant(&mut self, tenant: Tenant) -> Result<(), Error> {
         if tenant.id.is_empty() {
             return Err(Error::Inconsistent("empty tenant id".into()));
         }
         let Some(slot) = self.tenants.slot(&tenant.id) else {
-            let slot = self.tenants.push(tenant.as_ref())?;
+            let slot = Arc::make_mut(&mut self.tenants).push(tenant.as_ref())?;
             for (key, flag) in &mut self.flags {
                 if implies(flag.target.as_ref(), tenant.as_ref(), &mut || {
                     crate::bucket(key, &tenant.id)
                 }) {
-                    flag.off.insert(slot);
+                    Arc::make_mut(flag).off.insert(slot);
                 }
             }
             return Ok(());
@@ -684,7 +717,7 @@ impl CompactSnapshot {
         if before == tenant {
             return Ok(());
         }
-        self.tenants.set_attributes(slot, tenant.as_ref())?;
+        Arc::make_mut(&mut self.tenants).set_attributes(slot, tenant.as_ref())?;
         for (key, flag) in &mut self.flags {
             let Some(target) = flag.target.as_ref() else {
                 continue;
@@ -695,20 +728,27 @@ impl CompactSnapshot {
             let is = target.includes_ref(tenant.as_ref(), &mut bucket);
             if was != is {
                 let has_row = flag.row(slot, || was);
-                flag.set_row(slot, is, has_row);
+                Arc::make_mut(flag).set_row(slot, is, has_row);
             }
         }
         Ok(())
     }
 
     /// Removes a tenant (archived or deleted) and its rows and exclusions. Returns whether it was
-    /// known. Costs O(flags).
+    /// known. Costs O(flags), plus a copy of the tenant table when it is shared.
     pub fn remove_tenant(&mut self, tenant_id: &str) -> bool {
         let Some(slot) = self.tenants.slot(tenant_id) else {
             return false;
         };
         let last = u32::try_from(self.tenants.len().saturating_sub(1)).unwrap_or(slot);
         for flag in self.flags.values_mut() {
+            let touched = [&flag.on, &flag.off, &flag.excluded]
+                .iter()
+                .any(|set| set.contains(&slot) || set.contains(&last));
+            if !touched {
+                continue;
+            }
+            let flag = Arc::make_mut(flag);
             for set in [&mut flag.on, &mut flag.off, &mut flag.excluded] {
                 set.remove(&slot);
                 if last != slot && set.remove(&last) {
@@ -716,8 +756,57 @@ impl CompactSnapshot {
                 }
             }
         }
-        self.tenants.swap_remove(slot);
+        Arc::make_mut(&mut self.tenants).swap_remove(slot);
         true
+    }
+
+    /// The `feature_flags` row of `tenant_id` (the global row when `None`) as this snapshot
+    /// holds it: `Some((enabled, excluded))`, `(false, false)` when the tenant has no row; `None`
+    /// when the flag or the tenant is unknown. O(1) (one bucket hash at most).
+    pub fn row_state(&self, flag_key: &str, tenant_id: Option<&str>) -> Option<(bool, bool)> {
+        let flag = self.flags.get(flag_key)?;
+        let Some(tenant_id) = tenant_id else {
+            return Some((flag.enabled, false));
+        };
+        let slot = self.tenants.slot(tenant_id)?;
+        let tenant = self.tenants.get(slot)?;
+        let enabled = flag.row(slot, || {
+            implies(flag.target.as_ref(), tenant, &mut || {
+                crate::bucket(flag_key, tenant_id)
+            })
+        });
+        Some((enabled, flag.excluded.contains(&slot)))
+    }
+
+    /// Whether the flag exists and nothing turns it on for anyone: its global row is off and no
+    /// known tenant has an enabled row (OpenFeature's `DISABLED`). Stops at the first enabled row
+    /// it finds, so it is O(1) for a flag that is on somewhere or has no target, and O(tenants) at
+    /// worst (a target whose every tenant has its row turned off).
+    pub fn is_disabled(&self, flag_key: &str) -> bool {
+        let Some(flag) = self.flags.get(flag_key) else {
+            return false;
+        };
+        if flag.enabled || !flag.on.is_empty() {
+            return false;
+        }
+        let Some(target) = flag.target.as_ref() else {
+            return true;
+        };
+        let pilot_on = target.pilots.iter().any(|p| {
+            self.tenants
+                .slot(p)
+                .is_some_and(|slot| !flag.off.contains(&slot))
+        });
+        if pilot_on {
+            return false;
+        }
+        if target.percentage.get() == 0 {
+            return true;
+        }
+        !self.tenants.iter().any(|(slot, t)| {
+            !flag.off.contains(&slot)
+                && target.includes_ref(t, &mut || crate::bucket(flag_key, t.id))
+        })
     }
 
     /// Parses and checks a compact snapshot. Any input — truncated, hostile, of another format —
@@ -782,6 +871,7 @@ impl CompactSnapshot {
             }
             let slot =
                 u32::try_from(i).map_err(|_| Error::Inconsistent("too many tenants".into()))?;
+            let id: Arc<str> = Arc::from(id);
             if table.slots.insert(id.clone(), slot).is_some() {
                 return Err(Error::Inconsistent(format!(
                     "tenant {id:?} is listed twice"
@@ -798,7 +888,7 @@ impl CompactSnapshot {
         }
         let mut out = CompactSnapshot {
             version,
-            tenants: table,
+            tenants: Arc::new(table),
             flags: FxHashMap::default(),
         };
         for (key, flag) in flags {
@@ -820,7 +910,7 @@ impl CompactSnapshot {
                 excluded: set(flag.excluded, "excluded")?,
                 target: flag.target,
             };
-            out.flags.insert(key, compact);
+            out.flags.insert(key, Arc::new(compact));
         }
         Ok(out)
     }
@@ -839,7 +929,7 @@ impl CompactSnapshot {
         }
         let ids = order
             .iter()
-            .filter_map(|s| table.ids.get(*s as usize).cloned())
+            .filter_map(|s| table.ids.get(*s as usize).map(|id| id.to_string()))
             .collect();
         let (plans, plan) = column(&table.plans, &table.plan, &order, &String::new());
         let (regions, region) = column(&table.regions, &table.region, &order, &String::new());
@@ -884,18 +974,20 @@ impl CompactSnapshot {
 }
 
 /// The flag `flag_key`, created (with no rows) if missing.
+/// (A flag shared with another copy of the snapshot is copied first.)
 fn flag_entry<'a>(
-    flags: &'a mut FxHashMap<String, CompactFlag>,
+    flags: &'a mut FxHashMap<String, Arc<CompactFlag>>,
     flag_key: &str,
 ) -> Result<&'a mut CompactFlag, Error> {
     if flag_key.is_empty() {
         return Err(Error::Inconsistent("empty flag key".into()));
     }
     if !flags.contains_key(flag_key) {
-        flags.insert(flag_key.to_string(), CompactFlag::default());
+        flags.insert(flag_key.to_string(), Arc::default());
     }
     flags
         .get_mut(flag_key)
+        .map(Arc::make_mut)
         .ok_or_else(|| Error::Inconsistent("empty flag key".into()))
 }
 
@@ -1003,4 +1095,77 @@ struct WireFlag {
     off: Vec<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     excluded: Vec<u32>,
+}
+
+/// Writes a [`CompactSnapshot`] as the version-1 document ([`CompactSnapshot::to_v1_json`]).
+struct V1<'a> {
+    snapshot: &'a CompactSnapshot,
+}
+
+impl Serialize for V1<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let snap = self.snapshot;
+        let mut ids: Vec<&str> = snap.tenants.ids.iter().map(|id| &**id).collect();
+        ids.sort_unstable();
+        let mut keys: Vec<&String> = snap.flags.keys().collect();
+        keys.sort_unstable();
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("format", crate::SNAPSHOT_FORMAT)?;
+        map.serialize_entry("version", &snap.version)?;
+        map.serialize_entry("tenants", &ids)?;
+        let flags: Vec<(&String, V1Flag<'_>)> = keys
+            .into_iter()
+            .filter_map(|key| {
+                let flag = snap.flags.get(key)?;
+                Some((
+                    key,
+                    V1Flag {
+                        snapshot: snap,
+                        key,
+                        flag,
+                    },
+                ))
+            })
+            .collect();
+        map.serialize_entry("flags", &V1Flags(flags))?;
+        map.end()
+    }
+}
+
+struct V1Flags<'a>(Vec<(&'a String, V1Flag<'a>)>);
+
+impl Serialize for V1Flags<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// One flag as [`FlagState`] writes it.
+struct V1Flag<'a> {
+    snapshot: &'a CompactSnapshot,
+    key: &'a str,
+    flag: &'a CompactFlag,
+}
+
+impl Serialize for V1Flag<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut on: Vec<&str> = Vec::new();
+        self.snapshot.for_each_row(self.key, self.flag, |slot, _| {
+            if let Some(id) = self.snapshot.tenants.ids.get(slot as usize) {
+                on.push(id);
+            }
+        });
+        on.sort_unstable();
+        let excluded = ids_of(&self.snapshot.tenants, &self.flag.excluded);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("enabled", &self.flag.enabled)?;
+        map.serialize_entry("on", &on)?;
+        map.serialize_entry("excluded", &excluded)?;
+        if let Some(target) = &self.flag.target {
+            map.serialize_entry("target", target)?;
+        }
+        map.end()
+    }
 }

@@ -120,7 +120,11 @@ impl Evaluator {
     /// # Ok::<(), flags::Error>(())
     /// ```
     pub fn from_compact(snapshot: &CompactSnapshot) -> Self {
-        let tenants = snapshot.slots().clone();
+        let tenants: FxHashMap<String, u32> = snapshot
+            .slots()
+            .iter()
+            .map(|(id, slot)| (id.to_string(), *slot))
+            .collect();
         let n = tenants.len();
         let flags = snapshot
             .flags()

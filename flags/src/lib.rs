@@ -36,6 +36,7 @@ mod bucket;
 pub mod change;
 mod cohort;
 pub mod compact;
+pub mod delta;
 mod error;
 mod evaluate;
 mod evaluator;

@@ -43,6 +43,9 @@ pub struct Config {
     pub guard_interval: std::time::Duration,
     /// `PROMETHEUS_URL` (unset: no guard monitor; guards hold).
     pub prometheus_url: Option<String>,
+    /// `TENANTRY_OUTBOX_RETENTION_SECS` (default 900, at least 60): how long the change outbox
+    /// keeps a version. An instance or SDK further behind loads everything.
+    pub outbox_retention: std::time::Duration,
 }
 
 /// Shows every setting, the Prometheus URL without its credentials.
@@ -61,6 +64,7 @@ impl std::fmt::Debug for Config {
                 "prometheus_url",
                 &self.prometheus_url.as_deref().map(infra::prom::redact),
             )
+            .field("outbox_retention", &self.outbox_retention)
             .finish()
     }
 }
@@ -78,6 +82,7 @@ impl Default for Config {
             auto_advance_interval: Some(std::time::Duration::from_secs(60)),
             guard_interval: std::time::Duration::from_secs(30),
             prometheus_url: None,
+            outbox_retention: store::outbox::DEFAULT_RETENTION,
         }
     }
 }
@@ -135,6 +140,11 @@ impl Config {
                 1,
             )?),
             prometheus_url: set("PROMETHEUS_URL").map(|v| v.trim().to_string()),
+            outbox_retention: std::time::Duration::from_secs(whole(
+                "TENANTRY_OUTBOX_RETENTION_SECS",
+                d.outbox_retention.as_secs(),
+                60,
+            )?),
         })
     }
 
@@ -238,8 +248,10 @@ mod tests {
             ("TENANTRY_GUARD_INTERVAL_SECS", "5"),
             ("TENANTRY_AUTO_ADVANCE_INTERVAL_SECS", "0"),
             ("TENANTRY_BACKUP_MAX_AGE_HOURS", "48"),
+            ("TENANTRY_OUTBOX_RETENTION_SECS", "3600"),
         ])
         .unwrap();
+        assert_eq!(c.outbox_retention.as_secs(), 3600);
         assert_eq!(c.guard_interval.as_secs(), 5);
         assert_eq!(c.auto_advance_interval, None);
         assert_eq!(c.backup_max_age.as_secs(), 48 * 3600);
@@ -249,6 +261,7 @@ mod tests {
             ("TENANTRY_BACKUP_MAX_AGE_HOURS", "-1"),
             ("TENANTRY_AUTO_ADVANCE_INTERVAL_SECS", "1.5"),
             ("TENANTRY_BACKUP_MAX_AGE_HOURS", "18446744073709551615"),
+            ("TENANTRY_OUTBOX_RETENTION_SECS", "10"),
         ] {
             let e = with(&[(name, bad)]).unwrap_err().to_string();
             assert!(e.starts_with(name), "{e}");

@@ -74,10 +74,10 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         database,
         migrations,
         snapshot: SnapshotHealth {
-            version: snap.version,
+            version: snap.version(),
             age_seconds: (state.live.age().as_secs_f64() * 10.0).round() / 10.0,
-            flags: snap.flags.len(),
-            tenants: snap.tenants.len(),
+            flags: snap.flag_count(),
+            tenants: snap.tenant_count(),
         },
         listen: if state.live.is_listening() {
             "ok"

@@ -116,3 +116,20 @@ pub fn spawn_guards(state: AppState, interval: Duration) -> tokio::task::JoinHan
         }
     })
 }
+
+/// Keeps the change outbox bounded: every minute, the versions older than `retention` go
+/// (`store::outbox::prune`; several instances may run it at once).
+pub fn spawn_outbox_prune(pool: store::PgPool, retention: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store::outbox::prune(&pool, retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "pruned the change outbox"),
+                Err(e) => tracing::debug!(error = %e, "pruning the change outbox failed"),
+            }
+        }
+    })
+}

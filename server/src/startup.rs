@@ -182,6 +182,7 @@ pub async fn serve(
         tracing::warn!(error = %e, "initial snapshot load failed; will retry in the background");
     }
     crate::live::spawn(state.pool.clone(), state.live.clone());
+    crate::jobs::spawn_outbox_prune(state.pool.clone(), config.outbox_retention);
     if let Some(every) = config.auto_advance_interval {
         crate::jobs::spawn_auto_advance(state.clone(), every);
     }

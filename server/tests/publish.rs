@@ -83,7 +83,7 @@ async fn on(state: &AppState, server_token: &str, tenant: &str) -> bool {
 /// The instance serves the database's current version (nothing waits for `NOTIFY`).
 async fn current(state: &AppState) {
     assert_eq!(
-        state.live.current().version,
+        state.live.current().version(),
         store::snapshot::version(&state.pool).await.unwrap(),
         "the instance still serves an older snapshot"
     );

@@ -14,6 +14,7 @@ pub mod guards;
 pub mod health;
 pub mod migrations;
 pub mod notify;
+pub mod outbox;
 pub mod plans;
 pub mod rollout;
 pub mod snapshot;

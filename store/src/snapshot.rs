@@ -1,7 +1,10 @@
-//! Reads the whole evaluation state into a [`flags::Snapshot`] in one consistent transaction.
+//! Reads the whole evaluation state in one consistent transaction: into a
+//! [`flags::CompactSnapshot`] (what the server holds and keeps current from the outbox,
+//! [`crate::outbox`]), or into a version-1 [`flags::Snapshot`] (the tenant page's view of one
+//! tenant).
 use std::collections::HashMap;
 
-use flags::{FlagState, Rollout, Snapshot};
+use flags::{CompactSnapshot, FlagState, Rollout, Snapshot, Target, Tenant};
 
 use crate::{Error, PgPool};
 
@@ -54,14 +57,7 @@ async fn load_scoped(pool: &PgPool, tenant: Option<&str>) -> Result<Snapshot, Er
 
     let mut flags: HashMap<String, FlagState> = HashMap::with_capacity(defs.len());
     for (key, rollout) in defs {
-        let target = match rollout.map(serde_json::from_value::<Rollout>) {
-            Some(Ok(r)) => Some(r.target()),
-            Some(Err(e)) => {
-                tracing::warn!(flag = %key, error = %e, "ignoring unreadable rollout");
-                None
-            }
-            None => None,
-        };
+        let target = target_of(&key, rollout);
         flags.insert(
             key,
             FlagState {
@@ -80,4 +76,79 @@ async fn load_scoped(pool: &PgPool, tenant: Option<&str>) -> Result<Snapshot, Er
     snapshot.tenants = tenants.into_iter().collect();
     snapshot.flags = flags;
     Ok(snapshot)
+}
+
+/// The rollout target a flag's stored rollout stands for; `None` (with a warning) when it cannot
+/// be read, so such a flag's rows are all listed as set by hand.
+pub(crate) fn target_of(key: &str, rollout: Option<serde_json::Value>) -> Option<Target> {
+    match rollout.map(serde_json::from_value::<Rollout>) {
+        Some(Ok(r)) => Some(r.target()),
+        Some(Err(e)) => {
+            tracing::warn!(flag = %key, error = %e, "ignoring unreadable rollout");
+            None
+        }
+        None => None,
+    }
+}
+
+/// A `flags` error of data read from the database.
+pub(crate) fn inconsistent(e: flags::Error) -> Error {
+    Error::Invalid(format!("inconsistent evaluation state: {e}"))
+}
+
+/// Loads every live tenant (with the plan, region and tags constraints read), every flag with its
+/// target and every enabled or excluded `feature_flags` row at one version, straight into the
+/// compact form: a flag's rows are read one flag at a time (only the enabled or excluded ones;
+/// any other row means what no row means), so the load never holds more than one flag's rows
+/// besides the result.
+pub async fn load_compact(pool: &PgPool) -> Result<CompactSnapshot, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM change_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut snap = CompactSnapshot::new(u64::try_from(version).unwrap_or_default());
+    let tenants: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT id, plan, region, tags FROM tenants WHERE archived_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, plan, region, tags) in tenants {
+        snap.upsert_tenant(Tenant {
+            id,
+            plan,
+            region,
+            tags,
+        })
+        .map_err(inconsistent)?;
+    }
+    let defs: Vec<(String, Option<serde_json::Value>, bool)> = sqlx::query_as(
+        "SELECT f.key, f.rollout, coalesce(g.enabled, false) FROM flags f \
+         LEFT JOIN feature_flags g ON g.key = f.key AND g.tenant_id IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (key, rollout, enabled) in defs {
+        // The rows first, against no target (each is then simply listed), then the target,
+        // which keeps them and lists only those that differ from it.
+        snap.set_row(&key, None, enabled, false)
+            .map_err(inconsistent)?;
+        let rows: Vec<(String, bool, bool)> = sqlx::query_as(
+            "SELECT tenant_id, enabled, excluded FROM feature_flags \
+             WHERE key = $1 AND tenant_id IS NOT NULL AND (enabled OR excluded)",
+        )
+        .bind(&key)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (tenant, enabled, excluded) in rows {
+            snap.set_row(&key, Some(&tenant), enabled, excluded)
+                .map_err(inconsistent)?;
+        }
+        let target = target_of(&key, rollout);
+        snap.set_target(&key, target).map_err(inconsistent)?;
+    }
+    tx.commit().await?;
+    Ok(snap)
 }

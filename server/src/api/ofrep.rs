@@ -155,7 +155,7 @@ fn evaluate(snap: &crate::live::LiveSnapshot, key: &str, tenant: &str) -> OfrepS
         metadata.insert("bucket".into(), json!(bucket));
         metadata.insert("percentage".into(), json!(percentage));
     }
-    metadata.insert("snapshotVersion".into(), json!(snap.version));
+    metadata.insert("snapshotVersion".into(), json!(snap.version()));
     OfrepSuccess {
         key: key.to_string(),
         value: d.on,
@@ -191,7 +191,7 @@ pub async fn evaluate_one(
     };
     check_scope(&caller, &tenant)?;
     let snap = state.live.current();
-    if !snap.flags.contains_key(&key) {
+    if !snap.has_flag(&key) {
         crate::metrics::evaluation(
             &key,
             &flags::Decision {
@@ -236,11 +236,11 @@ pub async fn evaluate_all(
     };
     check_scope(&caller, &tenant)?;
     let snap = state.live.current();
-    let tag = format!("\"{}-{:x}\"", snap.version, fnv1a(tenant.as_bytes()));
+    let tag = format!("\"{}-{:x}\"", snap.version(), fnv1a(tenant.as_bytes()));
     if super::none_match(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
-    let mut keys: Vec<&String> = snap.flags.keys().collect();
+    let mut keys: Vec<&str> = snap.flag_keys().collect();
     keys.sort();
     let flags = keys
         .into_iter()

@@ -79,9 +79,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::migrations))
 }
 
-/// Publishes the write to this instance's snapshot before answering (read-your-writes), as every
-/// other door does (`Live::publish`: a reload only when the change version moved); other instances
-/// follow through NOTIFY.
+/// Publishes the write to this instance's snapshot before answering (read-your-writes): a
+/// catch-up from the outbox, which reads and applies only what changed since the snapshot's
+/// version (the write, and whatever else committed meanwhile). Other instances follow through
+/// NOTIFY.
 async fn settle(state: &AppState) {
     state.live.publish(&state.pool).await;
 }
