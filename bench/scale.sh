@@ -6,6 +6,7 @@
 #   bench/scale.sh                                   # 10,000 tenants, debug build
 #   BENCH_TENANTS=100000 bench/scale.sh              # 100,000 tenants
 #   BENCH_PROFILE=release BENCH_TENANTS=100000 bench/scale.sh
+#   BENCH_PROFILE=release BENCH_TENANTS=1000000 BENCH_FLAGS=2 bench/scale.sh   # the 1M point of the curve
 #
 # Measures (a benchmark, not a test: nothing here fails on a slow number):
 #   1. one raw-SQL write of one feature_flags row (psql, autocommit) → time from its commit (the
@@ -24,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 ADDR=${BENCH_ADDR:-127.0.0.1:3481}
 PG_PORT=${BENCH_PG_PORT:-15481}
 TENANTS=${BENCH_TENANTS:-10000}
-FLAGS=20
+FLAGS=${BENCH_FLAGS:-20}
 CHANGES=${BENCH_CHANGES:-20}
 PROFILE=${BENCH_PROFILE:-debug}
 cleanup_on_exit
@@ -160,6 +161,30 @@ note "server: $(echo "$METRICS" | grep -E '^tenantry_snapshot_loads_total' | tr 
 note "catch-up time: $(echo "$METRICS" | grep -E '^tenantry_snapshot_catch_up_seconds(_sum|_count)' | tr '\n' ' ')"
 RSS_CHANGES=$(rss)
 
+step "work per change: one statement changing K rows → the catch-up that applies it"
+# The server's own timing of each catch-up (tenantry_snapshot_catch_up_seconds), read from /metrics
+# before and after; the statement is one transaction, so one catch-up applies it (more only if the
+# follower woke in between — the count is printed).
+catch_up() { # → "sum count"
+    curl -sf "http://$ADDR/metrics" | awk '/^tenantry_snapshot_catch_up_seconds_sum/ {s=$2} /^tenantry_snapshot_catch_up_seconds_count/ {c=$2} END {print s, c}'
+}
+CURVE=()
+for k in 1 10 100 1000 10000; do
+    [ "$k" -le "$TENANTS" ] || continue
+    probe=$("${PSQL[@]}" -c "SELECT id FROM tenants ORDER BY md5(id || 'curve') LIMIT 1")
+    want=true; [ "$(feature "${KEYS[0]}" "$probe")" = true ] && want=false
+    read -r s0 c0 < <(catch_up)
+    "${PSQL[@]}" -c "INSERT INTO feature_flags (key, tenant_id, enabled)
+        SELECT '${KEYS[0]}', id, $want FROM (SELECT id FROM tenants ORDER BY md5(id || 'curve') LIMIT $k) t
+        ON CONFLICT (key, tenant_id) DO UPDATE SET enabled = EXCLUDED.enabled"
+    wait_for "${KEYS[0]}" "$probe" "$want"
+    sleep 0.3
+    read -r s1 c1 < <(catch_up)
+    ms=$(awk -v a="$s0" -v b="$s1" 'BEGIN {printf "%.2f", (b - a) * 1000}')
+    note "$k rows in one statement: catch-up $ms ms ($(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}') catch-up(s))"
+    CURVE+=("$k rows: $ms ms")
+done
+
 step "snapshot sizes"
 size() { # size URL [curl args…] → bytes on the wire and time
     local url=$1; shift
@@ -189,4 +214,5 @@ rm -f "$EVENTS"
 step "summary ($TENANTS tenants × ${#KEYS[@]} flags, $ROWS feature_flags rows, $PROFILE build)"
 note "one raw-SQL change visible: p50 $P50 ms, p99 $P99 ms"
 note "burst of 100: last visible $(( seen - start )) ms after the burst began ($(( seen - end )) ms after its last commit)"
+note "catch-up per change size: ${CURVE[*]}"
 note "RSS: $RSS_START after start, $RSS_CHANGES after the changes, $RSS_SNAPSHOTS after serving both snapshots"
