@@ -6,12 +6,13 @@
 //! * `feature_flag_evaluations_total{flag,result}` and `feature_flag_check_failures_total{reason}`;
 //! * `tenantry_snapshot_version`, `tenantry_snapshot_age_seconds`, `tenantry_listen_up`;
 //! * `tenantry_db_pool_connections{state}`.
-use std::{cell::RefCell, collections::HashMap, sync::OnceLock, time::Instant};
+use std::{cell::RefCell, sync::OnceLock, time::Instant};
+
+use rustc_hash::FxHashMap;
 
 use axum::{
     extract::{MatchedPath, Request, State},
     http::{header, Method},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -117,18 +118,87 @@ struct RouteSeries {
 }
 
 thread_local! {
-    static ROUTES: RefCell<HashMap<Box<str>, RouteSeries>> = RefCell::new(HashMap::new());
-    static EVALUATIONS: RefCell<HashMap<Box<str>, [metrics::Counter; 2]>> = RefCell::new(HashMap::new());
+    static ROUTES: RefCell<FxHashMap<Box<str>, RouteSeries>> = RefCell::new(FxHashMap::default());
+    static EVALUATIONS: RefCell<FxHashMap<Box<str>, [metrics::Counter; 2]>> = RefCell::new(FxHashMap::default());
 }
 
-/// Records every request by route template.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let path = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let res = next.run(req).await;
-    let status = res.status().as_u16();
-    let path = path.as_ref().map_or("unmatched", MatchedPath::as_str);
+/// Records every request by route template: a tower layer (`route_layer(Track)`) rather than
+/// `middleware::from_fn`, whose `Next` clones a boxed service and boxes a future on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Track;
+
+impl<S> tower::Layer<S> for Track {
+    type Service = TrackService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TrackService { inner }
+    }
+}
+
+/// The service of [`Track`].
+#[derive(Debug, Clone)]
+pub struct TrackService<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for TrackService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let path = req.extensions().get::<MatchedPath>().cloned();
+        let method = req.method().clone();
+        TrackFuture {
+            inner: self.inner.call(req),
+            start: Instant::now(),
+            path,
+            method,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`TrackService`]: records when the response is ready.
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        path: Option<MatchedPath>,
+        method: Method,
+    }
+}
+
+impl<F, E> std::future::Future for TrackFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let Ok(res) = &out {
+            let path = this.path.as_ref().map_or("unmatched", MatchedPath::as_str);
+            record(path, this.method, res.status().as_u16(), *this.start);
+        }
+        std::task::Poll::Ready(out)
+    }
+}
+
+fn record(path: &str, method: &Method, status: u16, start: Instant) {
     ROUTES.with_borrow_mut(|routes| {
         if !routes.contains_key(path) {
             routes.insert(path.into(), RouteSeries::default());
@@ -139,7 +209,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         match series
             .counters
             .iter()
-            .find(|(m, s, _)| *m == method && *s == status)
+            .find(|(m, s, _)| m == method && *s == status)
         {
             Some((_, _, c)) => c.increment(1),
             None => {
@@ -150,17 +220,16 @@ pub async fn track(req: Request, next: Next) -> Response {
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
-        match series.histograms.iter().find(|(m, _)| *m == method) {
+        match series.histograms.iter().find(|(m, _)| m == method) {
             Some((_, h)) => h.record(elapsed),
             None => {
                 let h = metrics::histogram!("http_request_duration_seconds",
                     "path" => path.to_owned(), "method" => method.as_str().to_owned());
                 h.record(elapsed);
-                series.histograms.push((method, h));
+                series.histograms.push((method.clone(), h));
             }
         }
     });
-    res
 }
 
 /// `GET /metrics` in the Prometheus text format.

@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::HeaderValue;
 use axum::{
     extract::{Request, State},
     middleware::Next,
@@ -12,7 +12,7 @@ use axum::{routing::get, Router};
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
-use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
+use tower_http::compression::CompressionLayer;
 use tower_sessions::Session;
 use tower_sessions::{
     cookie::{time, SameSite},
@@ -61,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         // (text exposition format).
         .route("/api/openapi.json", crate::openapi::document(&doc))
         .route("/metrics", get(crate::metrics::render))
-        .route_layer(axum::middleware::from_fn(crate::metrics::track));
+        .route_layer(crate::metrics::Track);
     let _ = crate::metrics::handle();
     let sessions = SessionManagerLayer::new(session_store(&state.pool))
         .with_name("tenantry_session")
@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> Router {
     let web = Router::new()
         .route("/api/ui/stream", get(eval::ui_stream))
         .route("/audit/export.csv", get(crate::export::audit_csv))
-        .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .route_layer(crate::metrics::Track)
         .leptos_routes_with_context(
             &state,
             routes,
@@ -89,37 +89,91 @@ pub fn router(state: AppState) -> Router {
             require_sign_in,
         ))
         .layer(sessions);
-    Router::new()
+    let rest = Router::new()
         .merge(api)
         .merge(web)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::csrf::protect,
-        ))
-        // Security headers on every response.
-        .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
-        .layer(header("x-content-type-options", "nosniff"))
-        .layer(header("x-frame-options", "DENY"))
-        .layer(header("referrer-policy", "same-origin"))
-        // gzip or br when the client asks (Accept-Encoding) and the body is worth it: the SDK
-        // snapshot, OFREP bulk, JSON lists, pages and the web app's assets. Never the event
-        // streams (tower-http's default predicate skips text/event-stream) and never bodies under
-        // 32 bytes.
+        ));
+    hot_path(&state).fallback_service(common_layers(rest.with_state(state)))
+}
+
+/// What every response gets: the security headers, and gzip or br when the client asks
+/// (Accept-Encoding) and the body is worth it — the SDK snapshot, OFREP bulk, JSON lists, pages
+/// and the web app's assets. Never the event streams (tower-http's default predicate skips
+/// text/event-stream) and never bodies under 32 bytes.
+fn common_layers<S: Clone + Send + Sync + 'static>(r: Router<S>) -> Router<S> {
+    r.layer(axum::middleware::map_response(security_headers))
         .layer(CompressionLayer::new())
-        .with_state(state)
+}
+
+/// The security headers, each unless the handler set it (pages send their own policy, with the
+/// render's script nonce: `app::csp`). One layer for the four: every layer is one more future
+/// wrapped around every request's.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    for (name, value) in [
+        (
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ),
+        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (axum::http::header::X_FRAME_OPTIONS, "DENY"),
+        (axum::http::header::REFERRER_POLICY, "same-origin"),
+    ] {
+        if let axum::http::header::Entry::Vacant(v) = h.entry(name) {
+            v.insert(HeaderValue::from_static(value));
+        }
+    }
+    res
+}
+
+/// The evaluation hot path — what the SaaS asks on each of its own requests — on a small router
+/// in front of everything else, so that it pays only for what it uses: the same handlers as the
+/// documented routes (`openapi::api` registers them too), metrics, and a JSON API's headers. No
+/// CSRF check (token-authenticated: a browser never attaches an `Authorization` header on its
+/// own, and no cookie is read), no session, and not the router of every page and API route.
+/// Everything else falls through to the full router.
+fn hot_path(state: &AppState) -> Router {
+    let hot = Router::new()
+        .route("/api/features", get(eval::features))
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            axum::routing::post(crate::api::ofrep::evaluate_one),
+        )
+        .route_layer(crate::metrics::Track)
+        .layer(axum::middleware::map_response(api_headers));
+    hot.with_state(state.clone())
+}
+
+/// The Content-Security-Policy of the evaluation hot path's JSON answers: nothing may load, nothing
+/// may frame them (OWASP's REST recommendation). The page policy's sources mean nothing to JSON,
+/// and the hot path's answers are a few dozen bytes: its ~230 bytes would be most of each one.
+pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The hot path's headers: a JSON API's (no compression either: its answers are a few dozen
+/// bytes — the SDK snapshot and OFREP bulk, which are large, are compressed on the full router).
+async fn api_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    for (name, value) in [
+        (
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            API_CONTENT_SECURITY_POLICY,
+        ),
+        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (axum::http::header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        if let axum::http::header::Entry::Vacant(v) = h.entry(name) {
+            v.insert(HeaderValue::from_static(value));
+        }
+    }
+    res
 }
 
 /// The Content-Security-Policy of every response that is not a rendered page (pages send their
 /// own, with the render's script nonce: `app::csp`).
 pub const CONTENT_SECURITY_POLICY: &str = app::csp::STATIC;
-
-/// A header every response gets unless its handler set it.
-fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(
-        HeaderName::from_static(name),
-        HeaderValue::from_static(value),
-    )
-}
 
 /// Pages for signed-in users: anyone without a live session user (the same check as
 /// [`SignedIn`]) goes to `/login?next=…` before the app renders. (Server functions check the role

@@ -27,6 +27,13 @@ async fn security_headers_on_every_response(pool: PgPool) {
         ("/flags/multi_workspace_enabled", None, Some(&cookie), true),
         ("/api/admin/flags", Some(app.admin.as_str()), None, false),
         ("/api/admin/flags", None, None, false),
+        // The evaluation hot path (a router of its own): the same headers.
+        (
+            "/api/features?tenant=acme-logistics",
+            Some(app.server.as_str()),
+            None,
+            false,
+        ),
     ] {
         let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
         let res = app.call(Method::GET, uri, token, &headers, None).await;
@@ -39,8 +46,14 @@ async fn security_headers_on_every_response(pool: PgPool) {
         };
         assert_eq!(h("x-content-type-options"), "nosniff", "{uri}");
         assert_eq!(h("x-frame-options"), "DENY", "{uri}");
-        assert_eq!(h("referrer-policy"), "same-origin", "{uri}");
         let csp = h("content-security-policy");
+        if uri.starts_with("/api/features") {
+            // The evaluation hot path answers JSON only: a JSON API's policy, nothing more.
+            assert_eq!(csp, server::startup::API_CONTENT_SECURITY_POLICY, "{uri}");
+            assert!(res.headers.get("content-encoding").is_none(), "{uri}");
+            continue;
+        }
+        assert_eq!(h("referrer-policy"), "same-origin", "{uri}");
         assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
         assert!(csp.contains("object-src 'none'"), "{uri}: {csp}");
         assert!(!csp.contains("'unsafe-inline' 'wasm"), "{uri}: {csp}");
