@@ -100,9 +100,10 @@ fn targeting_key(body: &[u8], key: Option<&str>) -> Result<String, Fail> {
             "request body must be a JSON object",
         ));
     };
+    let no_context = Map::new();
     let ctx = match doc.get("context") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(c)) => c.clone(),
+        None | Some(Value::Null) => &no_context,
+        Some(Value::Object(c)) => c,
         Some(_) => {
             return Err(failure(
                 StatusCode::BAD_REQUEST,
