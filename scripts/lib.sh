@@ -141,6 +141,30 @@ ensure_prometheus() {
     have prometheus && have promtool && return
     install_without_service prometheus
 }
+# prometheus_start NAME PORT TARGET… — a private Prometheus on 127.0.0.1:PORT (data in
+# $DATA/NAME), scraping each TARGET (host:port) every 5 s with Tenantry's rule file; its pid joins
+# OTHER_PIDS, so `cleanup` stops it. Prints its URL once it answers.
+prometheus_start() {
+    local name=$1 port=$2 dir="$DATA/$1" targets="" t
+    shift 2
+    for t in "$@"; do targets+="${targets:+, }'$t'"; done
+    mkdir -p "$dir/data"
+    cat >"$dir/prometheus.yml" <<YML
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+rule_files: ['$ROOT/deploy/prometheus/rules.yml']
+scrape_configs:
+  - job_name: demo
+    static_configs:
+      - targets: [$targets]
+YML
+    prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+        --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$port" \
+        >"$dir/prometheus.log" 2>&1 &
+    OTHER_PIDS+=($!)
+    wait_http "http://127.0.0.1:$port/-/ready" 30 || die "Prometheus did not start (see $dir/prometheus.log)"
+}
 # HAProxy for bench/multi.sh.
 ensure_haproxy() {
     have haproxy && return

@@ -178,7 +178,7 @@ pub fn AuditPage() -> impl IntoView {
             <div class="page-head">
                 <h1>"Audit log"</h1>
                 <p class="muted">
-                    "Every change, whoever made it: the admin UI, the REST API, the CLI or raw SQL. Times are UTC."
+                    "Every change, whoever made it: the admin UI, the REST API, the CLI or raw SQL. Times are in your time zone (UTC on hover); the filters below take UTC."
                 </p>
             </div>
             <crate::html::ServerBody data loading="Loading the audit log…" error_testid="audit-error" clear_href="/audit" />
@@ -410,7 +410,7 @@ mod ssr {
                     <div class="table-wrap">
                         <table class="table audit">
                             <thead><tr>
-                                <th scope="col">"When (UTC)"</th><th scope="col">"Actor"</th><th scope="col">"Source"</th>
+                                <th scope="col">"When"</th><th scope="col">"Actor"</th><th scope="col">"Source"</th>
                                 <th scope="col">"Action"</th><th scope="col">"Flag"</th><th scope="col">"Tenant"</th><th scope="col">"Change"</th>
                             </tr></thead>
                             <tbody>
@@ -472,7 +472,7 @@ mod ssr {
 
     #[component]
     fn TravelResult(t: FlagAtView) -> impl IntoView {
-        let when = format!("{} UTC", t.at);
+        let when = t.at.clone();
         let n = t.tenants_on.len();
         let head = if !t.existed {
             format!("{} did not exist at {when}.", t.key)

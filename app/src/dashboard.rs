@@ -37,6 +37,20 @@ pub struct DashboardData {
     pub backup: Result<String, String>,
     /// The newest changes.
     pub recent: Vec<AuditView>,
+    /// Change requests waiting for the viewer's approval: (flag, from, to, tenants ON, who asked).
+    pub waiting: Vec<(String, String, String, i32, String)>,
+}
+
+/// How many change requests wait for the signed-in user's approval (the navigation's badge).
+#[server(prefix = "/rpc", endpoint = "approvals_waiting")]
+pub async fn approvals_waiting() -> Result<usize, AppError> {
+    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    Ok(
+        store::approvals::waiting_for(&ctx.pool, user.role.as_str(), &user.username)
+            .await?
+            .len(),
+    )
 }
 
 impl DashFlag {
@@ -94,13 +108,26 @@ mod ssr {
 
     /// Everything the dashboard shows.
     pub async fn dashboard_data() -> Result<DashboardData, AppError> {
-        crate::auth::require(&crate::auth::Role::ALL).await?;
+        let user = crate::auth::require(&crate::auth::Role::ALL).await?;
         let ctx = crate::server_context()?;
+        let waiting = store::approvals::waiting_for(&ctx.pool, user.role.as_str(), &user.username)
+            .await?
+            .into_iter()
+            .map(|w| {
+                (
+                    w.flag_key,
+                    w.from_phase,
+                    w.to_phase,
+                    w.turned_on,
+                    w.requester,
+                )
+            })
+            .collect();
         let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
         let hours = ctx.backup_max_age.as_secs() / 3600;
         let backup = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
             Some(b) => Ok(format!(
-                "{} ({} UTC)",
+                "{} ({})",
                 b.name,
                 crate::format::display_time(b.modified)
             )),
@@ -138,6 +165,7 @@ mod ssr {
             flags,
             backup,
             recent,
+            waiting,
         })
     }
 
@@ -196,7 +224,21 @@ mod ssr {
             Ok(b) => format!("Latest backup: {b}"),
             Err(why) => format!("Backups: {why}"),
         };
+        let waiting = (!d.waiting.is_empty()).then(|| view! {
+            <div class="panel notice warn" data-testid="dash-waiting">
+                <h2>{format!("Waiting for your approval ({})", d.waiting.len())}</h2>
+                <ul>
+                    {d.waiting.into_iter().map(|(key, from, to, on, who)| view! {
+                        <li>
+                            <a href=format!("/flags/{key}#approvals")>{key.clone()}</a>
+                            {format!(": {from} → {to}, {on} tenant(s) turn ON — asked by {who}")}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </div>
+        });
         view! {
+            {waiting}
             {flags}
             <p class="muted small" data-testid="dash-backup">{backup}</p>
             <div class="panel">

@@ -340,7 +340,7 @@ mod ssr {
             </p>
             <div class="table-wrap">
                 <table class="table">
-                    <thead><tr><th>"Version"</th><th>"Description"</th><th>"Applied (UTC)"</th><th class="num">"Took"</th><th>"State"</th></tr></thead>
+                    <thead><tr><th>"Version"</th><th>"Description"</th><th>"Applied"</th><th class="num">"Took"</th><th>"State"</th></tr></thead>
                     <tbody>
                         {d.migrations.into_iter().map(|m| view! {
                             <tr data-testid="migration-row" class=format!("state-{}", m.state)>
@@ -357,8 +357,17 @@ mod ssr {
             <div class="panel">
                 <h2>"The plan's verification query"</h2>
                 <pre><code>{d.verification_query}</code></pre>
-                <p>"Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
-                    {if d.verification_count == 1 { " — as the plan expects (the global row)." } else { " — the plan expects 1." }}</p>
+                {if d.verification_count == 1 {
+                    view! {
+                        <p class="notice ok" data-testid="verification-result">"Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
+                            " — as the plan expects (the global row)."</p>
+                    }.into_any()
+                } else {
+                    view! {
+                        <p class="notice warn" role="alert" data-testid="verification-result">"⚠ Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
+                            " — the plan expects 1 (only the global row). Check the flag's rows before going on."</p>
+                    }.into_any()
+                }}
             </div>
         }
     }
@@ -435,7 +444,7 @@ mod ssr {
             } else {
                 view! {
                     <table class="table">
-                        <thead><tr><th>"File"</th><th class="num">"Size"</th><th>"Written (UTC)"</th><th class="num">"Age"</th></tr></thead>
+                        <thead><tr><th>"File"</th><th class="num">"Size"</th><th>"Written"</th><th class="num">"Age"</th></tr></thead>
                         <tbody>
                             {d.backups.into_iter().map(|b| view! {
                                 <tr data-testid="backup-row">

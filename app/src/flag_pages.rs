@@ -66,6 +66,22 @@ pub struct FlagEditorData {
     pub can_edit: bool,
     /// Whether the signed-in user may pass unmet gates with a written reason (admins).
     pub can_override: bool,
+    /// The last change that moved the version: who, what and when (named when someone else's
+    /// change arrives while an edit is in progress).
+    pub last_change: Option<LastChange>,
+}
+
+/// Who changed a flag last, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastChange {
+    /// Who (user name, token name or database user).
+    pub actor: String,
+    /// What, e.g. "changed the rollout", "switched tenant acme-logistics".
+    pub what: String,
+    /// Through what, in words: "the web app", "the API", "the CLI", "SQL".
+    pub through: String,
+    /// When (formatted on the server).
+    pub at: String,
 }
 
 /// The flag, its state and every live tenant.
@@ -75,6 +91,9 @@ pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
     let (row, state, tenants) = store::flags::editor_data(&ctx.pool, &key).await?;
+    let last_change = store::audit::last_flag_change(&ctx.pool, &key)
+        .await?
+        .map(ssr::last_change);
     Ok(FlagEditorData {
         key: row.key,
         description: row.description,
@@ -84,6 +103,7 @@ pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
         tenants,
         can_edit: user.role.edits_flags(),
         can_override: user.role == Role::Admin,
+        last_change,
     })
 }
 
@@ -191,6 +211,17 @@ pub fn FlagsPage() -> impl IntoView {
     }
 }
 
+/// The flag page's first view, rendered on the server: phase, pilots, constraints and how many
+/// tenants are ON. The browser replaces it with the editor; with JavaScript off it stays, above
+/// the plan panel (which works without JavaScript).
+#[server(prefix = "/rpc", endpoint = "flag_page_summary")]
+pub async fn flag_page_summary(key: String) -> Result<String, AppError> {
+    crate::auth::require(&crate::auth::Role::ALL).await?;
+    let ctx = crate::server_context()?;
+    let f = store::flags::get(&ctx.pool, &key).await?;
+    Ok(crate::html::render(move || view! { <ssr::Summary f /> }))
+}
+
 /// `/flags/{key}`. The editor loads in the browser (it is interactive, and its preview runs
 /// there); without JavaScript the flag list at `/flags` shows every flag's phase.
 #[component]
@@ -201,11 +232,14 @@ pub fn FlagPage() -> impl IntoView {
     // owner is gone (seen under concurrent requests).
     let title = params.with_untracked(|p| p.get("key").unwrap_or_default());
     let data = RwSignal::new(None::<Result<FlagEditorData, AppError>>);
+    let summary = Resource::new(key, flag_page_summary);
     // Whether the editor holds unsaved changes (set by the editor).
     let editing = RwSignal::new(false);
     // Owned here, not by the editor, so they survive the reload that follows a save.
     let message = RwSignal::new(None::<(bool, String)>);
     let saved = RwSignal::new(None::<SaveResult>);
+    // The version this page's last save or rollback produced.
+    let mine = RwSignal::new(None::<i64>);
     let load = move |k: String| {
         leptos::task::spawn_local(async move {
             data.set(Some(flag_editor(k).await));
@@ -218,7 +252,9 @@ pub fn FlagPage() -> impl IntoView {
     // Live: every change anywhere (UI, API, CLI, raw SQL) bumps the snapshot version, which the
     // server streams. A clean editor reloads at once; an edit in progress is warned instead.
     let changes = crate::live::use_changes();
-    let stale = RwSignal::new(None::<i64>);
+    // Someone else's change that arrived during an edit: who, what, when. A version this page's
+    // own save produced is never a conflict (its reload may simply not have landed yet).
+    let stale = RwSignal::new(None::<LastChange>);
     Effect::new(move |_| {
         if changes.get() == 0 {
             return;
@@ -232,9 +268,15 @@ pub fn FlagPage() -> impl IntoView {
                 Some(Ok(d)) => (d.version, editing.get_untracked()),
                 _ => (-1, false),
             };
+            let own = mine.get_untracked() == Some(latest.version);
             if latest.version != current_version {
-                if dirty {
-                    stale.set(Some(latest.version));
+                if dirty && !own {
+                    stale.set(Some(latest.last_change.clone().unwrap_or(LastChange {
+                        actor: "someone".into(),
+                        what: "changed this flag".into(),
+                        through: "another door".into(),
+                        at: String::new(),
+                    })));
                 } else {
                     stale.set(None);
                     data.set(Some(Ok(latest)));
@@ -245,14 +287,20 @@ pub fn FlagPage() -> impl IntoView {
     view! {
         <Title text=title />
         <section class="page">
-            {move || stale.get().map(|v| view! {
+            {move || stale.get().map(|c| view! {
                 <div class="toast err" role="alert" data-testid="stale-warning">
-                    {format!("Someone else changed this flag (now version {v}). Saving your edit will be refused; discard it to see the new state.")}
+                    {format!(
+                        "{} {} through {}{}. Saving your edit would be refused: discard it to see their change, then edit again.",
+                        c.actor,
+                        c.what,
+                        c.through,
+                        if c.at.is_empty() { String::new() } else { format!(" at {}", c.at) },
+                    )}
                 </div>
             })}
             {move || match data.get() {
-                None => view! { <p class="loading" data-testid="flag-loading">"Loading the flag…"</p> }.into_any(),
-                Some(Ok(d)) => view! { <FlagEditor data=d message saved reload editing /> }.into_any(),
+                None => view! { <crate::html::ServerBody data=summary loading="Loading the flag…" /> }.into_any(),
+                Some(Ok(d)) => view! { <FlagEditor data=d message saved mine reload editing /> }.into_any(),
                 Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
             }}
             <crate::plan::PlanPanel />
@@ -278,6 +326,7 @@ fn FlagEditor(
     data: FlagEditorData,
     message: RwSignal<Option<(bool, String)>>,
     saved: RwSignal<Option<SaveResult>>,
+    mine: RwSignal<Option<i64>>,
     reload: Callback<()>,
     editing: RwSignal<bool>,
 ) -> impl IntoView {
@@ -308,6 +357,8 @@ fn FlagEditor(
     // A save the gates refused: the editor offers to ask a second person to approve exactly this
     // change, and (admins) to save it anyway with a written reason.
     let refused = RwSignal::new(false);
+    // The server's own words for the last refusal, behind "Details".
+    let detail = RwSignal::new(None::<String>);
     let reason = RwSignal::new(String::new());
     let save = Action::new(
         move |(key, rollout, version, reason): &(String, Rollout, i64, Option<String>)| {
@@ -343,6 +394,8 @@ fn FlagEditor(
                        text: fn(&SaveResult) -> String,
                        show_saved: bool| match result {
         Ok(s) => {
+            detail.set(None);
+            mine.set(Some(s.version));
             message.set(Some((true, text(&s))));
             if show_saved {
                 saved.set(Some(s));
@@ -351,8 +404,17 @@ fn FlagEditor(
         }
         Err(e) => {
             let text = e.to_string();
-            refused.set(text.contains("do not hold"));
-            message.set(Some((false, text)));
+            let gated = text.contains("do not hold");
+            refused.set(gated);
+            message.set(Some((
+                false,
+                if gated {
+                    "Not saved: this change turns tenants ON and the plan's gates for it are not all done. The to-do list under “Rollout plan” below says what is open and who can close it.".to_string()
+                } else {
+                    text.clone()
+                },
+            )));
+            detail.set(gated.then_some(text));
         }
     };
     Effect::new(move |_| {
@@ -462,9 +524,6 @@ fn FlagEditor(
                 {format!(" · {on_now} of {total} tenants ON · version {version}")}
             </p>
         </div>
-        {move || message.get().map(|(ok, text)| view! {
-            <div class=if ok { "toast ok" } else { "toast err" } role="status" data-testid="flag-message">{text}</div>
-        })}
         {move || saved.get().map(|s| view! {
             <details class="panel">
                 <summary>"Tenants the last save changed"</summary>
@@ -542,6 +601,17 @@ fn FlagEditor(
                     </div>
                 }
             }}
+            {move || {
+                let (from, to) = (current_phase(&data), draft.get().phase);
+                (can_edit && from != to).then(|| view! {
+                    <p class="notice warn small" data-testid="window-restart">
+                        {format!("Saving moves the flag from {} to {}: the monitoring window of {} starts at this save, and the wait before the next phase counts from then. Pilots and constraints changed within a phase do not restart it.",
+                            if from == Phase::Off { "OFF".to_string() } else { from.to_string() },
+                            if to == Phase::Off { "OFF".to_string() } else { to.to_string() },
+                            if to == Phase::Off { "OFF".to_string() } else { to.to_string() })}
+                    </p>
+                })
+            }}
             {can_edit.then(|| view! {
                 <div class="actions">
                     <button type="button" class="btn primary" data-testid="save" disabled=move || !dirty.get() || save.pending().get()
@@ -549,6 +619,15 @@ fn FlagEditor(
                     <button type="button" class="btn" disabled=move || !dirty.get() on:click=move |_| draft.set(data.with_value(|d| d.rollout.clone()))>"Discard"</button>
                     <button type="button" class="btn danger" data-testid="kill" on:click=on_kill.clone()>"Roll back (kill switch)"</button>
                 </div>
+            })}
+            // What the last save, rollback or request did — next to the buttons that did it.
+            {move || message.get().map(|(ok, text)| view! {
+                <div class=if ok { "toast ok" } else { "toast err" } role="status" aria-live="polite" data-testid="flag-message">
+                    {text}
+                    {move || detail.get().map(|d| view! { <details><summary>"Details"</summary><p class="small">{d}</p></details> })}
+                </div>
+            })}
+            {can_edit.then(|| view! {
                 {move || refused.get().then(|| view! {
                     <div class="refused" data-testid="refused-actions">
                         <p class="small">"This change turns tenants ON, and the plan's gates for it do not hold (listed above). Complete them on the plan below, ask a second person to approve exactly this change, or — admins — save it with a written reason (audited)."</p>
@@ -589,12 +668,61 @@ fn now_ms() -> f64 {
     0.0
 }
 
-/// Server-only: the flag list's HTML.
+/// Server-only: the flag list's HTML, the flag page's first view, the conflict's words.
 #[cfg(feature = "ssr")]
 mod ssr {
     use leptos::prelude::*;
 
-    use super::FlagSummary;
+    use super::{FlagSummary, LastChange};
+
+    /// The flag as the server shows it before (or without) the editor.
+    #[component]
+    pub fn Summary(f: store::flags::FlagRow) -> impl IntoView {
+        let pilots: Vec<String> = f.rollout.pilots.iter().cloned().collect();
+        let constraints = f.rollout.constraints.len();
+        view! {
+            <div class="panel" data-testid="flag-summary">
+                <h1><code>{f.key.clone()}</code></h1>
+                <p class="muted">{f.description.clone()}</p>
+                <p>"Phase: " <strong data-testid="summary-phase">{f.rollout.phase.to_string()}</strong>
+                    {format!(" · {} tenant(s) ON · global switch {}", f.tenants_on, if f.enabled { "ON" } else { "OFF" })}
+                    {(f.tenants_excluded > 0).then(|| format!(" · {} excluded", f.tenants_excluded))}
+                    {(constraints > 0).then(|| format!(" · {constraints} constraint(s)"))}</p>
+                <p>"Pilots: " {if pilots.is_empty() { "none yet".to_string() } else { pilots.join(", ") }}</p>
+                <noscript>
+                    <p class="notice warn" data-testid="needs-js">"The rollout editor (phase ladder, pilot picker, live preview) needs JavaScript. The plan below — checklists, sign-offs, approvals, guards — works without it, and so does the API."</p>
+                </noscript>
+            </div>
+        }
+    }
+
+    /// An audit row as the conflict warning says it.
+    pub fn last_change(r: store::audit::AuditRow) -> LastChange {
+        let what = match (r.action.as_str(), r.tenant_id.as_deref()) {
+            ("rollout.apply", _) => "changed the rollout".to_string(),
+            ("rollout.kill", _) => "rolled the flag back".to_string(),
+            ("flag.create", _) => "created the flag".to_string(),
+            (a, Some(t)) if a.starts_with("feature_flag.") => format!("switched tenant {t}"),
+            (a, None) if a.starts_with("feature_flag.") => "changed the global switch".to_string(),
+            (a, _) => a.to_string(),
+        };
+        let through = match r.source.as_str() {
+            "ui" => "the web app",
+            "api" => "the API",
+            "cli" => "the CLI",
+            "sql" => "SQL",
+            "system" => "an automatic step",
+            other => other,
+        }
+        .to_string();
+        LastChange {
+            actor: r.actor,
+            what,
+            through,
+            at: crate::format::display_time(r.at),
+        }
+    }
+
     use crate::components::FlagLink;
 
     /// The flag list's table.

@@ -2,9 +2,48 @@
 //! the browser build carries no date library (`chrono` is an ssr-only dependency).
 use chrono::{DateTime, Utc};
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC).
+/// The cookie the browser sets with its IANA time zone (`App` does, once hydrated).
+pub const TZ_COOKIE: &str = "tz";
+
+/// The viewer's time zone: the [`TZ_COOKIE`] of the request being answered, when it names a zone
+/// chrono-tz knows; UTC otherwise (no cookie yet, JavaScript off, or not in a request).
+pub fn viewer_tz() -> chrono_tz::Tz {
+    let parts = leptos::prelude::use_context::<http::request::Parts>();
+    parts
+        .as_ref()
+        .and_then(|p| tz_from_cookies(&p.headers))
+        .unwrap_or(chrono_tz::Tz::UTC)
+}
+
+fn tz_from_cookies(headers: &http::HeaderMap) -> Option<chrono_tz::Tz> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (name, value) = c.trim().split_once('=')?;
+            (name == TZ_COOKIE).then(|| value.replace("%2F", "/").parse().ok())?
+        })
+}
+
+/// `YYYY-MM-DD HH:MM:SS ZONE` in the viewer's time zone (`… UTC` until the browser has said which).
 pub fn display_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    in_zone(t, viewer_tz())
+}
+
+fn in_zone(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    if tz == chrono_tz::Tz::UTC {
+        return utc_time(t);
+    }
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`: the same moment for the title (shown on hover).
+pub fn utc_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// Bytes for people: `12.3 MB`.
@@ -35,8 +74,28 @@ pub fn human_age(s: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_in_the_viewer_zone_with_utc_beside() {
+        let t = DateTime::parse_from_rfc3339("2026-11-30T01:16:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            "a=b; tz=Europe/Berlin".parse().unwrap(),
+        );
+        let tz = tz_from_cookies(&h).unwrap();
+        assert_eq!(in_zone(t, tz), "2026-11-30 02:16:00 CET");
+        assert_eq!(utc_time(t), "2026-11-30 01:16:00 UTC");
+        h.insert(http::header::COOKIE, "tz=Not/AZone".parse().unwrap());
+        assert_eq!(tz_from_cookies(&h), None);
+        // Outside a request: UTC.
+        assert_eq!(display_time(t), "2026-11-30 01:16:00 UTC");
+    }
 
     #[test]
     fn sizes_and_ages_read_well() {

@@ -38,7 +38,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use auth::{Logout, UserView};
+use auth::Logout;
 
 /// Paths that need a signed-in user; the server redirects anyone else to `/login`.
 pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants", "/audit", "/dba", "/monitoring"];
@@ -69,6 +69,36 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Tells the server the browser's time zone (an IANA name in the `tz` cookie), so the pages it
+/// renders show times in it (`format::display_time`; UTC on hover). Set when missing or changed;
+/// the pages fetched from then on use it.
+#[cfg(feature = "hydrate")]
+fn remember_time_zone() {
+    use wasm_bindgen::JsValue;
+    let options = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
+        .resolved_options();
+    let Some(zone) = js_sys::Reflect::get(&options, &JsValue::from_str("timeZone"))
+        .ok()
+        .and_then(|z| z.as_string())
+    else {
+        return;
+    };
+    let doc = JsValue::from(document());
+    let cookies = js_sys::Reflect::get(&doc, &JsValue::from_str("cookie"))
+        .ok()
+        .and_then(|c| c.as_string())
+        .unwrap_or_default();
+    let wanted = format!("tz={zone}");
+    if cookies.split(';').any(|c| c.trim() == wanted) {
+        return;
+    }
+    let _ = js_sys::Reflect::set(
+        &doc,
+        &JsValue::from_str("cookie"),
+        &JsValue::from_str(&format!("{wanted}; path=/; max-age=31536000; SameSite=Lax")),
+    );
+}
+
 /// The app: navigation and routes.
 #[component]
 pub fn App() -> impl IntoView {
@@ -78,6 +108,8 @@ pub fn App() -> impl IntoView {
         if let Some(body) = document().body() {
             let _ = body.set_attribute("data-hydrated", "true");
         }
+        #[cfg(feature = "hydrate")]
+        remember_time_zone();
     });
 
     view! {
@@ -94,7 +126,7 @@ pub fn App() -> impl IntoView {
                     // before rendering (see `server::startup::require_sign_in`).
                     <Route path=path!("") view=dashboard::DashboardPage ssr=SsrMode::Async />
                     <Route path=path!("flags") view=flag_pages::FlagsPage ssr=SsrMode::Async />
-                    <Route path=path!("flags/:key") view=flag_pages::FlagPage />
+                    <Route path=path!("flags/:key") view=flag_pages::FlagPage ssr=SsrMode::Async />
                     <Route path=path!("tenants") view=tenant_list::TenantsPage ssr=SsrMode::Async />
                     <Route path=path!("tenants/:id") view=tenant_page::TenantDetailPage ssr=SsrMode::Async />
                     <Route path=path!("audit") view=audit::AuditPage ssr=SsrMode::Async />
@@ -109,46 +141,70 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The top bar. The signed-in user is fetched by the browser after hydration (no server-side
-/// Suspense: one data boundary per page keeps server rendering simple and fast).
+/// The top bar. The signed-in user is part of the page the server renders (the page waits for
+/// it), so the header is right with JavaScript off; the browser re-checks on every navigation.
+/// Below 700 px the navigation folds behind a "Menu" toggle — a checkbox and CSS, so it works
+/// without JavaScript too.
 #[component]
 fn TopBar() -> impl IntoView {
-    let user = RwSignal::new(None::<UserView>);
     let location = use_location();
-    Effect::new(move |_| {
-        // Re-check on every navigation: signing in or out shows at once.
-        let _ = location.pathname.get();
-        leptos::task::spawn_local(async move {
-            user.set(auth::whoami().await.ok().flatten());
-        });
-    });
+    let user = Resource::new(
+        move || location.pathname.get(),
+        |_| async { auth::whoami().await.ok().flatten() },
+    );
+    let waiting = Resource::new(
+        move || location.pathname.get(),
+        |_| async { dashboard::approvals_waiting().await.unwrap_or(0) },
+    );
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="topbar">
+            <a class="skip-link" href="#main">"Skip to content"</a>
             <a class="brand" href="/">
                 <span class="brand-mark" aria-hidden="true">"◐"</span>
                 " Tenantry"
             </a>
+            <input type="checkbox" id="nav-toggle" class="nav-toggle" aria-label="Show the menu" />
+            <label for="nav-toggle" class="nav-toggle-label btn small" aria-hidden="true">"Menu"</label>
             <nav class="nav" aria-label="Main">
-                <A href="/" exact=true>"Dashboard"</A>
+                <A href="/" exact=true>"Dashboard"
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let n = waiting.await;
+                            (n > 0).then(|| view! {
+                                <span class="badge" data-testid="nav-approvals" title="Changes waiting for your approval">
+                                    {n.to_string()}<span class="sr-only">" waiting for your approval"</span>
+                                </span>
+                            })
+                        })}
+                    </Transition>
+                </A>
                 <A href="/flags">"Flags"</A>
                 <A href="/tenants">"Tenants"</A>
                 <A href="/monitoring">"Monitoring"</A>
                 <A href="/audit">"Audit log"</A>
-                {move || user.get().filter(|u| matches!(u.role, auth::Role::Admin | auth::Role::Dba)).map(|_| view! {
-                    <A href="/dba/migrations">"Database"</A>
-                })}
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        user.await
+                            .filter(|u| matches!(u.role, auth::Role::Admin | auth::Role::Dba))
+                            .map(|_| view! { <A href="/dba/migrations">"Database"</A> })
+                    })}
+                </Transition>
             </nav>
             <div class="who">
-                {move || match user.get() {
-                    Some(u) => view! {
-                        <span data-testid="whoami">{u.username.clone()}" · "{u.role.label()}</span>
-                        <ActionForm action=logout attr:class="inline">
-                            <button type="submit" class="btn small" data-testid="sign-out">"Sign out"</button>
-                        </ActionForm>
-                    }.into_any(),
-                    None => view! { <a href="/login" class="btn small">"Sign in"</a> }.into_any(),
-                }}
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match user.await {
+                            Some(u) => view! {
+                                <span data-testid="whoami">{u.username.clone()}" · "{u.role.label()}</span>
+                                <ActionForm action=logout attr:class="inline">
+                                    <button type="submit" class="btn small" data-testid="sign-out">"Sign out"</button>
+                                </ActionForm>
+                            }.into_any(),
+                            None => view! { <a href="/login" class="btn small">"Sign in"</a> }.into_any(),
+                        }
+                    })}
+                </Transition>
             </div>
         </header>
     }
@@ -166,7 +222,12 @@ fn NotFound() -> impl IntoView {
         <Title text="Not found" />
         <section class="empty">
             <h1>"Page not found"</h1>
-            <p>"There is nothing at this address. " <a href="/tenants">"Go to the tenants"</a> "."</p>
+            <p>"There is nothing at this address: the link may be old, or the flag or tenant renamed."</p>
+            <p class="actions">
+                <a href="/" class="btn primary" data-testid="not-found-home">"Go to the dashboard"</a>" "
+                <a href="/flags" class="btn">"Flags"</a>" "
+                <a href="/tenants" class="btn">"Tenants"</a>
+            </p>
         </section>
     }
 }

@@ -178,7 +178,7 @@ mod ssr {
                         view! {
                             <div class="table-wrap scroll">
                                 <table class="table">
-                                    <thead><tr><th>"created_at (UTC)"</th><th>"tenant"</th><th>"action"</th><th>"actor"</th></tr></thead>
+                                    <thead><tr><th>"created_at"</th><th>"tenant"</th><th>"action"</th><th>"actor"</th></tr></thead>
                                     <tbody>
                                         {d.errors.into_iter().map(|e| {
                                             view! {

@@ -24,19 +24,9 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
         None => Vec::new(),
     };
     let uri: Option<http::Uri> = leptos_axum::extract().await.ok();
-    let error = uri
-        .as_ref()
-        .and_then(|u| u.query())
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "__err")
-                .map(|(_, v)| v.into_owned())
-        })
-        .map(|e| {
-            leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&e).to_string()
-        });
+    let feedback = uri.as_ref().and_then(|u| u.query()).and_then(ssr::feedback);
     Ok(crate::html::render(move || {
-        view! { <ssr::PlanBody plan user error charts /> }
+        view! { <ssr::PlanBody plan user feedback charts /> }
     }))
 }
 
@@ -66,112 +56,183 @@ pub async fn plan_tick(
     ticked: bool,
     note: Option<String>,
 ) -> Result<(), AppError> {
-    let user = crate::auth::require(ssr::TICKERS).await?;
-    let ctx = crate::server_context()?;
-    let note = note.unwrap_or_default();
-    store::plans::tick(
-        &ctx.pool,
-        &crate::auth::actor(&user),
-        &key,
-        &checklist,
-        &item,
-        ticked,
-        note.trim(),
-    )
-    .await?;
-    ctx.publish().await;
-    Ok(())
+    let r = async {
+        let user = crate::auth::require(ssr::TICKERS).await?;
+        let ctx = crate::server_context()?;
+        let note = note.unwrap_or_default();
+        store::plans::tick(
+            &ctx.pool,
+            &crate::auth::actor(&user),
+            &key,
+            &checklist,
+            &item,
+            ticked,
+            note.trim(),
+        )
+        .await?;
+        ctx.publish().await;
+        Ok(())
+    }
+    .await;
+    let done = format!("{} “{item}”.", if ticked { "Ticked" } else { "Unticked" });
+    ssr::back(&key, &ssr::checklist_anchor(&checklist), &done, r)
 }
 
 /// Signs (or withdraws) a milestone. Only a role that owns the milestone may (DevOps → admin,
 /// DBA → dba, QA → qa, Product → product_owner, Team → any; admins sign everything).
+///
+/// Signing a milestone whose phase's checklists are not all ticked needs `incomplete = "confirmed"`:
+/// without it the signature is refused with the open items named; with it, they are recorded in
+/// the audit entry of the signature.
 #[server(prefix = "/rpc", endpoint = "plan_sign")]
-pub async fn plan_sign(key: String, milestone: String, signed: bool) -> Result<(), AppError> {
-    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
-    let ctx = crate::server_context()?;
-    store::plans::sign(
-        &ctx.pool,
-        &crate::auth::actor(&user),
-        &key,
-        &milestone,
-        signed,
-        user.role,
-    )
-    .await?;
-    ctx.publish().await;
-    Ok(())
+pub async fn plan_sign(
+    key: String,
+    milestone: String,
+    signed: bool,
+    #[server(default)] incomplete: Option<String>,
+) -> Result<(), AppError> {
+    let r = async {
+        let user = crate::auth::require(&crate::auth::Role::ALL).await?;
+        let ctx = crate::server_context()?;
+        let open = if signed {
+            let plan = store::rollout::plan_state(&ctx.pool, &key, chrono::Utc::now()).await?;
+            ssr::open_items_for(&plan, &milestone)
+        } else {
+            Vec::new()
+        };
+        if !open.is_empty() && incomplete.as_deref() != Some("confirmed") {
+            return Err(AppError::Invalid(format!(
+                "“{milestone}” has {} open checklist item(s): {}. Tick them first, or confirm that you sign with them open (recorded).",
+                open.len(),
+                open.join("; ")
+            )));
+        }
+        store::plans::sign_noting(
+            &ctx.pool,
+            &crate::auth::actor(&user),
+            &key,
+            &milestone,
+            signed,
+            user.role,
+            &open,
+        )
+        .await?;
+        ctx.publish().await;
+        Ok(())
+    }
+    .await;
+    let done = if signed {
+        format!("Signed “{milestone}”.")
+    } else {
+        format!("Withdrew the signature of “{milestone}”.")
+    };
+    ssr::back(&key, "signoffs", &done, r)
 }
 
 /// Asks a second user to approve the change advancing would make now.
 #[server(prefix = "/rpc", endpoint = "plan_request")]
 pub async fn plan_request(key: String) -> Result<(), AppError> {
-    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
-    let ctx = crate::server_context()?;
-    store::rollout::request(
-        &ctx.pool,
-        &crate::auth::actor(&user),
+    let r = async {
+        let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
+        let ctx = crate::server_context()?;
+        store::rollout::request(
+            &ctx.pool,
+            &crate::auth::actor(&user),
+            &key,
+            &store::rollout::Spec::Advance,
+        )
+        .await?;
+        ctx.publish().await;
+        Ok(())
+    }
+    .await;
+    ssr::back(
         &key,
-        &store::rollout::Spec::Advance,
+        "plan-gates",
+        "Approval requested: approvers see it in the navigation, on the dashboard and here, under Approvals.",
+        r,
     )
-    .await?;
-    ctx.publish().await;
-    Ok(())
 }
 
 /// Approves change request `id` (an approver role of the plan; never the requester).
 #[server(prefix = "/rpc", endpoint = "plan_approve")]
 pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
-    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
-    let ctx = crate::server_context()?;
-    store::rollout::approve(&ctx.pool, &crate::auth::actor(&user), &key, id, user.role).await?;
-    ctx.publish().await;
-    Ok(())
+    let r = async {
+        let user = crate::auth::require(&crate::auth::Role::ALL).await?;
+        let ctx = crate::server_context()?;
+        store::rollout::approve(&ctx.pool, &crate::auth::actor(&user), &key, id, user.role).await?;
+        ctx.publish().await;
+        Ok(())
+    }
+    .await;
+    ssr::back(
+        &key,
+        "approvals",
+        "Approved: the person who asked can now make exactly this change.",
+        r,
+    )
 }
 
 /// Advances the flag to its next phase through the gates; an admin may pass unmet gates with a
 /// written reason (break glass, audited).
 #[server(prefix = "/rpc", endpoint = "plan_advance")]
 pub async fn plan_advance(key: String, override_reason: Option<String>) -> Result<(), AppError> {
-    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
-    let gating = crate::auth::gating(&user, override_reason)?;
-    let ctx = crate::server_context()?;
-    store::rollout::change(
-        &ctx.pool,
-        &crate::auth::actor(&user),
-        &key,
-        &store::rollout::Spec::Advance,
-        None,
-        &gating,
-    )
-    .await?;
-    ctx.publish().await;
-    Ok(())
+    let r = async {
+        let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
+        let gating = crate::auth::gating(&user, override_reason)?;
+        let ctx = crate::server_context()?;
+        let a = store::rollout::change(
+            &ctx.pool,
+            &crate::auth::actor(&user),
+            &key,
+            &store::rollout::Spec::Advance,
+            None,
+            &gating,
+        )
+        .await?;
+        ctx.publish().await;
+        Ok(a.change)
+    }
+    .await;
+    let done = match &r {
+        Ok(c) => format!(
+            "Advanced: {} tenant(s) turned ON, {} turned OFF.",
+            c.turned_on.len(),
+            c.turned_off.len()
+        ),
+        Err(_) => String::new(),
+    };
+    ssr::back(&key, "plan-gates", &done, r.map(|_| ()))
 }
 
 /// Replaces the plan's contacts: one per line, `role | contact`.
 #[server(prefix = "/rpc", endpoint = "plan_contacts")]
 pub async fn plan_contacts(key: String, contacts: String) -> Result<(), AppError> {
-    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
-    let ctx = crate::server_context()?;
-    let mut rows = Vec::new();
-    for (i, line) in contacts.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+    let r = async {
+        let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
+        let ctx = crate::server_context()?;
+        let mut rows = Vec::new();
+        for (i, line) in contacts.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some((role, contact)) = line.split_once('|') else {
+                return Err(AppError::Invalid(format!(
+                    "line {}: write `role | contact`, got {line:?}",
+                    i + 1
+                )));
+            };
+            rows.push(flags::plan::Contact {
+                role: role.trim().to_string(),
+                contact: contact.trim().to_string(),
+            });
         }
-        let Some((role, contact)) = line.split_once('|') else {
-            return Err(AppError::Invalid(format!(
-                "line {}: write `role | contact`, got {line:?}",
-                i + 1
-            )));
-        };
-        rows.push(flags::plan::Contact {
-            role: role.trim().to_string(),
-            contact: contact.trim().to_string(),
-        });
+        store::plans::set_contacts(&ctx.pool, &crate::auth::actor(&user), &key, &rows).await?;
+        ctx.publish().await;
+        Ok(())
     }
-    store::plans::set_contacts(&ctx.pool, &crate::auth::actor(&user), &key, &rows).await?;
-    ctx.publish().await;
-    Ok(())
+    .await;
+    ssr::back(&key, "contacts", "Contacts saved.", r)
 }
 
 /// The plan's approvals and automatic advance (admins).
@@ -184,54 +245,67 @@ pub async fn plan_settings(
     on_alert: Option<String>,
     guards: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::auth::Role;
-    let user = crate::auth::require(&[Role::Admin]).await?;
-    let ctx = crate::server_context()?;
-    let invalid = |e: flags::Error| AppError::Invalid(e.to_string());
-    let settings = store::plans::Settings {
-        approvals_required: approvals_required.is_some(),
-        approver_roles: approver_roles
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::parse::<Role>)
-            .collect::<Result<_, _>>()
-            .map_err(invalid)?,
-        auto_advance: auto_advance.is_some(),
-        on_alert: match on_alert.as_deref() {
-            None => flags::change::OnAlert::Pause,
-            Some(o) => o.parse().map_err(invalid)?,
-        },
-    };
-    let guards: Option<Vec<flags::guard::GuardSpec>> = match guards.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
-            AppError::Invalid(format!(
-                "guards: {e} (a JSON list of {{name, title, query, warn, alert, direction}})"
-            ))
-        })?),
-    };
-    store::plans::set_settings(
-        &ctx.pool,
-        &crate::auth::actor(&user),
-        &key,
-        &settings,
-        None,
-        guards.as_deref(),
-    )
-    .await?;
-    ctx.publish().await;
-    Ok(())
+    let r = async {
+        use crate::auth::Role;
+        let user = crate::auth::require(&[Role::Admin]).await?;
+        let ctx = crate::server_context()?;
+        let invalid = |e: flags::Error| AppError::Invalid(e.to_string());
+        let settings = store::plans::Settings {
+            approvals_required: approvals_required.is_some(),
+            approver_roles: approver_roles
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::parse::<Role>)
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?,
+            auto_advance: auto_advance.is_some(),
+            on_alert: match on_alert.as_deref() {
+                None => flags::change::OnAlert::Pause,
+                Some(o) => o.parse().map_err(invalid)?,
+            },
+        };
+        let guards: Option<Vec<flags::guard::GuardSpec>> = match guards.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                AppError::Invalid(format!(
+                    "guards: {e} (a JSON list of {{name, title, query, warn, alert, direction}})"
+                ))
+            })?),
+        };
+        store::plans::set_settings(
+            &ctx.pool,
+            &crate::auth::actor(&user),
+            &key,
+            &settings,
+            None,
+            guards.as_deref(),
+        )
+        .await?;
+        ctx.publish().await;
+        Ok(())
+    }
+    .await;
+    ssr::back(&key, "settings", "Settings saved.", r)
 }
 
 /// Resumes a rollout a guard paused (product owners and admins): a person's decision, audited.
 #[server(prefix = "/rpc", endpoint = "plan_resume")]
 pub async fn plan_resume(key: String) -> Result<(), AppError> {
-    let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
-    let ctx = crate::server_context()?;
-    store::plans::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
-    ctx.publish().await;
-    Ok(())
+    let r = async {
+        let user = crate::auth::require(crate::auth::Role::FLAG_EDITORS).await?;
+        let ctx = crate::server_context()?;
+        store::plans::resume(&ctx.pool, &crate::auth::actor(&user), &key).await?;
+        ctx.publish().await;
+        Ok(())
+    }
+    .await;
+    ssr::back(
+        &key,
+        "plan-gates",
+        "Resumed: the rollout may advance again when its gates hold.",
+        r,
+    )
 }
 
 /// Server-only: who ticks, the guard charts and the panel's HTML.
@@ -240,9 +314,174 @@ mod ssr {
     use leptos::prelude::*;
 
     use crate::auth::Role;
+    use crate::AppError;
 
     /// Roles that tick checklist items.
     pub const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba];
+
+    /// What the last form did, shown next to the control that posted it.
+    #[derive(Debug, Clone)]
+    pub struct Feedback {
+        /// The id of the card it belongs to (`plan-gates`, `signoffs`, `checklist-…`).
+        pub at: String,
+        /// Done (true) or refused.
+        pub ok: bool,
+        /// In words.
+        pub text: String,
+        /// The server's own words, behind "Details" (refusals).
+        pub detail: Option<String>,
+    }
+
+    fn enc(s: &str) -> String {
+        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    /// The id of a checklist's card.
+    pub fn checklist_anchor(name: &str) -> String {
+        let slug: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("checklist-{}", slug.trim_matches('-'))
+    }
+
+    /// Ends a plan form's server function. A form posted without JavaScript (it accepts HTML)
+    /// goes back to the flag page at the card of the control that posted it (`#anchor`, so the
+    /// browser scrolls there), with what happened (`?done=` or `?err=`) shown in that card. A
+    /// caller that asked for JSON gets the result as is.
+    pub fn back<T>(
+        key: &str,
+        anchor: &str,
+        done: &str,
+        r: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let wants_html = use_context::<http::request::Parts>().is_some_and(|p| {
+            p.headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"))
+        });
+        if wants_html {
+            let what = match &r {
+                Ok(_) => format!("done={}", enc(done)),
+                Err(e) => format!("err={}", enc(&e.to_string())),
+            };
+            leptos_axum::redirect(&format!(
+                "/flags/{}?{what}&at={}#{anchor}",
+                enc(key),
+                enc(anchor)
+            ));
+        }
+        r
+    }
+
+    /// The feedback a page load carries in its query (`done`/`err` and `at`).
+    pub fn feedback(query: &str) -> Option<Feedback> {
+        let mut at = None;
+        let mut done = None;
+        let mut err = None;
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "at" => at = Some(v.into_owned()),
+                "done" => done = Some(v.into_owned()),
+                "err" => err = Some(v.into_owned()),
+                "__err" => {
+                    err = Some(
+                        leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&v)
+                            .to_string(),
+                    )
+                }
+                _ => {}
+            }
+        }
+        let at = at.unwrap_or_else(|| "plan-gates".into());
+        match (done, err) {
+            (_, Some(e)) => Some(Feedback {
+                at,
+                ok: false,
+                text: in_words(&e),
+                detail: Some(e),
+            }),
+            (Some(d), None) if !d.is_empty() => Some(Feedback {
+                at,
+                ok: true,
+                text: d,
+                detail: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// A refusal as a product owner reads it; the server's own words stay behind "Details".
+    fn in_words(e: &str) -> String {
+        if e.contains("approval of a second user")
+            && !e.contains("not ticked")
+            && !e.contains("not signed")
+            && !e.contains("guard")
+        {
+            "Not yet: this exact change needs a second person's approval. Ask for approval; an approver then approves it under Approvals.".into()
+        } else if e.contains("do not hold") {
+            "Not yet: some of the gates listed above are still open. Each says who can close it and where.".into()
+        } else if e.contains("paused") {
+            "Not while the rollout is paused: a guard raised an alert. Look at the guards, then resume.".into()
+        } else if e.contains("open checklist item") {
+            e.to_string()
+        } else {
+            format!("Refused: {e}")
+        }
+    }
+
+    /// The items of the checklists that guard the same phase as `milestone`, still unticked.
+    pub fn open_items_for(plan: &store::rollout::PlanState, milestone: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in plan
+            .gates
+            .iter()
+            .filter(|g| g.milestones.iter().any(|m| m == milestone))
+        {
+            for name in &g.checklists {
+                let Some(c) = plan.document.checklists.iter().find(|c| &c.name == name) else {
+                    continue;
+                };
+                for item in &c.items {
+                    let ticked = plan
+                        .ticks
+                        .iter()
+                        .any(|t| &t.checklist == name && &t.item == item && t.ticked);
+                    let line = format!(
+                        "{name} — {}",
+                        flags::plan::fill_placeholders(item, &plan.pilots)
+                    );
+                    if !ticked && !out.contains(&line) {
+                        out.push(line);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Feedback for the card `id`, if the last form was posted from it.
+    #[component]
+    fn Said(feedback: Option<Feedback>, id: &'static str) -> impl IntoView {
+        feedback.filter(|f| f.at == id).map(said)
+    }
+
+    fn said(f: Feedback) -> impl IntoView {
+        view! {
+            <div class=if f.ok { "toast ok" } else { "toast err" } role=if f.ok { "status" } else { "alert" }
+                data-testid=if f.ok { "plan-done" } else { "plan-error" }>
+                <p>{f.text}</p>
+                {f.detail.map(|d| view! { <details><summary>"Details"</summary><p class="small mono">{d}</p></details> })}
+            </div>
+        }
+    }
 
     /// Each guard's series over the monitoring window (the phase so far, at least 24 h, at most 72 h)
     /// as an SVG, or why there is none. Per-tenant guards show the tenants with the flag ON against
@@ -296,13 +535,190 @@ mod ssr {
         view! { <input type="hidden" name=name value=value /> }
     }
 
+    /// One gate of the next phase as a to-do item.
+    struct Todo {
+        label: String,
+        done: bool,
+        /// Who can close it, in words.
+        who: String,
+        /// Where it is done.
+        href: String,
+        /// What stands in the way now (open items).
+        detail: Option<String>,
+    }
+
+    fn roles_text(roles: &[Role]) -> String {
+        roles
+            .iter()
+            .map(|r| r.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The gates into the next phase as groups of to-do items: wait, checklists, sign-offs,
+    /// guards, migrations, approval (and the pause, when there is one). Done or not comes from
+    /// the write path's own verdict (`plan.unmet`), so the list and a refusal never disagree.
+    fn todos(plan: &store::rollout::PlanState) -> Vec<(&'static str, Vec<Todo>)> {
+        use flags::plan::Unmet;
+        let Some(next) = plan.next else {
+            return Vec::new();
+        };
+        let gates = plan.gates.iter().find(|g| g.phase == next);
+        let mut groups: Vec<(&'static str, Vec<Todo>)> = Vec::new();
+        if let Some(p) = &plan.paused {
+            groups.push((
+                "Paused",
+                vec![Todo {
+                    label: format!("Resume the rollout ({})", p.reason),
+                    done: false,
+                    who: "a product owner or an admin, after looking at the guards".into(),
+                    href: "#plan-gates".into(),
+                    detail: None,
+                }],
+            ));
+        }
+        if let Some(g) = gates {
+            if g.min_window_hours > 0 {
+                let left = plan.unmet.iter().find_map(|u| match u {
+                    Unmet::Window { remaining_secs } => Some(*remaining_secs),
+                    _ => None,
+                });
+                groups.push((
+                    "Wait",
+                    vec![Todo {
+                        label: format!("{} h of monitoring in {}", g.min_window_hours, plan.phase),
+                        done: left.is_none(),
+                        who: "nobody: time does it".into(),
+                        href: "#guards".into(),
+                        detail: left.map(|s| format!("{} left", crate::format::human_age(s))),
+                    }],
+                ));
+            }
+            let mut items = Vec::new();
+            for name in &g.checklists {
+                let Some(c) = plan.document.checklists.iter().find(|c| &c.name == name) else {
+                    items.push(Todo {
+                        label: format!("Checklist “{name}”"),
+                        done: false,
+                        who: "a product owner: the plan has no such checklist".into(),
+                        href: "#plan-gates".into(),
+                        detail: None,
+                    });
+                    continue;
+                };
+                let open = c
+                    .items
+                    .iter()
+                    .filter(|i| plan.unmet.iter().any(|u| matches!(u, Unmet::Unticked { checklist, item } if checklist == name && &item == i)))
+                    .count();
+                items.push(Todo {
+                    label: format!(
+                        "{name}: {} of {} ticked",
+                        c.items.len() - open,
+                        c.items.len()
+                    ),
+                    done: open == 0,
+                    who: roles_text(TICKERS),
+                    href: format!("#{}", checklist_anchor(name)),
+                    detail: None,
+                });
+            }
+            if !items.is_empty() {
+                groups.push(("Checklists", items));
+            }
+            let items: Vec<Todo> =
+                g.milestones
+                    .iter()
+                    .map(|m| {
+                        let owner = plan
+                            .document
+                            .milestones
+                            .iter()
+                            .find(|x| &x.name == m)
+                            .map(|x| x.owner.clone())
+                            .unwrap_or_default();
+                        let who = flags::change::owner_roles(&owner)
+                            .map(roles_text)
+                            .unwrap_or(owner);
+                        Todo {
+                            label: format!("Sign “{m}”"),
+                            done: !plan.unmet.iter().any(
+                                |u| matches!(u, Unmet::Unsigned { milestone } if milestone == m),
+                            ),
+                            who,
+                            href: "#signoffs".into(),
+                            detail: None,
+                        }
+                    })
+                    .collect();
+            if !items.is_empty() {
+                groups.push(("Sign-offs", items));
+            }
+            let items: Vec<Todo> = g
+                .guards
+                .iter()
+                .map(|name| {
+                    let title = plan
+                        .guards
+                        .iter()
+                        .find(|x| &x.name == name)
+                        .map(|x| x.title.clone())
+                        .unwrap_or_else(|| name.clone());
+                    let state = plan.unmet.iter().find_map(|u| match u {
+                        Unmet::Guard { guard, state } if guard == name => Some(state.clone()),
+                        _ => None,
+                    });
+                    Todo {
+                        label: format!("{title} is normal"),
+                        done: state.is_none(),
+                        who: "the on-call engineer watches it; it clears when the metric does"
+                            .into(),
+                        href: "#guards".into(),
+                        detail: state,
+                    }
+                })
+                .collect();
+            if !items.is_empty() {
+                groups.push(("Guards", items));
+            }
+            if g.migrations {
+                groups.push((
+                    "Migrations",
+                    vec![Todo {
+                        label: "Every migration applied, none drifted".into(),
+                        done: !plan.unmet.iter().any(|u| matches!(u, Unmet::Migrations)),
+                        who: "a DBA".into(),
+                        href: "/dba/migrations".into(),
+                        detail: None,
+                    }],
+                ));
+            }
+        }
+        if plan.settings.approvals_required {
+            groups.push((
+                "Approval",
+                vec![Todo {
+                    label: "A second person approves this exact change".into(),
+                    done: !plan
+                        .unmet
+                        .iter()
+                        .any(|u| matches!(u, Unmet::Approval { .. })),
+                    who: roles_text(&plan.settings.approver_roles),
+                    href: "#approvals".into(),
+                    detail: None,
+                }],
+            ));
+        }
+        groups
+    }
+
     /// The panel: the gates of the next phase, guards, approvals, sign-offs, checklists, contacts
     /// and (admins) the settings, with the forms `user`'s role may use.
     #[component]
     pub fn PlanBody(
         plan: store::rollout::PlanState,
         user: crate::auth::UserView,
-        error: Option<String>,
+        feedback: Option<Feedback>,
         charts: Vec<(String, Result<String, String>)>,
     ) -> impl IntoView {
         let key = plan.flag_key.clone();
@@ -319,31 +735,82 @@ mod ssr {
             .collect();
         let asked = current.iter().any(|r| r.requester() == user.username);
         let k = key.clone();
+        let groups = todos(&plan);
+        let total: usize = groups.iter().map(|(_, items)| items.len()).sum();
+        let done: usize = groups
+            .iter()
+            .map(|(_, items)| items.iter().filter(|t| t.done).count())
+            .sum();
+        let open = total - done;
+        let pending_for_me: Vec<&store::approvals::ChangeRequest> = current
+            .iter()
+            .filter(|r| r.approved_by.is_none() && may_approve && r.requester() != user.username)
+            .collect();
         let gates = view! {
-            <div class="card" data-testid="plan-gates">
+            <div class="card" id="plan-gates" data-testid="plan-gates">
                 <h3>{match &next {
                     Some(n) => format!("Gates into {n}"),
                     None => "At 100%: no further phase".to_string(),
                 }}</h3>
-                <p class="muted small">{format!("Phase {} since {} UTC.", plan.phase, when(plan.phase_since))}</p>
+                <p class="muted small">{format!("Phase {} since {}.", plan.phase, when(plan.phase_since))}</p>
                 {plan.decision_overdue.then(|| view! {
                     <p class="error" role="alert" data-testid="decision-overdue">"The decision on this phase is overdue: widen or roll back."</p>
                 })}
-                {next.is_some().then(|| if gates_hold {
-                    view! { <p class="ok" data-testid="gates-ok">"Every gate holds."</p> }.into_any()
-                } else {
-                    view! {
+                {(!pending_for_me.is_empty()).then(|| view! {
+                    <p class="notice warn" data-testid="approval-waiting">
+                        {format!("{} change(s) wait for your approval — ", pending_for_me.len())}
+                        <a href="#approvals">"see Approvals"</a>"."
+                    </p>
+                })}
+                {next.is_some().then(|| view! {
+                    <p class="todo-progress" data-testid="gates-done">
+                        <strong>{format!("{done} of {total} done")}</strong>
+                        {if open == 0 { " — every gate holds.".to_string() } else { format!(" — {open} still open.") }}
+                    </p>
+                    <progress max=total.max(1).to_string() value=done.to_string() aria-hidden="true"></progress>
+                })}
+                {(next.is_some() && gates_hold).then(|| view! { <p class="ok" data-testid="gates-ok">"Every gate holds."</p> })}
+                <div class="todo" data-testid="gate-todo">
+                    {groups.into_iter().map(|(group, items)| {
+                        let n = items.len();
+                        let d = items.iter().filter(|t| t.done).count();
+                        view! {
+                            <section class="todo-group" data-group=group>
+                                <h4>{group}<span class="muted small">{format!(" · {d} of {n}")}</span></h4>
+                                <ul>
+                                    {items.into_iter().map(|t| view! {
+                                        <li class=if t.done { "done" } else { "open" } data-testid="todo-item" data-done=t.done.to_string()>
+                                            <span class="mark" aria-hidden="true">{if t.done { "✓" } else { "○" }}</span>
+                                            <span class="sr-only">{if t.done { "Done: " } else { "Open: " }}</span>
+                                            {t.label}
+                                            {t.detail.map(|d| view! { <span class="muted small">{format!(" — {d}")}</span> })}
+                                            {(!t.done).then(|| view! {
+                                                <span class="who small">" · "{t.who}" · "<a href=t.href>"go there"</a></span>
+                                            })}
+                                        </li>
+                                    }).collect_view()}
+                                </ul>
+                            </section>
+                        }
+                    }).collect_view()}
+                </div>
+                {(next.is_some() && !gates_hold).then(|| view! {
+                    <details class="small">
+                        <summary>"Details for engineers"</summary>
                         <ul class="unmet" data-testid="unmet">
                             {plan.unmet_text.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}
                         </ul>
-                    }.into_any()
+                        {plan.proposal.clone().map(|p| view! {
+                            <p data-testid="proposal-hash">"Change " <code>{p.hash.clone()}</code></p>
+                        })}
+                    </details>
                 })}
                 {plan.proposal.clone().map(|p| view! {
                     <p class="small" data-testid="proposal">
-                        {format!("Advancing to {} turns {} tenants on and {} off (change ", p.to, p.turned_on, p.turned_off)}
-                        <code title=p.hash.clone()>{p.hash.chars().take(12).collect::<String>()}</code>")."
+                        {format!("Advancing to {} turns {} tenant(s) ON and {} OFF.", p.to, p.turned_on, p.turned_off)}
                     </p>
                 })}
+                <Said feedback=feedback.clone() id="plan-gates" />
                 {(next.is_some() && edits).then(|| view! {
                     <div class="actions">
                         {(plan.settings.approvals_required && !asked).then(|| view! {
@@ -354,7 +821,10 @@ mod ssr {
                         })}
                         <form method="post" action="/rpc/plan_advance" class="inline">
                             <Hidden name="key" value=k.clone() />
-                            <button type="submit" class="btn primary" data-testid="plan-advance">{format!("Advance to {}", next.clone().unwrap_or_default())}</button>
+                            <button type="submit" class=if gates_hold { "btn primary" } else { "btn" } data-testid="plan-advance">{
+                                let to = next.clone().unwrap_or_default();
+                                if gates_hold { format!("Advance to {to}") } else { format!("Advance to {to} ({open} gate(s) open)") }
+                            }</button>
                         </form>
                     </div>
                 })}
@@ -372,8 +842,9 @@ mod ssr {
         let requests = (!plan.requests.is_empty()).then(|| {
             let k = key.clone();
             view! {
-                <div class="card">
+                <div class="card" id="approvals">
                     <h3>"Approvals"</h3>
+                    <Said feedback=feedback.clone() id="approvals" />
                     <table class="table" data-testid="change-requests">
                         <thead><tr><th>"Change"</th><th>"Asked by"</th><th>"Approved by"</th><th>"State"</th><th></th></tr></thead>
                         <tbody>
@@ -408,8 +879,9 @@ mod ssr {
         let checklists = plan.document.checklists.iter().map(|c| {
             let k = key.clone();
             view! {
-                <div class="card checklist" data-testid="checklist" data-name=c.name.clone()>
+                <div class="card checklist" id=checklist_anchor(&c.name) data-testid="checklist" data-name=c.name.clone()>
                     <h3>{c.name.clone()}</h3>
+                    {feedback.clone().filter(|f| f.at == checklist_anchor(&c.name)).map(said)}
                     <ul>
                         {c.items.iter().map(|item| {
                             let tick = plan.ticks.iter().find(|t| t.checklist == c.name && &t.item == item);
@@ -418,7 +890,7 @@ mod ssr {
                                 if t.note.is_empty() { String::new() } else { format!(" — {}", t.note) }));
                             view! {
                                 <li data-testid="checklist-item" data-item=item.clone() data-ticked=ticked.to_string()>
-                                    <span class="box">{if ticked { "☑" } else { "☐" }}</span>" "{item.clone()}
+                                    <span class="box">{if ticked { "☑" } else { "☐" }}</span>" "{flags::plan::fill_placeholders(item, &plan.pilots)}
                                     {by.map(|b| view! { <span class="muted small">" "{b}</span> })}
                                     {may_tick.then(|| view! {
                                         <form method="post" action="/rpc/plan_tick" class="inline">
@@ -439,8 +911,9 @@ mod ssr {
         }).collect_view();
         let k = key.clone();
         let signoffs = view! {
-            <div class="card">
+            <div class="card" id="signoffs">
                 <h3>"Sign-off"</h3>
+                <Said feedback=feedback.clone() id="signoffs" />
                 <table class="table" data-testid="signoffs">
                     <thead><tr><th>"Milestone"</th><th>"Owner"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
                     <tbody>
@@ -458,13 +931,22 @@ mod ssr {
                                         Some(s) => format!("Withdrawn by {}", s.actor),
                                         None => "Pending".to_string(),
                                     }}</td>
-                                    <td>{may_sign.then(|| view! {
-                                        <form method="post" action="/rpc/plan_sign" class="inline">
-                                            <Hidden name="key" value=k.clone() />
-                                            <Hidden name="milestone" value=m.name.clone() />
-                                            <Hidden name="signed" value=(!signed).to_string() />
-                                            <button type="submit" class="btn small" data-testid="sign">{if signed { "Withdraw" } else { "Sign" }}</button>
-                                        </form>
+                                    <td>{may_sign.then(|| {
+                                        let open = if signed { Vec::new() } else { open_items_for(&plan, &m.name) };
+                                        view! {
+                                            <form method="post" action="/rpc/plan_sign" class="inline">
+                                                <Hidden name="key" value=k.clone() />
+                                                <Hidden name="milestone" value=m.name.clone() />
+                                                <Hidden name="signed" value=(!signed).to_string() />
+                                                {(!open.is_empty()).then(|| view! {
+                                                    <label class="small confirm" data-testid="sign-incomplete">
+                                                        <input type="checkbox" name="incomplete" value="confirmed" required />
+                                                        {format!(" Sign with {} checklist item(s) still open (recorded)", open.len())}
+                                                    </label>
+                                                })}
+                                                <button type="submit" class="btn small" data-testid="sign">{if signed { "Withdraw" } else { "Sign" }}</button>
+                                            </form>
+                                        }
                                     })}</td>
                                 </tr>
                             }
@@ -480,8 +962,9 @@ mod ssr {
             .map(|c| format!("{} | {}\n", c.role, c.contact))
             .collect();
         let contacts = view! {
-            <div class="card">
+            <div class="card" id="contacts">
                 <h3>"Contacts"</h3>
+                <Said feedback=feedback.clone() id="contacts" />
                 <table class="table" data-testid="contacts">
                     <thead><tr><th>"Role"</th><th>"Contact"</th></tr></thead>
                     <tbody>
@@ -504,7 +987,7 @@ mod ssr {
             view! {
                 <div class="banner err" role="alert" data-testid="paused-banner">
                     <strong>"Rollout paused"</strong>
-                    {format!(" since {} UTC — {}. Nothing advances until a person resumes it.", when(p.at), p.reason)}
+                    {format!(" since {} — {}. Nothing advances until a person resumes it.", when(p.at), p.reason)}
                     {edits.then(|| view! {
                         <form method="post" action="/rpc/plan_resume" class="inline">
                             <Hidden name="key" value=k.clone() />
@@ -519,7 +1002,7 @@ mod ssr {
                 let state = plan.guard_states.iter().find(|s| s.guard == g.name);
                 let level = state.map(|s| s.level.clone()).unwrap_or_else(|| "hold".into());
                 let detail = state
-                    .map(|s| format!("{} · read {} UTC", s.detail, when(s.at)))
+                    .map(|s| format!("{} · read {}", s.detail, when(s.at)))
                     .unwrap_or_else(|| "no reading yet".into());
                 let chart = charts.iter().find(|(n, _)| n == &g.name).map(|(_, c)| c.clone());
                 view! {
@@ -547,7 +1030,7 @@ mod ssr {
                 }
             }).collect_view();
             view! {
-                <div class="card" data-testid="guards">
+                <div class="card" id="guards" data-testid="guards">
                     <h3>"Guards"</h3>
                     <p class="muted small">{format!(
                         "Read during every monitoring window; an alert pauses the rollout{}. Too little data holds.",
@@ -569,8 +1052,9 @@ mod ssr {
             .collect::<Vec<_>>()
             .join(", ");
         let settings = (role == Role::Admin).then(|| view! {
-            <div class="card">
+            <div class="card" id="settings">
                 <h3>"Approvals and automation"</h3>
+                <Said feedback=feedback.clone() id="settings" />
                 <form method="post" action="/rpc/plan_settings" class="form" data-testid="plan-settings">
                     <Hidden name="key" value=key.clone() />
                     <label><input type="checkbox" name="approvals_required" value="on" checked=plan.settings.approvals_required />" A second user approves each phase change"</label>
@@ -599,7 +1083,6 @@ mod ssr {
             </div>
         });
         view! {
-            {error.map(|e| view! { <p class="error" role="alert" data-testid="plan-error">{e}</p> })}
             {paused}
             {gates}
             {guards}

@@ -33,6 +33,9 @@ test('a product owner pilots two tenants, previews 10% exactly, saves, and rolls
   expect(saved).toEqual(previewed);
   await expect(page.getByTestId('current-phase')).toHaveText('10%');
   expect((await features('acme-logistics'))[FLAG]).toBe(true);
+  // One's own save is never someone else's change: the live stream's event for it does not warn.
+  await page.waitForTimeout(1_500);
+  await expect(page.getByTestId('stale-warning')).toHaveCount(0);
 
   // The kill switch states the blast radius, then turns every tenant OFF.
   page.once('dialog', async (d) => {
@@ -91,6 +94,8 @@ test('a raw SQL change shows up on an open flag page without a reload, and warns
     await page.getByTestId('phase-50%').click();
     sql(`UPDATE feature_flags SET enabled = false WHERE key = '${FLAG}' AND tenant_id IS NULL;`);
     await expect(page.getByTestId('stale-warning')).toBeVisible({ timeout: 5_000 });
+    // A real conflict names who changed what, and how.
+    await expect(page.getByTestId('stale-warning')).toContainText('changed the global switch through SQL');
   } finally {
     sql(`UPDATE feature_flags SET enabled = false WHERE key = '${FLAG}' AND tenant_id IS NULL;`);
   }

@@ -510,10 +510,45 @@ pub fn decision_overdue(gates: &PhaseGates, facts: &GateFacts) -> bool {
         .is_some_and(|h| facts.now.saturating_sub(facts.phase_since) > i64::from(h) * 3600)
 }
 
+/// A checklist item as people read it: the seed's placeholders for the chosen pilots
+/// (`<tenant_id_a>`, `<tenant_id_b>`, `<tenant_id_c>`) filled with the flag's pilots in order, or
+/// "not chosen yet" while there are fewer. The item itself (what a tick records) is unchanged.
+pub fn fill_placeholders(item: &str, pilots: &[String]) -> String {
+    let mut out = item.to_string();
+    for (i, letter) in ["a", "b", "c"].iter().enumerate() {
+        let placeholder = format!("<tenant_id_{letter}>");
+        if out.contains(&placeholder) {
+            let with = pilots
+                .get(i)
+                .map_or_else(|| "not chosen yet".to_string(), Clone::clone);
+            out = out.replace(&format!("`{placeholder}`"), &with);
+            out = out.replace(&placeholder, &with);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_name_the_chosen_pilots() {
+        let pilots = vec!["acme-logistics".to_string()];
+        assert_eq!(
+            fill_placeholders("Tenant A: `<tenant_id_a>`", &pilots),
+            "Tenant A: acme-logistics"
+        );
+        assert_eq!(
+            fill_placeholders("Tenant B: `<tenant_id_b>`", &pilots),
+            "Tenant B: not chosen yet"
+        );
+        assert_eq!(
+            fill_placeholders("No errors in logs", &pilots),
+            "No errors in logs"
+        );
+    }
 
     const SEED: &str = SEED_PLAN;
 

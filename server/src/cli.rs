@@ -31,6 +31,17 @@ pub enum Command {
     },
     /// Apply pending migrations and print the migration status.
     Migrate,
+    /// Demo only: serve synthetic SaaS metrics for the seed plan's guards on `/metrics` (healthy;
+    /// `POST /error-rate?ratio=0.02` makes the API error rate bad). `scripts/run` starts it with
+    /// a Prometheus scraping it. Needs no database.
+    DemoMetrics {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        addr: SocketAddr,
+        /// Share of requests that fail at start (0.0002 = 0.02%).
+        #[arg(long, default_value_t = 0.0002)]
+        error_ratio: f64,
+    },
     /// Load demo tenants (idempotent).
     SeedDemo {
         /// How many demo tenants to ensure.
@@ -201,6 +212,9 @@ fn print_change(what: &str, c: &store::flags::Change) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::DemoMetrics { addr, error_ratio }) = cli.command {
+        return crate::demo_metrics::serve(addr, error_ratio).await;
+    }
     let url = cli
         .database_url
         .context("DATABASE_URL is not set (pass --database-url or set the variable)")?;
@@ -214,6 +228,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 store::migrate(&pool).await.context("applying migrations")?;
             }
             crate::startup::serve(pool, url, addr).await
+        }
+        Command::DemoMetrics { addr, error_ratio } => {
+            crate::demo_metrics::serve(addr, error_ratio).await
         }
         Command::Migrate => {
             store::migrate(&pool).await.context("applying migrations")?;

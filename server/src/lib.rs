@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod csrf;
+pub mod demo_metrics;
 pub mod error;
 pub mod export;
 pub mod health;

@@ -188,3 +188,50 @@ pub(crate) async fn mark_applied(
     .await?;
     Ok(())
 }
+
+/// A change request waiting for someone's approval.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Waiting {
+    /// Request id.
+    pub id: i64,
+    /// Flag.
+    pub flag_key: String,
+    /// Phase before and after.
+    pub from_phase: String,
+    /// Phase after.
+    pub to_phase: String,
+    /// Tenants it turns on.
+    pub turned_on: i32,
+    /// The person who asked.
+    pub requester: String,
+    /// When.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The requests `role` may approve that wait for it: not approved, not applied, made on the
+/// flag's current version, asked by someone other than `person`, on a flag whose plan lets
+/// `role` approve (a flag without a stored plan has the seed's approvers: product owner, admin).
+/// Newest first, at most 50. The plan page says exactly which are still the change the flag
+/// would make; this list is what the navigation and the dashboard count.
+pub async fn waiting_for(
+    pool: &crate::PgPool,
+    role: &str,
+    person: &str,
+) -> Result<Vec<Waiting>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, r.flag_key, r.from_phase, r.to_phase, r.turned_on, \
+                COALESCE(r.requested_by_person, r.requested_by) AS requester, r.requested_at \
+         FROM change_requests r \
+         JOIN flags f ON f.key = r.flag_key \
+         LEFT JOIN rollout_plans p ON p.flag_key = r.flag_key \
+         WHERE r.applied_at IS NULL AND r.approved_by IS NULL \
+           AND (r.flag_version IS NULL OR r.flag_version = f.version) \
+           AND $1 = ANY (COALESCE(p.approver_roles, ARRAY['product_owner', 'admin'])) \
+           AND COALESCE(r.requested_by_person, r.requested_by) <> $2 \
+         ORDER BY r.id DESC LIMIT 50",
+    )
+    .bind(role)
+    .bind(person)
+    .fetch_all(pool)
+    .await?)
+}

@@ -100,6 +100,21 @@ async fn fetch(pool: &PgPool, q: &AuditQuery, limit: i64) -> Result<Vec<AuditRow
     .await?)
 }
 
+/// The newest audit entry of a change that moved the flag's version (a rollout applied or rolled
+/// back, a `feature_flags` row written by any door, the flag created): who changed it last, for
+/// the editor's conflict warning. Plan ticks and sign-offs do not count.
+pub async fn last_flag_change(pool: &PgPool, key: &str) -> Result<Option<AuditRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, at, actor, source, action, flag_key, tenant_id, before, after FROM audit_log \
+         WHERE flag_key = $1 \
+           AND (action LIKE 'rollout.%' OR action LIKE 'feature_flag.%' OR action LIKE 'flag.%') \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// The state of one flag at a moment in the past, rebuilt from the audit log.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -464,6 +464,20 @@ pub async fn sign(
     signed: bool,
     role: Role,
 ) -> Result<SignoffRow, Error> {
+    sign_noting(pool, actor, key, milestone, signed, role, &[]).await
+}
+
+/// [`sign`], recording in the audit entry the checklist items that were still open when the
+/// signer confirmed signing anyway (the web app asks first).
+pub async fn sign_noting(
+    pool: &PgPool,
+    actor: &Actor,
+    key: &str,
+    milestone: &str,
+    signed: bool,
+    role: Role,
+    open_items: &[String],
+) -> Result<SignoffRow, Error> {
     let mut tx = pool.begin().await?;
     actor.apply(&mut tx).await?;
     hold_flag(&mut tx, key).await?;
@@ -497,8 +511,11 @@ pub async fn sign(
     .bind(role.as_str())
     .fetch_one(&mut *tx)
     .await?;
-    let details =
+    let mut details =
         serde_json::json!({ "milestone": milestone, "signed": signed, "role": role.as_str() });
+    if !open_items.is_empty() {
+        details["signed_with_open_items"] = serde_json::json!(open_items);
+    }
     actor
         .audit(
             &mut tx,

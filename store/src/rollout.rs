@@ -677,6 +677,8 @@ pub struct PlanState {
     pub requests: Vec<ChangeRequest>,
     /// Plan version (0: the seed template, not stored yet).
     pub version: i64,
+    /// The flag's pilots, sorted (they fill the plan's `<tenant_id_a>` placeholders).
+    pub pilots: Vec<String>,
 }
 
 /// The plan of `key` (the seed template while none is stored; reading writes nothing) with the
@@ -742,6 +744,7 @@ pub async fn plan_state(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<
         ticks,
         signoffs,
         version: plan.version,
+        pilots: rollout.pilots.iter().cloned().collect(),
     })
 }
 
