@@ -96,7 +96,19 @@ pub async fn plan_sign(
         let ctx = crate::server_context()?;
         let open = if signed {
             let plan = store::rollout::plan_state(&ctx.pool, &key, chrono::Utc::now()).await?;
-            ssr::open_items_for(&plan, &milestone)
+            // Only the milestone's owner is asked (anyone else is refused by the write below).
+            let owns = plan
+                .document
+                .milestones
+                .iter()
+                .find(|m| m.name == milestone)
+                .and_then(|m| flags::change::owner_roles(&m.owner).ok())
+                .is_some_and(|roles| roles.contains(&user.role));
+            if owns {
+                ssr::open_items_for(&plan, &milestone)
+            } else {
+                Vec::new()
+            }
         } else {
             Vec::new()
         };

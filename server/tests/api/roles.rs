@@ -101,11 +101,13 @@ fn rpc_rule(
         "/rpc/whoami" | "/rpc/logout" => (None, String::new(), form),
         "/rpc/login" => (None, "username=nobody&password=x".into(), form),
         "/rpc/audit_page" => (Some(ALL), json!({"filter": {}}).to_string(), json),
-        "/rpc/dashboard" | "/rpc/list_flags" | "/rpc/flags_page" => (Some(ALL), String::new(), form),
+        "/rpc/dashboard" | "/rpc/list_flags" | "/rpc/flags_page" | "/rpc/approvals_waiting" => {
+            (Some(ALL), String::new(), form)
+        }
         "/rpc/migration_status" | "/rpc/db_health" | "/rpc/list_backups" | "/rpc/take_backup" => {
             (Some(DBA), String::new(), form)
         }
-        "/rpc/flag_editor" | "/rpc/plan_panel" => (Some(ALL), k, form),
+        "/rpc/flag_editor" | "/rpc/plan_panel" | "/rpc/flag_page_summary" => (Some(ALL), k, form),
         "/rpc/save_rollout" | "/rpc/request_rollout" => (
             Some(EDITORS),
             json!({"key": FLAG, "rollout": {"phase": "off", "pilots": [], "constraints": []}, "version": 0}).to_string(),

@@ -106,7 +106,8 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
     let viewer = sign_in(&app, "vera", "viewer").await;
     let key = format!("key={FLAG}");
 
-    // QA ticks a smoke-test item and signs "Smoke tests passed".
+    // QA ticks a smoke-test item and signs "Smoke tests passed" — with the rest of its checklists
+    // still open, only when confirming it (the open items are named, then recorded).
     let res = form(&app, &qa, "plan_tick", &format!("{key}&checklist=Smoke+Test+%28Existing+Features%29&item=Login+works&ticked=true&note=ok+on+staging")).await;
     assert!(res.status.is_success(), "{} {}", res.status, res.text);
     let res = form(
@@ -116,7 +117,24 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         &format!("{key}&milestone=Smoke+tests+passed&signed=true"),
     )
     .await;
+    assert!(!res.status.is_success(), "{} {}", res.status, res.text);
+    assert!(res.text.contains("open checklist item"), "{}", res.text);
+    assert!(res.text.contains("Dashboard loads"), "{}", res.text);
+    let res = form(
+        &app,
+        &qa,
+        "plan_sign",
+        &format!("{key}&milestone=Smoke+tests+passed&signed=true&incomplete=confirmed"),
+    )
+    .await;
     assert!(res.status.is_success(), "{} {}", res.status, res.text);
+    let open: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT after -> 'signed_with_open_items' FROM audit_log WHERE action = 'plan.signoff' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(open.unwrap().as_array().unwrap().len() >= 9);
     // …but not a Product milestone, nor advance, nor change settings.
     let res = form(
         &app,
@@ -216,4 +234,46 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(stored[0]["name"], "errors");
+}
+
+/// Without JavaScript a plan form comes back to the flag page at its own card, saying what
+/// happened: `?done=` after a success, `?err=` after a refusal (in words; the page shows it next
+/// to the control).
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn plan_forms_without_javascript_come_back_to_their_card(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let qa = sign_in(&app, "quinn", "qa").await;
+    let post = |endpoint: &'static str, body: String| {
+        let cookie = qa.clone();
+        let app = &app;
+        async move {
+            app.raw(
+                axum::http::Request::post(format!("/rpc/{endpoint}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("accept", "text/html,application/xhtml+xml")
+                    .header("referer", format!("http://localhost/flags/{FLAG}"))
+                    .header("cookie", cookie)
+                    .body(axum::body::Body::from(body))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let res = post(
+        "plan_tick",
+        format!("key={FLAG}&checklist=Prerequisites&item=All+staging+tests+passed&ticked=true"),
+    )
+    .await;
+    assert!(res.status.is_redirection(), "{} {}", res.status, res.text);
+    let to = res.headers["location"].to_str().unwrap().to_string();
+    assert!(
+        to.starts_with(&format!("/flags/{FLAG}?done=Ticked"))
+            && to.ends_with("&at=checklist-prerequisites#checklist-prerequisites"),
+        "{to}"
+    );
+    // QA may not advance: refused, back at the gates with the reason.
+    let res = post("plan_advance", format!("key={FLAG}")).await;
+    assert!(res.status.is_redirection(), "{} {}", res.status, res.text);
+    let to = res.headers["location"].to_str().unwrap().to_string();
+    assert!(to.contains("?err=") && to.ends_with("#plan-gates"), "{to}");
 }
