@@ -41,10 +41,14 @@ pub struct DashboardData {
     pub waiting: Vec<(String, String, String, i32, String)>,
 }
 
-/// How many change requests wait for the signed-in user's approval (the navigation's badge).
+/// How many change requests wait for the signed-in user's approval (the navigation's badge; 0
+/// when nobody is signed in, like `whoami`'s `None`: the header asks on every page, the sign-in
+/// page included).
 #[server(prefix = "/rpc", endpoint = "approvals_waiting")]
 pub async fn approvals_waiting() -> Result<usize, AppError> {
-    let user = crate::auth::require(&crate::auth::Role::ALL).await?;
+    let Some(user) = crate::auth::whoami().await? else {
+        return Ok(0);
+    };
     let ctx = crate::server_context()?;
     Ok(
         store::approvals::waiting_for(&ctx.pool, user.role.as_str(), &user.username)

@@ -110,7 +110,7 @@ test('an approval request shows up for approvers: in the navigation, on the dash
   await expect(page.getByTestId('nav-approvals')).toHaveCount(0);
   await expect(page.getByTestId('dash-waiting')).toHaveCount(0);
   // Make QA an approver of this flag: now it waits for QA.
-  expect((await admin('PUT', `${plan}/settings`, { approvals_required: true, approver_roles: ['qa', 'admin'], auto_advance: false })).status).toBe(200);
+  expect((await admin('PUT', `${plan}/settings`, { approvals_required: true, approver_roles: ['qa', 'admin'], auto_advance: false })).ok).toBe(true);
   await page.reload();
   await expect(page.getByTestId('nav-approvals')).toHaveText(/1/);
   await expect(page.getByTestId('dash-waiting')).toContainText(FLAG);

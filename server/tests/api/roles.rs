@@ -98,12 +98,10 @@ fn rpc_rule(
     let json = "application/json";
     let k = format!("key={FLAG}");
     let (roles, body, ct): (Option<&'static [&'static str]>, String, &'static str) = match path {
-        "/rpc/whoami" | "/rpc/logout" => (None, String::new(), form),
+        "/rpc/whoami" | "/rpc/logout" | "/rpc/approvals_waiting" => (None, String::new(), form),
         "/rpc/login" => (None, "username=nobody&password=x".into(), form),
         "/rpc/audit_page" => (Some(ALL), json!({"filter": {}}).to_string(), json),
-        "/rpc/dashboard" | "/rpc/list_flags" | "/rpc/flags_page" | "/rpc/approvals_waiting" => {
-            (Some(ALL), String::new(), form)
-        }
+        "/rpc/dashboard" | "/rpc/list_flags" | "/rpc/flags_page" => (Some(ALL), String::new(), form),
         "/rpc/migration_status" | "/rpc/db_health" | "/rpc/list_backups" | "/rpc/take_backup" => {
             (Some(DBA), String::new(), form)
         }
