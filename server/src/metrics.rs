@@ -90,6 +90,15 @@ fn describe() {
         "Age of the snapshot being served."
     );
     describe_gauge!("tenantry_listen_up", "1 while LISTEN/NOTIFY is connected.");
+    describe_counter!(
+        "tenantry_snapshot_loads_total",
+        "Snapshot updates by kind: delta (a catch-up from the change outbox) or full (everything loaded)."
+    );
+    describe_histogram!(
+        "tenantry_snapshot_catch_up_seconds",
+        Unit::Seconds,
+        "Time of each catch-up from the change outbox (read and apply)."
+    );
     describe_gauge!(
         "tenantry_db_pool_connections",
         "Database pool connections by state."

@@ -9,7 +9,7 @@ use axum::{
 };
 use flags::Reason;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::{
@@ -30,7 +30,26 @@ pub struct OfrepSuccess {
     /// `on` or `off`.
     pub variant: &'static str,
     /// Tenantry's own reason and the snapshot version.
-    pub metadata: Map<String, Value>,
+    pub metadata: OfrepMetadata,
+}
+
+/// An evaluation's metadata (OFREP's free-form `metadata`): Tenantry's reason code, the bucket
+/// and percentage of a percentage rollout, and the snapshot version it was decided on. Keys in the
+/// order a JSON object map wrote them before this was a struct (sorted), so answers are unchanged.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfrepMetadata {
+    /// The tenant's bucket (1–100), for a percentage rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<u32>,
+    /// The rollout's percentage, for a percentage rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<u32>,
+    /// The snapshot version the decision was made on.
+    #[serde(rename = "snapshotVersion")]
+    pub snapshot_version: u64,
+    /// Tenantry's reason: `global`, `pilot`, `cohort`, `tenant_enabled`, `excluded`, `off`, …
+    #[serde(rename = "tenantryReason")]
+    pub tenantry_reason: &'static str,
 }
 
 /// A failed evaluation.
@@ -80,6 +99,9 @@ fn failure(
 
 /// The `targetingKey` of the request body, or the OFREP error response.
 fn targeting_key(body: &[u8], key: Option<&str>) -> Result<String, Fail> {
+    if let Some(tenant) = fast::targeting_key(body) {
+        return Ok(tenant);
+    }
     let doc: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -130,6 +152,101 @@ fn targeting_key(body: &[u8], key: Option<&str>) -> Result<String, Fail> {
     }
 }
 
+/// The common case read without building a `serde_json::Value`: a JSON object whose `context` is
+/// an object with a non-empty string `targetingKey` (other keys skipped). Anything else — or a
+/// duplicate key — is `None`, and the general path says exactly what is wrong.
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    struct Body(Option<String>);
+    struct Context(Option<String>);
+
+    /// The visitor of both objects: `field` is the one key kept.
+    struct Object<T> {
+        field: &'static str,
+        keep: fn(Option<String>) -> T,
+    }
+
+    impl<'de, T> Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let mut found: Option<Option<String>> = None;
+            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                if k != self.field {
+                    map.next_value::<IgnoredAny>()?;
+                } else if found.is_some() {
+                    return Err(de::Error::custom("duplicate key"));
+                } else if self.field == "context" {
+                    found = Some(map.next_value::<Context>()?.0);
+                } else {
+                    found = Some(Some(map.next_value::<Cow<'de, str>>()?.into_owned()));
+                }
+            }
+            Ok((self.keep)(found.flatten()))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Body {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Object {
+                field: "context",
+                keep: Body,
+            })
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Context {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Object {
+                field: "targetingKey",
+                keep: Context,
+            })
+        }
+    }
+
+    pub(super) fn targeting_key(body: &[u8]) -> Option<String> {
+        let key = serde_json::from_slice::<Body>(body).ok()?.0?;
+        let trimmed = key.trim();
+        (!trimmed.is_empty()).then(|| trimmed.to_string())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn only_the_plain_case_takes_the_fast_path() {
+            let fast = |b: &str| super::targeting_key(b.as_bytes());
+            assert_eq!(
+                fast(r#"{"context":{"targetingKey":" acme "}}"#).as_deref(),
+                Some("acme")
+            );
+            assert_eq!(
+                fast(r#"{"x":[1,{"y":2}],"context":{"a":1,"targetingKey":"acme"}}"#).as_deref(),
+                Some("acme")
+            );
+            for slow in [
+                "",
+                "[]",
+                r#"{"context":null}"#,
+                r#"{"context":["acme"]}"#,
+                r#"{"context":{"targetingKey":7}}"#,
+                r#"{"context":{"targetingKey":"  "}}"#,
+                r#"{"context":{"targetingKey":"a","targetingKey":"b"}}"#,
+                r#"{"context":{}}"#,
+                r#"[{"targetingKey":"acme"}]"#,
+            ] {
+                assert_eq!(fast(slow), None, "{slow}");
+            }
+        }
+    }
+}
+
 fn check_scope(caller: &Caller, tenant: &str) -> Result<(), ApiError> {
     match caller.scope {
         Scope::Server | Scope::Admin => Ok(()),
@@ -150,13 +267,16 @@ fn evaluate(snap: &crate::live::LiveSnapshot, key: &str, tenant: &str) -> OfrepS
         Reason::Off if snap.is_disabled(key) => "DISABLED",
         _ => "DEFAULT",
     };
-    let mut metadata = Map::new();
-    metadata.insert("tenantryReason".into(), json!(d.reason.code()));
-    if let Reason::Cohort { bucket, percentage } = d.reason {
-        metadata.insert("bucket".into(), json!(bucket));
-        metadata.insert("percentage".into(), json!(percentage));
-    }
-    metadata.insert("snapshotVersion".into(), json!(snap.version()));
+    let (bucket, percentage) = match d.reason {
+        Reason::Cohort { bucket, percentage } => (Some(bucket), Some(percentage)),
+        _ => (None, None),
+    };
+    let metadata = OfrepMetadata {
+        bucket,
+        percentage,
+        snapshot_version: snap.version(),
+        tenantry_reason: d.reason.code(),
+    };
     OfrepSuccess {
         key: key.to_string(),
         value: d.on,
