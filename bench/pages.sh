@@ -33,18 +33,7 @@ PSQL=(psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1)
 timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
 PASSWORD=$(random_secret bench_)
 TENANTRY_PASSWORD="$PASSWORD" "$BIN" user add bench-admin --role admin --replace >/dev/null
-"${PSQL[@]}" -c "INSERT INTO feature_flags (key, tenant_id, enabled)
-    SELECT 'bench_' || lpad(i::text, 2, '0'), NULL, false FROM generate_series(1, $((FLAGS - 1))) AS i"
-mapfile -t KEYS < <("${PSQL[@]}" -c "SELECT key FROM flags ORDER BY key")
-setup() {
-    local key
-    for key in "${KEYS[@]}"; do
-        "$BIN" enable --flag "$key" --tenant "$DEMO_TENANT" --override "bench setup" >/dev/null
-        "$BIN" advance --flag "$key" --override "bench setup" >/dev/null
-        "$BIN" advance --flag "$key" --override "bench setup" >/dev/null
-    done
-}
-timed "${#KEYS[@]} flags to 50%" setup
+timed "$FLAGS flags to 50%" bench_flags_at_half "$BIN" "$FLAGS"
 "${PSQL[@]}" -c "VACUUM ANALYZE" >/dev/null
 note "feature_flags: $("${PSQL[@]}" -c "SELECT count(*) FROM feature_flags") rows"
 

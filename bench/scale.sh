@@ -51,20 +51,7 @@ timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
 SECRET=$(random_secret rg_server_)
 "$BIN" token create --scope server --name bench --value "$SECRET" >/dev/null
 
-# 19 more flags (a raw-SQL global row creates its flag), then each of the 20 flags at 50% with
-# one pilot, through the write path (past the plan's gates: a benchmark setup, audited).
-"${PSQL[@]}" -c "INSERT INTO feature_flags (key, tenant_id, enabled)
-    SELECT 'bench_' || lpad(i::text, 2, '0'), NULL, false FROM generate_series(1, $((FLAGS - 1))) AS i"
-mapfile -t KEYS < <("${PSQL[@]}" -c "SELECT key FROM flags ORDER BY key")
-setup() {
-    local key
-    for key in "${KEYS[@]}"; do
-        "$BIN" enable --flag "$key" --tenant "$DEMO_TENANT" --override "bench setup" >/dev/null
-        "$BIN" advance --flag "$key" --override "bench setup" >/dev/null
-        "$BIN" advance --flag "$key" --override "bench setup" >/dev/null
-    done
-}
-timed "${#KEYS[@]} flags to 50%" setup
+timed "$FLAGS flags to 50%" bench_flags_at_half "$BIN" "$FLAGS"
 ROWS=$("${PSQL[@]}" -c "SELECT count(*) FROM feature_flags")
 ON=$("${PSQL[@]}" -c "SELECT count(*) FROM feature_flags WHERE enabled")
 note "feature_flags: $ROWS rows, $ON enabled"

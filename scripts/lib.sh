@@ -165,6 +165,20 @@ YML
     OTHER_PIDS+=($!)
     wait_http "http://127.0.0.1:$port/-/ready" 30 || die "Prometheus did not start (see $dir/prometheus.log)"
 }
+# bench_flags_at_half BIN N — for the benchmarks over $DATABASE_URL: N flags in all (the seed's
+# and N-1 more, each created by a raw-SQL global row), each taken to 50% with one pilot through
+# the write path (past the plan's gates: a benchmark setup, audited). Leaves the keys in KEYS.
+bench_flags_at_half() {
+    local bin=$1 n=$2 key
+    psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -c "INSERT INTO feature_flags (key, tenant_id, enabled)
+        SELECT 'bench_' || lpad(i::text, 2, '0'), NULL, false FROM generate_series(1, $((n - 1))) AS i"
+    mapfile -t KEYS < <(psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -c "SELECT key FROM flags ORDER BY key")
+    for key in "${KEYS[@]}"; do
+        "$bin" enable --flag "$key" --tenant "$DEMO_TENANT" --override "bench setup" >/dev/null
+        "$bin" advance --flag "$key" --override "bench setup" >/dev/null
+        "$bin" advance --flag "$key" --override "bench setup" >/dev/null
+    done
+}
 # HAProxy for bench/multi.sh.
 ensure_haproxy() {
     have haproxy && return

@@ -538,7 +538,7 @@ fn FlagEditor(
             <ol class="ladder" data-testid="ladder">
                 {DEFAULT_LADDER.iter().map(|p| {
                     let p = *p;
-                    let label = match p { Phase::Off => "OFF".to_string(), other => other.to_string() };
+                    let label = phase_label(p);
                     view! {
                         <li class:current=move || current_phase(&data) == p class:draft=move || draft.get().phase == p>
                             <button type="button" class="btn" disabled=!can_edit data-testid=format!("phase-{p}")
@@ -605,10 +605,8 @@ fn FlagEditor(
                 let (from, to) = (current_phase(&data), draft.get().phase);
                 (can_edit && from != to).then(|| view! {
                     <p class="notice warn small" data-testid="window-restart">
-                        {format!("Saving moves the flag from {} to {}: the monitoring window of {} starts at this save, and the wait before the next phase counts from then. Pilots and constraints changed within a phase do not restart it.",
-                            if from == Phase::Off { "OFF".to_string() } else { from.to_string() },
-                            if to == Phase::Off { "OFF".to_string() } else { to.to_string() },
-                            if to == Phase::Off { "OFF".to_string() } else { to.to_string() })}
+                        {format!("Saving moves the flag from {0} to {1}: the monitoring window of {1} starts at this save, and the wait before the next phase counts from then. Pilots and constraints changed within a phase do not restart it.",
+                            phase_label(from), phase_label(to))}
                     </p>
                 })
             }}
@@ -645,6 +643,14 @@ fn FlagEditor(
                 })}
             })}
         </div>
+    }
+}
+
+/// A phase as the editor names it (`OFF` in capitals, as the ladder shows it).
+fn phase_label(p: Phase) -> String {
+    match p {
+        Phase::Off => "OFF".to_string(),
+        other => other.to_string(),
     }
 }
 

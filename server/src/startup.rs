@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue};
 use axum::{
     extract::{Request, State},
     middleware::Next,
@@ -111,18 +111,23 @@ fn common_layers<S: Clone + Send + Sync + 'static>(r: Router<S>) -> Router<S> {
 /// The security headers, each unless the handler set it (pages send their own policy, with the
 /// render's script nonce: `app::csp`). One layer for the four: every layer is one more future
 /// wrapped around every request's.
-async fn security_headers(mut res: Response) -> Response {
+async fn security_headers(res: Response) -> Response {
+    with_headers(
+        res,
+        &[
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+    )
+}
+
+/// Sets each header the handler did not set itself.
+fn with_headers(mut res: Response, headers: &[(header::HeaderName, &'static str)]) -> Response {
     let h = res.headers_mut();
-    for (name, value) in [
-        (
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
-        ),
-        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (axum::http::header::X_FRAME_OPTIONS, "DENY"),
-        (axum::http::header::REFERRER_POLICY, "same-origin"),
-    ] {
-        if let axum::http::header::Entry::Vacant(v) = h.entry(name) {
+    for (name, value) in headers {
+        if let header::Entry::Vacant(v) = h.entry(name) {
             v.insert(HeaderValue::from_static(value));
         }
     }
@@ -154,21 +159,15 @@ pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancesto
 
 /// The hot path's headers: a JSON API's (no compression either: its answers are a few dozen
 /// bytes — the SDK snapshot and OFREP bulk, which are large, are compressed on the full router).
-async fn api_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    for (name, value) in [
-        (
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            API_CONTENT_SECURITY_POLICY,
-        ),
-        (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (axum::http::header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        if let axum::http::header::Entry::Vacant(v) = h.entry(name) {
-            v.insert(HeaderValue::from_static(value));
-        }
-    }
-    res
+async fn api_headers(res: Response) -> Response {
+    with_headers(
+        res,
+        &[
+            (header::CONTENT_SECURITY_POLICY, API_CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+    )
 }
 
 /// The Content-Security-Policy of every response that is not a rendered page (pages send their
