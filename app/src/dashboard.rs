@@ -127,7 +127,17 @@ mod ssr {
                 )
             })
             .collect();
-        let (live_tenants, on) = store::flags::effective_on(&ctx.pool).await?;
+        let counts = ctx.counts().await;
+        let (live_tenants, on) = match &counts {
+            Some(c) => (
+                i64::try_from(c.tenants).unwrap_or(i64::MAX),
+                c.flags
+                    .iter()
+                    .map(|(k, n)| (k.clone(), i64::try_from(n.on).unwrap_or(i64::MAX)))
+                    .collect(),
+            ),
+            None => store::flags::effective_on(&ctx.pool).await?,
+        };
         let hours = ctx.backup_max_age.as_secs() / 3600;
         let backup = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
             Some(b) => Ok(format!(
@@ -139,7 +149,7 @@ mod ssr {
                 "no backup younger than {hours} h in the backup directory"
             )),
         };
-        let list = store::flags::list(&ctx.pool).await?;
+        let list = store::flags::list_counted(&ctx.pool, counts.as_deref()).await?;
         let gates = store::rollout::next_gates(&ctx.pool, &list, chrono::Utc::now()).await?;
         let flags = list
             .into_iter()

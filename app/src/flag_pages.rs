@@ -33,7 +33,8 @@ pub struct FlagSummary {
 pub async fn list_flags() -> Result<Vec<FlagSummary>, AppError> {
     crate::auth::require(&crate::auth::Role::ALL).await?;
     let ctx = crate::server_context()?;
-    Ok(store::flags::list(&ctx.pool)
+    let counts = ctx.counts().await;
+    Ok(store::flags::list_counted(&ctx.pool, counts.as_deref())
         .await?
         .into_iter()
         .map(|f| FlagSummary {
@@ -47,8 +48,10 @@ pub async fn list_flags() -> Result<Vec<FlagSummary>, AppError> {
         .collect())
 }
 
-/// What the editor needs to preview changes locally.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the editor needs to preview changes locally. It travels as [`EditorWire`]: the state
+/// and the tenants as a one-flag compact snapshot (`tenantry.snapshot/v2`) — at 100,000 tenants
+/// about a quarter of the size of listing each tenant's record and each ON tenant's id.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FlagEditorData {
     /// Key.
     pub key: String,
@@ -69,6 +72,59 @@ pub struct FlagEditorData {
     /// The last change that moved the version: who, what and when (named when someone else's
     /// change arrives while an edit is in progress).
     pub last_change: Option<LastChange>,
+}
+
+/// [`FlagEditorData`] on the wire.
+#[derive(Serialize, Deserialize)]
+struct EditorWire {
+    key: String,
+    description: String,
+    version: i64,
+    rollout: Rollout,
+    /// The live tenants and this one flag's rows and exclusions.
+    snapshot: flags::compact::CompactSnapshot,
+    can_edit: bool,
+    can_override: bool,
+    last_change: Option<LastChange>,
+}
+
+impl Serialize for FlagEditorData {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut one = flags::Snapshot::new(0);
+        one.tenants = self.tenants.iter().map(|t| t.id.clone()).collect();
+        one.flags.insert(self.key.clone(), self.state.clone());
+        let snapshot = flags::compact::CompactSnapshot::compact(&one, &self.tenants)
+            .map_err(serde::ser::Error::custom)?;
+        EditorWire {
+            key: self.key.clone(),
+            description: self.description.clone(),
+            version: self.version,
+            rollout: self.rollout.clone(),
+            snapshot,
+            can_edit: self.can_edit,
+            can_override: self.can_override,
+            last_change: self.last_change.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for FlagEditorData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = EditorWire::deserialize(deserializer)?;
+        let state = w.snapshot.expand().flags.remove(&w.key).unwrap_or_default();
+        Ok(FlagEditorData {
+            tenants: w.snapshot.tenants(),
+            state,
+            key: w.key,
+            description: w.description,
+            version: w.version,
+            rollout: w.rollout,
+            can_edit: w.can_edit,
+            can_override: w.can_override,
+            last_change: w.last_change,
+        })
+    }
 }
 
 /// Who changed a flag last, in words.
@@ -752,5 +808,61 @@ mod ssr {
                 </table>
             </div>
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str, plan: &str) -> Tenant {
+        Tenant {
+            id: id.into(),
+            plan: plan.into(),
+            region: "eu".into(),
+            tags: vec!["beta".into()],
+        }
+    }
+
+    /// The editor's data survives its compact wire form: the same tenants with their attributes,
+    /// the same rows, exclusions and target — and the wire is the one-flag v2 document.
+    #[test]
+    fn editor_data_travels_as_a_compact_snapshot() {
+        let tenants: Vec<Tenant> = (0..200)
+            .map(|i| tenant(&format!("t{i:03}"), if i % 3 == 0 { "pro" } else { "free" }))
+            .collect();
+        let rollout = Rollout {
+            phase: DEFAULT_LADDER[2],
+            pilots: ["t007".to_string()].into_iter().collect(),
+            ..Rollout::default()
+        };
+        let key = "multi_workspace_enabled";
+        let mut state = Rollout::default().apply(&FlagState::default(), key, &rollout, &tenants);
+        state.on.insert("t150".into());
+        state.on.remove("t007");
+        state.excluded.insert("t003".into());
+        let data = FlagEditorData {
+            key: key.into(),
+            description: "Multi-workspace".into(),
+            version: 7,
+            rollout,
+            state,
+            tenants,
+            can_edit: true,
+            can_override: false,
+            last_change: None,
+        };
+        let json = serde_json::to_string(&data).unwrap();
+        assert!(
+            json.contains(r#""format":"tenantry.snapshot/v2""#),
+            "{json}"
+        );
+        assert!(
+            !json.contains(r#""plan":"free""#),
+            "tenants are not listed one by one"
+        );
+        let back: FlagEditorData = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, data);
     }
 }

@@ -46,7 +46,7 @@ pub const PROTECTED_PREFIXES: &[&str] = &["/flags", "/tenants", "/audit", "/dba"
 pub use error::AppError;
 
 #[cfg(feature = "ssr")]
-pub use context::{server_context, Publisher, ServerContext};
+pub use context::{server_context, CountSource, Publisher, ServerContext};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

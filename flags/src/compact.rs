@@ -330,6 +330,28 @@ pub struct Exceptions<'a> {
     pub excluded: Vec<&'a str>,
 }
 
+/// One flag's tenants counted ([`CompactSnapshot::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagCounts {
+    /// Tenants the flag is ON for (the global row or their own row, and not excluded).
+    pub on: usize,
+    /// Tenants with an enabled row of their own (what the rollout turned on, exclusions aside).
+    pub rows_on: usize,
+    /// Excluded tenants.
+    pub excluded: usize,
+}
+
+/// Every flag's [`FlagCounts`] at one version ([`CompactSnapshot::count_all`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// The snapshot's version.
+    pub version: u64,
+    /// Known (live) tenants.
+    pub tenants: usize,
+    /// Per flag key.
+    pub flags: BTreeMap<String, FlagCounts>,
+}
+
 /// Everything needed to evaluate every flag for every tenant, with rollouts kept as rules: the
 /// `tenantry.snapshot/v2` document of the [module documentation](self).
 ///
@@ -778,6 +800,63 @@ impl CompactSnapshot {
         Some((enabled, flag.excluded.contains(&slot)))
     }
 
+    /// How many known tenants flag `flag_key` is ON for, how many have an enabled row, and how
+    /// many are excluded — what a `count(*)` over `feature_flags` joined with the live tenants
+    /// gives, without reading a row: one pass over the tenants (one bucket hash for each tenant a
+    /// percentage target's constraints admit), none when the global row is on. `None` when the
+    /// flag is unknown.
+    pub fn counts(&self, flag_key: &str) -> Option<FlagCounts> {
+        let flag = self.flags.get(flag_key)?;
+        let mut rows_on = 0;
+        let mut on_and_excluded = 0;
+        for (slot, t) in self.tenants.iter() {
+            let row = flag.row(slot, || {
+                implies(flag.target.as_ref(), t, &mut || {
+                    crate::bucket(flag_key, t.id)
+                })
+            });
+            if row {
+                rows_on += 1;
+                if flag.excluded.contains(&slot) {
+                    on_and_excluded += 1;
+                }
+            }
+        }
+        let excluded = flag.excluded.len();
+        let on = if flag.enabled {
+            self.tenants.len().saturating_sub(excluded)
+        } else {
+            rows_on - on_and_excluded
+        };
+        Some(FlagCounts {
+            on,
+            rows_on,
+            excluded,
+        })
+    }
+
+    /// [`CompactSnapshot::counts`] of every flag. `reuse` holds counts taken at an earlier
+    /// version with the same tenants: its flags not in `changed` are taken from it as they are.
+    pub fn count_all(&self, reuse: Option<(&Counts, &[String])>) -> Counts {
+        let flags = self
+            .flags
+            .keys()
+            .filter_map(|key| {
+                let kept = reuse.and_then(|(c, changed)| {
+                    (!changed.iter().any(|k| k == key))
+                        .then(|| c.flags.get(key).copied())
+                        .flatten()
+                });
+                Some((key.clone(), kept.or_else(|| self.counts(key))?))
+            })
+            .collect();
+        Counts {
+            version: self.version,
+            tenants: self.tenants.len(),
+            flags,
+        }
+    }
+
     /// Whether the flag exists and nothing turns it on for anyone: its global row is off and no
     /// known tenant has an enabled row (OpenFeature's `DISABLED`). Stops at the first enabled row
     /// it finds, so it is O(1) for a flag that is on somewhere or has no target, and O(tenants) at
@@ -1054,6 +1133,29 @@ fn column<T: Clone + Eq + Hash + Ord>(
         .filter_map(|i| position.get(i).copied())
         .collect();
     (values, positions)
+}
+
+/// Serialises as the `tenantry.snapshot/v2` document, so a compact snapshot can travel inside
+/// another document (the flag editor's data).
+impl Serialize for CompactSnapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_wire().serialize(serializer)
+    }
+}
+
+/// Reads the `tenantry.snapshot/v2` document and checks it as [`CompactSnapshot::from_json`]
+/// does.
+impl<'de> Deserialize<'de> for CompactSnapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Wire::deserialize(deserializer)?;
+        if wire.format != COMPACT_FORMAT {
+            return Err(serde::de::Error::custom(format!(
+                "format {:?}, expected {COMPACT_FORMAT:?}",
+                wire.format
+            )));
+        }
+        CompactSnapshot::from_wire(wire).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The JSON document.

@@ -325,6 +325,30 @@ proptest! {
                 prop_assert!(!state.on.contains(*id) && target.includes(key, t));
             }
         }
+        // The counts the dashboard shows: what counting decisions and rows one by one gives.
+        let known_v1 = known_only(&v1);
+        for (key, state) in &known_v1.flags {
+            let c = v2.counts(key).unwrap();
+            let on = known_v1.tenants.iter().filter(|id| v2.evaluate(key, id).on).count();
+            prop_assert_eq!(c.on, on);
+            prop_assert_eq!(c.rows_on, state.on.len());
+            prop_assert_eq!(c.excluded, state.excluded.len());
+        }
+        prop_assert!(v2.counts("no such flag").is_none());
+        let all = v2.count_all(None);
+        prop_assert_eq!(all.tenants, known_v1.tenants.len());
+        prop_assert_eq!(all.flags.len(), known_v1.flags.len());
+        // Reusing counts keeps the unchanged flags and counts the changed ones again.
+        let mut stale = all.clone();
+        for c in stale.flags.values_mut() {
+            c.on += 1;
+        }
+        let changed: Vec<String> = all.flags.keys().take(1).cloned().collect();
+        let mixed = v2.count_all(Some((&stale, &changed)));
+        for (key, c) in &mixed.flags {
+            let want = if changed.contains(key) { all.flags[key] } else { stale.flags[key] };
+            prop_assert_eq!(*c, want);
+        }
         // Through JSON and back, and compacting the expansion again: the same snapshot.
         let back = CompactSnapshot::from_json(v2.to_json().unwrap().as_bytes()).unwrap();
         prop_assert_eq!(&back, &v2);

@@ -22,7 +22,11 @@ use std::{
 };
 
 use axum::body::Bytes;
-use flags::{compact::CompactSnapshot, delta::Changes, Decision};
+use flags::{
+    compact::{CompactSnapshot, Counts},
+    delta::Changes,
+    Decision,
+};
 use store::PgListener;
 use tokio::sync::{watch, Notify, OnceCell};
 
@@ -47,6 +51,10 @@ pub struct LiveSnapshot {
     disabled: Arc<HashSet<String>>,
     v1: OnceCell<Bytes>,
     v2: OnceCell<Bytes>,
+    /// Tenants counted per flag, once for this version (the dashboard and the flag list).
+    counts: OnceCell<Arc<Counts>>,
+    /// Counts of an earlier version with the same tenants, and the flags changed since.
+    reuse: Option<(Arc<Counts>, Arc<[String]>)>,
 }
 
 impl std::fmt::Debug for LiveSnapshot {
@@ -78,6 +86,8 @@ impl LiveSnapshot {
             disabled: Arc::new(disabled),
             v1: OnceCell::new(),
             v2: OnceCell::new(),
+            counts: OnceCell::new(),
+            reuse: None,
         }
     }
 
@@ -110,11 +120,18 @@ impl LiveSnapshot {
             );
             Arc::new(d)
         };
+        let reuse = match (previous.counts.get(), &previous.reuse) {
+            (Some(c), _) => Some((c.clone(), touched_keys(changes, &[]))),
+            (None, Some((c, before))) => Some((c.clone(), touched_keys(changes, before))),
+            (None, None) => None,
+        };
         LiveSnapshot {
             snapshot,
             disabled,
             v1: OnceCell::new(),
             v2: OnceCell::new(),
+            counts: OnceCell::new(),
+            reuse,
         }
     }
 
@@ -168,6 +185,24 @@ impl LiveSnapshot {
             .cloned()
     }
 
+    /// Every flag's tenants counted ([`CompactSnapshot::count_all`]), once for this version, on
+    /// a blocking thread (one pass over the tenants per flag the last counts do not cover).
+    pub async fn counts(&self) -> Option<Arc<Counts>> {
+        let snap = self.snapshot.clone();
+        let reuse = self.reuse.clone();
+        self.counts
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let reuse = reuse.as_ref().map(|(c, k)| (&**c, &**k));
+                    Arc::new(snap.count_all(reuse))
+                })
+                .await
+            })
+            .await
+            .ok()
+            .cloned()
+    }
+
     /// The compact document (`tenantry.snapshot/v2`), written once for this version.
     pub async fn v2_json(&self) -> Result<Bytes, flags::Error> {
         let snap = self.snapshot.clone();
@@ -176,6 +211,19 @@ impl LiveSnapshot {
             .await
             .cloned()
     }
+}
+
+/// The flags `changes` touch, with `before` (flags changed earlier), without repeats.
+fn touched_keys(changes: &Changes, before: &[String]) -> Arc<[String]> {
+    let mut keys: Vec<String> = before
+        .iter()
+        .cloned()
+        .chain(changes.rows.iter().map(|r| r.flag.clone()))
+        .chain(changes.flags.iter().map(|f| f.key.clone()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into()
 }
 
 async fn blocking(
@@ -469,6 +517,19 @@ pub fn publisher(pool: store::PgPool, live: Arc<Live>) -> app::Publisher {
     app::Publisher::new(move || {
         let (pool, live) = (pool.clone(), live.clone());
         async move { live.publish(&pool).await }
+    })
+}
+
+/// The web app's [`app::CountSource`]: this instance's live snapshot's counts, once it is loaded.
+pub fn counts(live: Arc<Live>) -> app::CountSource {
+    app::CountSource::new(move || {
+        let live = live.clone();
+        async move {
+            if !live.is_loaded() {
+                return None;
+            }
+            live.current().counts().await
+        }
     })
 }
 

@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         trust_proxy: state.trust_proxy,
         trusted_proxies: state.trusted_proxies.clone(),
         publisher: crate::live::publisher(state.pool.clone(), state.live.clone()),
+        counts: crate::live::counts(state.live.clone()),
     };
     let options = state.leptos_options.clone();
     // The HTTP API: one registry for its routes and its OpenAPI document.

@@ -168,3 +168,72 @@ async fn a_server_function_write_is_evaluated_at_once_without_notify(pool: PgPoo
         assert!(!on(&state, &server_token, t).await, "{t}");
     }
 }
+
+/// The dashboard's and the flag list's counts come from the live snapshot (counted once per
+/// version, reusing the last counts for the flags a change did not touch): after every kind of
+/// change — rows by raw SQL, an exclusion, a global switch, a new flag, an archived tenant — they
+/// equal what counting the table gives.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn live_counts_equal_counting_the_rows(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 60).await.unwrap();
+    let state = AppState::new(
+        LeptosOptions::builder().output_name("tenantry").build(),
+        pool.clone(),
+    );
+    state.live.refresh_all(&pool).await.unwrap();
+    let t = |n: usize| store::demo::demo_tenant(n).id;
+    let changes = [
+        format!("INSERT INTO feature_flags (key, tenant_id, enabled) SELECT '{FLAG}', id, true FROM tenants WHERE id <> '{}' ORDER BY id LIMIT 25 ON CONFLICT (key, tenant_id) WHERE tenant_id IS NOT NULL DO UPDATE SET enabled = true", t(0)),
+        format!("UPDATE feature_flags SET excluded = true WHERE key = '{FLAG}' AND tenant_id IN ('{}', '{}')", t(1), t(2)),
+        "INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('other_flag', NULL, true)".to_string(),
+        format!("INSERT INTO feature_flags (key, tenant_id, enabled, excluded) VALUES ('other_flag', '{}', false, true)", t(5)),
+        format!("UPDATE tenants SET archived_at = now() WHERE id IN ('{}', '{}')", t(3), t(40)),
+        format!("UPDATE feature_flags SET enabled = false WHERE key = '{FLAG}' AND tenant_id = '{}'", t(4)),
+    ];
+    for sql in std::iter::once(None).chain(changes.iter().map(Some)) {
+        if let Some(sql) = sql {
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            state.live.refresh_snapshot(&pool).await.unwrap();
+        }
+        current(&state).await;
+        let counts = state.live.current().counts().await.unwrap();
+        let (live, on) = store::flags::effective_on(&pool).await.unwrap();
+        assert_eq!(counts.tenants as i64, live, "after {sql:?}");
+        let from_snapshot: Vec<(String, i64)> = counts
+            .flags
+            .iter()
+            .map(|(k, c)| (k.clone(), c.on as i64))
+            .collect();
+        assert_eq!(from_snapshot, on, "after {sql:?}");
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT f.key, \
+                    count(*) FILTER (WHERE r.enabled AND t.id IS NOT NULL), \
+                    count(*) FILTER (WHERE r.excluded AND t.id IS NOT NULL) \
+             FROM flags f LEFT JOIN feature_flags r ON r.key = f.key AND r.tenant_id IS NOT NULL \
+             LEFT JOIN tenants t ON t.id = r.tenant_id AND t.archived_at IS NULL \
+             GROUP BY f.key ORDER BY f.key",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let listed: Vec<(String, i64, i64)> = counts
+            .flags
+            .iter()
+            .map(|(k, c)| (k.clone(), c.rows_on as i64, c.excluded as i64))
+            .collect();
+        assert_eq!(listed, rows, "after {sql:?}");
+        // The list the pages show takes them.
+        let list = store::flags::list_counted(&pool, Some(&counts))
+            .await
+            .unwrap();
+        assert_eq!(
+            list.iter()
+                .map(|f| (f.key.clone(), f.tenants_on, f.tenants_excluded))
+                .collect::<Vec<_>>(),
+            rows
+        );
+    }
+}

@@ -89,6 +89,38 @@ pub async fn list(pool: &PgPool) -> Result<Vec<FlagRow>, Error> {
     rows.into_iter().map(to_row).collect()
 }
 
+/// [`list`], its counts taken from `counts` (a live snapshot's, [`flags::compact::Counts`])
+/// instead of counting rows: at 100,000 tenants × 20 flags the row counts take half a second.
+/// Counts miss tenants' rows of archived tenants, which evaluate as unknown anyway. Counts in
+/// SQL when `counts` is `None` or misses a flag (created after that snapshot).
+pub async fn list_counted(
+    pool: &PgPool,
+    counts: Option<&flags::compact::Counts>,
+) -> Result<Vec<FlagRow>, Error> {
+    let Some(counts) = counts else {
+        return list(pool).await;
+    };
+    let rows: Vec<RawFlag> = sqlx::query_as(
+        "SELECT f.key, f.description, f.rollout, f.version, \
+            (SELECT enabled FROM feature_flags g WHERE g.key = f.key AND g.tenant_id IS NULL), \
+            0::bigint, 0::bigint, f.created_at, f.updated_at \
+         FROM flags f ORDER BY f.key",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(c) = counts.flags.get(&r.0) else {
+            return list(pool).await;
+        };
+        let mut row = to_row(r)?;
+        row.tenants_on = i64::try_from(c.rows_on).unwrap_or(i64::MAX);
+        row.tenants_excluded = i64::try_from(c.excluded).unwrap_or(i64::MAX);
+        out.push(row);
+    }
+    Ok(out)
+}
+
 /// Every flag key, sorted (for pickers: no counts, no rollouts).
 pub async fn keys(pool: &PgPool) -> Result<Vec<String>, Error> {
     Ok(sqlx::query_scalar("SELECT key FROM flags ORDER BY key")

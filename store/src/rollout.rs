@@ -15,6 +15,7 @@
 //! triggers). This module sits above the row modules (`flags`, `plans`, `guards`, `approvals`),
 //! which never call each other.
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use flags::change::{decide, Effect, OnAlert, Role, RollbackTarget, Verdict};
@@ -98,7 +99,7 @@ struct Planned {
     version: i64,
     target: Rollout,
     after: FlagState,
-    tenants: Vec<Tenant>,
+    tenants: Arc<Vec<Tenant>>,
     diff: flags::Diff,
     before: FlagState,
 }
@@ -173,6 +174,18 @@ async fn plan(
     version: i64,
     spec: &Spec,
 ) -> Result<Planned, Error> {
+    plan_over(conn, key, old, version, spec, None).await
+}
+
+/// [`plan`] over `tenants` (the live tenants, loaded by the caller) when given.
+async fn plan_over(
+    conn: &mut PgConnection,
+    key: &str,
+    old: &Rollout,
+    version: i64,
+    spec: &Spec,
+    tenants: Option<Arc<Vec<Tenant>>>,
+) -> Result<Planned, Error> {
     let target = match spec {
         Spec::Advance => {
             let next = old.phase.next(&DEFAULT_LADDER).ok_or_else(|| {
@@ -209,7 +222,10 @@ async fn plan(
             r
         }
     };
-    let tenants = rows::live_tenants(conn).await?;
+    let tenants = match tenants {
+        Some(t) => t,
+        None => Arc::new(rows::live_tenants(conn).await?),
+    };
     let before = rows::flag_state(conn, key, old).await?;
     let mut after = match spec {
         // The seed's Quick Rollback: every row OFF (`UPDATE feature_flags SET enabled = false`).
@@ -530,16 +546,51 @@ impl Proposal {
     }
 }
 
-/// Proposals already computed, by (flag, flag version, snapshot version): any change to the flag,
+/// Proposals already computed, by (flag, flag version, [`state_version`]): any change to the flag,
 /// its rows or the tenants bumps one of the two, so an entry is exact while its key matches.
 type ProposalCache = Vec<((String, i64, i64), Proposal)>;
 static PROPOSALS: tokio::sync::Mutex<ProposalCache> = tokio::sync::Mutex::const_new(Vec::new());
 
-/// The snapshot version: with the flag's version, what keys a cached computation over the tenants.
-async fn snapshot_version(conn: &mut PgConnection) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar("SELECT version FROM change_version")
-        .fetch_one(&mut *conn)
-        .await?)
+/// The newest change version that can change what a change of `key` does — the flag's own rows
+/// and rollout, or any tenant (the outbox's horizon when the outbox no longer holds either) — and
+/// the newest that changed a tenant. Both only grow, so a result cached under an older value is
+/// never taken for a newer state; a change to another flag leaves the first as it is, so the
+/// other flags' results stay cached.
+async fn state_version(conn: &mut PgConnection, key: &str) -> Result<(i64, i64), Error> {
+    let (flag, tenants): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "WITH h AS (SELECT version FROM change_outbox_horizon), \
+              t AS (SELECT max(version) AS version FROM change_outbox WHERE kind IN ('tenant', 'reset')) \
+         SELECT greatest((SELECT version FROM h), (SELECT version FROM t), \
+                         (SELECT max(version) FROM change_outbox WHERE flag_key = $1)), \
+                greatest((SELECT version FROM h), (SELECT version FROM t))",
+    )
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((flag.unwrap_or_default(), tenants.unwrap_or_default()))
+}
+
+/// The live tenants loaded once for several flags' proposals (the dashboard lists every flag),
+/// with the tenant version read before they were loaded: a later tenant change makes the next
+/// flag load them again, so no proposal is computed over older tenants than its cache key says.
+#[derive(Default)]
+struct SharedTenants(Option<(i64, Arc<Vec<Tenant>>)>);
+
+impl SharedTenants {
+    async fn get(
+        &mut self,
+        conn: &mut PgConnection,
+        tenants_version: i64,
+    ) -> Result<Arc<Vec<Tenant>>, Error> {
+        if let Some((v, t)) = &self.0 {
+            if *v == tenants_version {
+                return Ok(t.clone());
+            }
+        }
+        let t = Arc::new(rows::live_tenants(conn).await?);
+        self.0 = Some((tenants_version, t.clone()));
+        Ok(t)
+    }
 }
 
 /// Adds `entry` to a cache of at most `cap` entries, dropping the oldest.
@@ -558,13 +609,16 @@ async fn propose_advance_cached(
     key: &str,
     old: &Rollout,
     version: i64,
+    shared: &mut SharedTenants,
 ) -> Result<Proposal, Error> {
-    let id = (key.to_string(), version, snapshot_version(conn).await?);
+    let (state, tenants_version) = state_version(conn, key).await?;
+    let id = (key.to_string(), version, state);
     let mut cache = PROPOSALS.lock().await;
     if let Some((_, p)) = cache.iter().find(|(k, _)| *k == id) {
         return Ok(p.clone());
     }
-    let p = plan(conn, key, old, version, &Spec::Advance)
+    let tenants = shared.get(conn, tenants_version).await?;
+    let p = plan_over(conn, key, old, version, &Spec::Advance, Some(tenants))
         .await?
         .proposal(key)?;
     cache.retain(|(k, _)| k.0 != key);
@@ -605,7 +659,7 @@ async fn requests_marked(
 }
 
 /// Whether request `r` (for `spec`) is the change the flag would make now, computed once per
-/// (request, flag version, snapshot version): a plan view lists up to 20 requests, and each check
+/// (request, flag version, [`state_version`]): a plan view lists up to 20 requests, and each check
 /// computes the change over every tenant.
 async fn current_cached(
     conn: &mut PgConnection,
@@ -617,7 +671,7 @@ async fn current_cached(
 ) -> Result<bool, Error> {
     type Cache = Vec<((i64, i64, i64), bool)>;
     static CURRENT: tokio::sync::Mutex<Cache> = tokio::sync::Mutex::const_new(Vec::new());
-    let id = (r.id, version, snapshot_version(conn).await?);
+    let id = (r.id, version, state_version(conn, key).await?.0);
     let mut cache = CURRENT.lock().await;
     if let Some((_, c)) = cache.iter().find(|(k, _)| *k == id) {
         return Ok(*c);
@@ -701,7 +755,16 @@ pub async fn plan_state(pool: &PgPool, key: &str, now: DateTime<Utc>) -> Result<
     let phase = rollout.phase;
     let next = phase.next(&DEFAULT_LADDER);
     let proposal = match next {
-        Some(_) => Some(propose_advance_cached(&mut tx, key, &rollout, version).await?),
+        Some(_) => Some(
+            propose_advance_cached(
+                &mut tx,
+                key,
+                &rollout,
+                version,
+                &mut SharedTenants::default(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let requests = requests_marked(
@@ -789,6 +852,7 @@ pub async fn next_gates(
     let mut conn = pool.acquire().await?;
     let ready = migrations_ready(&mut conn).await?;
     let mut out = Vec::with_capacity(flags.len());
+    let mut shared = SharedTenants::default();
     for f in flags {
         let next = f.rollout.phase.next(&DEFAULT_LADDER);
         let mut unmet = Vec::new();
@@ -797,7 +861,8 @@ pub async fn next_gates(
             let mut facts = gate_facts(&mut conn, &f.key, &plan, now, ready)
                 .await?
                 .facts;
-            let p = propose_advance_cached(&mut conn, &f.key, &f.rollout, f.version).await?;
+            let p = propose_advance_cached(&mut conn, &f.key, &f.rollout, f.version, &mut shared)
+                .await?;
             facts.approval = approval_of(&mut conn, &f.key, &plan.settings, &p.hash).await?;
             unmet = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts)
                 .iter()

@@ -350,3 +350,59 @@ async fn the_compact_load_decides_like_the_version_1_load(pool: PgPool) {
     }
     assert_eq!(expanded, without_archived);
 }
+
+/// The plan views cache the change advancing would make per flag, keyed by what it depends on:
+/// a change to another flag keeps it, while a new tenant or a row of this flag — even by raw
+/// SQL — gives a new change (new hash) at once, on the flag page and on the dashboard alike.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_cached_advance_follows_tenants_and_the_flags_own_rows(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 30).await.unwrap();
+    let actor = store::Actor::new("test", store::Source::Cli);
+    store::rollout::change(
+        &pool,
+        &actor,
+        FLAG,
+        &Spec::Tenant {
+            tenant: tenant(7),
+            enabled: true,
+            excluded: None,
+        },
+        None,
+        &Gating::with_override(Some("test".into())),
+    )
+    .await
+    .unwrap();
+    let advance = |pool: PgPool| async move {
+        let now = chrono::Utc::now();
+        let p = store::rollout::plan_state(&pool, FLAG, now)
+            .await
+            .unwrap()
+            .proposal
+            .unwrap();
+        let list = store::flags::list(&pool).await.unwrap();
+        let gates = store::rollout::next_gates(&pool, &list, now).await.unwrap();
+        (p.hash, p.tenants, gates.len())
+    };
+    let (first, tenants, _) = advance(pool.clone()).await;
+    assert_eq!(tenants, 30);
+    exec(
+        &pool,
+        "INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('another_flag', NULL, true)",
+    )
+    .await;
+    let (same, _, listed) = advance(pool.clone()).await;
+    assert_eq!(
+        same, first,
+        "another flag's change does not change this flag's advance"
+    );
+    assert_eq!(listed, 2);
+    exec(&pool, "INSERT INTO tenants (id, name, plan, region) VALUES ('late-tenant', 'Late', 'pro', 'eu-west')").await;
+    let (after_tenant, tenants, _) = advance(pool.clone()).await;
+    assert_eq!(tenants, 31, "a new tenant is counted at once");
+    exec(&pool, &format!("INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('{FLAG}', '{}', true) ON CONFLICT DO NOTHING", tenant(9))).await;
+    let (after_row, _, _) = advance(pool.clone()).await;
+    assert_ne!(
+        after_row, after_tenant,
+        "a raw-SQL row of this flag gives a new change"
+    );
+}
