@@ -284,7 +284,7 @@ mod ssr {
             AuditView {
                 change: summarize(r.before.as_ref(), r.after.as_ref()),
                 id: r.id,
-                at: crate::format::display_time(r.at),
+                at: crate::format::zone_time(r.at),
                 at_rfc3339: r.at.to_rfc3339(),
                 actor: r.actor,
                 source: r.source,

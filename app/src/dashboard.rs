@@ -20,9 +20,22 @@ pub struct DashFlag {
     pub next: Option<String>,
     /// Live tenants with the flag ON.
     pub on: i64,
-    /// What stands before the next phase, as the write path would judge advancing now (empty:
-    /// every gate holds).
-    pub unmet: Vec<String>,
+    /// The gates into the next phase as the flag page's to-do list groups them, as the write
+    /// path would judge advancing now.
+    pub groups: Vec<DashGroup>,
+}
+
+/// One group of a flag's to-do list on the dashboard (wait, checklists, sign-offs, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashGroup {
+    /// Its name.
+    pub name: String,
+    /// Items done.
+    pub done: usize,
+    /// Items in all.
+    pub total: usize,
+    /// The open items: (what, who can close it, where — a link).
+    pub open: Vec<(String, String, String)>,
 }
 
 /// The dashboard's data.
@@ -58,6 +71,13 @@ pub async fn approvals_waiting() -> Result<usize, AppError> {
 }
 
 impl DashFlag {
+    /// (items done, items in all) over every group.
+    pub fn progress(&self) -> (usize, usize) {
+        self.groups
+            .iter()
+            .fold((0, 0), |(d, t), g| (d + g.done, t + g.total))
+    }
+
     /// Share of live tenants ON, in percent (0 when there are no tenants).
     pub fn share(&self, live: i64) -> f64 {
         if live <= 0 {
@@ -102,13 +122,41 @@ pub fn DashboardPage() -> impl IntoView {
 mod ssr {
     use leptos::prelude::*;
 
-    use super::{DashFlag, DashboardData, RECENT};
+    use super::{DashFlag, DashGroup, DashboardData, RECENT};
     use crate::audit::AuditView;
     use crate::components::{FlagLink, Timeline};
     use crate::AppError;
 
-    /// Unmet gates listed per flag (the flag's plan lists them all).
-    const DASH_GATES: usize = 5;
+    /// Open items listed per flag (the flag's plan lists them all).
+    const DASH_OPEN: usize = 4;
+
+    /// `gates` as the flag page's to-do groups, their links made absolute.
+    fn groups(key: &str, gates: &store::rollout::NextGates) -> Vec<DashGroup> {
+        crate::plan::ssr::todos(gates.into())
+            .into_iter()
+            .map(|(name, items)| DashGroup {
+                name: name.to_string(),
+                done: items.iter().filter(|t| t.done).count(),
+                total: items.len(),
+                open: items
+                    .into_iter()
+                    .filter(|t| !t.done)
+                    .map(|t| {
+                        let href = if t.href.starts_with('#') {
+                            format!("/flags/{key}{}", t.href)
+                        } else {
+                            t.href
+                        };
+                        let label = match t.detail {
+                            Some(d) => format!("{} — {d}", t.label),
+                            None => t.label,
+                        };
+                        (label, t.who, href)
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 
     /// Everything the dashboard shows.
     pub async fn dashboard_data() -> Result<DashboardData, AppError> {
@@ -158,9 +206,9 @@ mod ssr {
                 on: on.iter().find(|(k, _)| *k == f.key).map_or(0, |(_, n)| *n),
                 phase: f.rollout.phase.to_string(),
                 next: g.next.map(|p| p.to_string()),
+                groups: groups(&f.key, &g),
                 key: f.key,
                 description: f.description,
-                unmet: g.unmet,
             })
             .collect();
         let recent = store::audit::query(
@@ -207,23 +255,34 @@ mod ssr {
                                 <p class="small" data-testid="dash-share">
                                     <strong data-testid="dash-on">{f.on}</strong>{format!(" of {live} tenants ON ({share:.1}%)")}
                                 </p>
-                                {match (&f.next, f.unmet.len()) {
+                                {match (&f.next, f.progress()) {
                                     (None, _) => view! { <p class="muted small">"Last phase reached."</p> }.into_any(),
-                                    (Some(n), 0) => view! {
-                                        <ul class="gates" aria-label="Gates of the next phase">
-                                            <li class="gate ok" data-testid="dash-gate"><span aria-hidden="true">"✓ "</span>{format!("Every gate into {n} holds")}</li>
-                                        </ul>
+                                    (Some(n), (_, 0)) => view! {
+                                        <p class="ok small" data-testid="dash-gates-done">{format!("The plan sets no gates into {n}.")}</p>
                                     }.into_any(),
-                                    (Some(_), count) => {
-                                        let more = count.saturating_sub(DASH_GATES);
+                                    (Some(n), (done, total)) if done == total => view! {
+                                        <p class="ok small" data-testid="dash-gates-done">{format!("Every gate into {n} holds ({done} of {total} done).")}</p>
+                                    }.into_any(),
+                                    (Some(n), (done, total)) => {
+                                        let open: Vec<(String, (String, String, String))> = f.groups.iter()
+                                            .flat_map(|g| g.open.iter().map(move |o| (g.name.clone(), o.clone())))
+                                            .collect();
+                                        let more = open.len().saturating_sub(DASH_OPEN);
                                         view! {
+                                            <p class="small" data-testid="dash-gates-done">
+                                                <strong>{format!("{done} of {total} done")}</strong>{format!(" before {n}: ")}
+                                                {f.groups.iter().map(|g| format!("{} {}/{}", g.name, g.done, g.total)).collect::<Vec<_>>().join(" · ")}
+                                            </p>
                                             <ul class="gates" aria-label="What the next phase still needs">
-                                                {f.unmet.iter().take(DASH_GATES).map(|u| view! {
-                                                    <li class="gate open" data-testid="dash-gate"><span aria-hidden="true">"✗ "</span>{u.clone()}</li>
+                                                {open.into_iter().take(DASH_OPEN).map(|(group, (label, who, href))| view! {
+                                                    <li class="gate open" data-testid="dash-gate" data-group=group>
+                                                        <span aria-hidden="true">"○ "</span>{label}
+                                                        <span class="who small">" · "{who}" · "<a href=href>"go there"</a></span>
+                                                    </li>
                                                 }).collect_view()}
                                             </ul>
                                             {(more > 0).then(|| view! {
-                                                <p class="small"><a href=format!("/flags/{}", f.key)>{format!("and {more} more on the flag's plan →")}</a></p>
+                                                <p class="small"><a href=format!("/flags/{}#plan-gates", f.key)>{format!("and {more} more on the flag's plan →")}</a></p>
                                             })}
                                         }.into_any()
                                     }

@@ -28,9 +28,48 @@ pub enum AppError {
     /// A bug or an unexpected failure (details in the server log).
     #[error("Something went wrong on the server.")]
     Internal,
+    /// A rollout change the plan refuses now: its gates, its approval, or a guard's pause (the
+    /// server's words in `text`).
+    #[error("{text}")]
+    Refused {
+        /// What stands in the way, for the words a product owner reads.
+        why: Refusal,
+        /// The server's own words (shown under "Details").
+        text: String,
+    },
     /// Transport or encoding failure of the server function itself.
     #[error("{0}")]
     ServerFn(ServerFnErrorErr),
+}
+
+/// Why a rollout change was refused ([`AppError::Refused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// Only the approval is missing.
+    Approval,
+    /// Some of the gates do not hold.
+    Gates,
+    /// A guard's alert paused the rollout.
+    Paused,
+}
+
+impl Refusal {
+    /// Its name in a URL (`why=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Approval => "approval",
+            Refusal::Gates => "gates",
+            Refusal::Paused => "paused",
+        }
+    }
+
+    /// [`Refusal::as_str`] read back.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Refusal::Approval, Refusal::Gates, Refusal::Paused]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -49,8 +88,18 @@ impl From<store::Error> for AppError {
             store::Error::Conflict(what) => AppError::Conflict(what),
             store::Error::Invalid(what) => AppError::Invalid(what),
             store::Error::Forbidden(what) => AppError::Invalid(what),
-            e @ store::Error::Gated { .. } => AppError::Conflict(e.to_string()),
-            e @ store::Error::Paused { .. } => AppError::Conflict(e.to_string()),
+            ref e @ store::Error::Gated { approval_only, .. } => AppError::Refused {
+                why: if approval_only {
+                    Refusal::Approval
+                } else {
+                    Refusal::Gates
+                },
+                text: e.to_string(),
+            },
+            e @ store::Error::Paused { .. } => AppError::Refused {
+                why: Refusal::Paused,
+                text: e.to_string(),
+            },
             store::Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 AppError::Unavailable

@@ -460,15 +460,17 @@ fn FlagEditor(
         }
         Err(e) => {
             let text = e.to_string();
-            let gated = text.contains("do not hold");
+            let words = match &e {
+                AppError::Refused { why: crate::error::Refusal::Paused, .. } => Some("Not saved: the rollout is paused because a guard raised an alert. Look at the guards under “Rollout plan” below, then resume."),
+                AppError::Refused { why: crate::error::Refusal::Approval, .. } => Some("Not saved: this exact change needs a second person's approval. Ask for approval below; an approver then approves it under Approvals."),
+                AppError::Refused { .. } => Some("Not saved: this change turns tenants ON and the plan's gates for it are not all done. The to-do list under “Rollout plan” below says what is open and who can close it."),
+                _ => None,
+            };
+            let gated = words.is_some();
             refused.set(gated);
             message.set(Some((
                 false,
-                if gated {
-                    "Not saved: this change turns tenants ON and the plan's gates for it are not all done. The to-do list under “Rollout plan” below says what is open and who can close it.".to_string()
-                } else {
-                    text.clone()
-                },
+                words.map_or_else(|| text.clone(), str::to_string),
             )));
             detail.set(gated.then_some(text));
         }

@@ -27,9 +27,24 @@ fn tz_from_cookies(headers: &http::HeaderMap) -> Option<chrono_tz::Tz> {
         })
 }
 
-/// `YYYY-MM-DD HH:MM:SS ZONE` in the viewer's time zone (`… UTC` until the browser has said which).
+/// `YYYY-MM-DD HH:MM:SS ZONE (HH:MM UTC)`: the viewer's time zone with UTC beside it, for times
+/// inside sentences and cells that have no hover; `… UTC` alone until the browser has said
+/// which zone it is in.
 pub fn display_time(t: DateTime<Utc>) -> String {
+    both(t, viewer_tz())
+}
+
+/// `YYYY-MM-DD HH:MM:SS ZONE` in the viewer's time zone, for cells that carry the UTC moment in
+/// their `title` (the audit rows).
+pub fn zone_time(t: DateTime<Utc>) -> String {
     in_zone(t, viewer_tz())
+}
+
+fn both(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    if tz == chrono_tz::Tz::UTC {
+        return utc_time(t);
+    }
+    format!("{} ({} UTC)", in_zone(t, tz), t.format("%H:%M"))
 }
 
 fn in_zone(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
@@ -90,6 +105,8 @@ mod tests {
         );
         let tz = tz_from_cookies(&h).unwrap();
         assert_eq!(in_zone(t, tz), "2026-11-30 02:16:00 CET");
+        assert_eq!(both(t, tz), "2026-11-30 02:16:00 CET (01:16 UTC)");
+        assert_eq!(both(t, chrono_tz::Tz::UTC), "2026-11-30 01:16:00 UTC");
         assert_eq!(utc_time(t), "2026-11-30 01:16:00 UTC");
         h.insert(http::header::COOKIE, "tz=Not/AZone".parse().unwrap());
         assert_eq!(tz_from_cookies(&h), None);

@@ -322,7 +322,7 @@ pub async fn plan_resume(key: String) -> Result<(), AppError> {
 
 /// Server-only: who ticks, the guard charts and the panel's HTML.
 #[cfg(feature = "ssr")]
-mod ssr {
+pub(crate) mod ssr {
     use leptos::prelude::*;
 
     use crate::auth::Role;
@@ -382,6 +382,9 @@ mod ssr {
         if wants_html {
             let what = match &r {
                 Ok(_) => format!("done={}", enc(done)),
+                Err(AppError::Refused { why, text }) => {
+                    format!("err={}&why={}", enc(text), why.as_str())
+                }
                 Err(e) => format!("err={}", enc(&e.to_string())),
             };
             leptos_axum::redirect(&format!(
@@ -398,16 +401,19 @@ mod ssr {
         let mut at = None;
         let mut done = None;
         let mut err = None;
+        let mut why = None;
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
                 "at" => at = Some(v.into_owned()),
                 "done" => done = Some(v.into_owned()),
                 "err" => err = Some(v.into_owned()),
+                "why" => why = crate::error::Refusal::parse(&v),
                 "__err" => {
-                    err = Some(
-                        leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&v)
-                            .to_string(),
-                    )
+                    let e = leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&v);
+                    if let AppError::Refused { why: w, .. } = &e {
+                        why = Some(*w);
+                    }
+                    err = Some(e.to_string())
                 }
                 _ => {}
             }
@@ -417,7 +423,7 @@ mod ssr {
             (_, Some(e)) => Some(Feedback {
                 at,
                 ok: false,
-                text: in_words(&e),
+                text: in_words(why, &e),
                 detail: Some(e),
             }),
             (Some(d), None) if !d.is_empty() => Some(Feedback {
@@ -430,22 +436,15 @@ mod ssr {
         }
     }
 
-    /// A refusal as a product owner reads it; the server's own words stay behind "Details".
-    fn in_words(e: &str) -> String {
-        if e.contains("approval of a second user")
-            && !e.contains("not ticked")
-            && !e.contains("not signed")
-            && !e.contains("guard")
-        {
-            "Not yet: this exact change needs a second person's approval. Ask for approval; an approver then approves it under Approvals.".into()
-        } else if e.contains("do not hold") {
-            "Not yet: some of the gates listed above are still open. Each says who can close it and where.".into()
-        } else if e.contains("paused") {
-            "Not while the rollout is paused: a guard raised an alert. Look at the guards, then resume.".into()
-        } else if e.contains("open checklist item") {
-            e.to_string()
-        } else {
-            format!("Refused: {e}")
+    /// A refusal as a product owner reads it, by its kind; the server's own words stay behind
+    /// "Details". Other errors are the server's sentence as it is.
+    fn in_words(why: Option<crate::error::Refusal>, e: &str) -> String {
+        use crate::error::Refusal;
+        match why {
+            Some(Refusal::Approval) => "Not yet: this exact change needs a second person's approval. Ask for approval; an approver then approves it under Approvals.".into(),
+            Some(Refusal::Gates) => "Not yet: some of the gates listed above are still open. Each says who can close it and where.".into(),
+            Some(Refusal::Paused) => "Not while the rollout is paused: a guard raised an alert. Look at the guards, then resume.".into(),
+            None => e.to_string(),
         }
     }
 
@@ -548,15 +547,58 @@ mod ssr {
     }
 
     /// One gate of the next phase as a to-do item.
-    struct Todo {
-        label: String,
-        done: bool,
+    pub(crate) struct Todo {
+        pub label: String,
+        pub done: bool,
         /// Who can close it, in words.
-        who: String,
-        /// Where it is done.
-        href: String,
+        pub who: String,
+        /// Where it is done: an anchor of the flag page (`#signoffs`) or a page (`/dba/…`).
+        pub href: String,
         /// What stands in the way now (open items).
-        detail: Option<String>,
+        pub detail: Option<String>,
+    }
+
+    /// What the to-do list of the gates into the next phase reads: the flag page's plan or a
+    /// dashboard card's ([`store::rollout::NextGates`]), so both list the same items.
+    pub(crate) struct GateView<'a> {
+        pub phase: flags::Phase,
+        pub next: Option<flags::Phase>,
+        pub gates: Option<&'a flags::plan::PhaseGates>,
+        pub document: &'a flags::plan::PlanDocument,
+        pub guards: &'a [flags::guard::GuardSpec],
+        pub settings: &'a store::plans::Settings,
+        pub paused: Option<&'a store::plans::Paused>,
+        pub unmet: &'a [flags::plan::Unmet],
+    }
+
+    impl<'a> From<&'a store::rollout::PlanState> for GateView<'a> {
+        fn from(p: &'a store::rollout::PlanState) -> Self {
+            GateView {
+                phase: p.phase,
+                next: p.next,
+                gates: p.gates.iter().find(|g| Some(g.phase) == p.next),
+                document: &p.document,
+                guards: &p.guards,
+                settings: &p.settings,
+                paused: p.paused.as_ref(),
+                unmet: &p.unmet,
+            }
+        }
+    }
+
+    impl<'a> From<&'a store::rollout::NextGates> for GateView<'a> {
+        fn from(g: &'a store::rollout::NextGates) -> Self {
+            GateView {
+                phase: g.phase,
+                next: g.next,
+                gates: g.gates.as_ref(),
+                document: &g.document,
+                guards: &g.guards,
+                settings: &g.settings,
+                paused: g.paused.as_ref(),
+                unmet: &g.unmet_items,
+            }
+        }
     }
 
     fn roles_text(roles: &[Role]) -> String {
@@ -570,12 +612,12 @@ mod ssr {
     /// The gates into the next phase as groups of to-do items: wait, checklists, sign-offs,
     /// guards, migrations, approval (and the pause, when there is one). Done or not comes from
     /// the write path's own verdict (`plan.unmet`), so the list and a refusal never disagree.
-    fn todos(plan: &store::rollout::PlanState) -> Vec<(&'static str, Vec<Todo>)> {
+    pub(crate) fn todos(plan: GateView<'_>) -> Vec<(&'static str, Vec<Todo>)> {
         use flags::plan::Unmet;
-        let Some(next) = plan.next else {
+        if plan.next.is_none() {
             return Vec::new();
-        };
-        let gates = plan.gates.iter().find(|g| g.phase == next);
+        }
+        let gates = plan.gates;
         let mut groups: Vec<(&'static str, Vec<Todo>)> = Vec::new();
         if let Some(p) = &plan.paused {
             groups.push((
@@ -747,7 +789,7 @@ mod ssr {
             .collect();
         let asked = current.iter().any(|r| r.requester() == user.username);
         let k = key.clone();
-        let groups = todos(&plan);
+        let groups = todos(GateView::from(&plan));
         let total: usize = groups.iter().map(|(_, items)| items.len()).sum();
         let done: usize = groups
             .iter()
@@ -764,7 +806,7 @@ mod ssr {
                     Some(n) => format!("Gates into {n}"),
                     None => "At 100%: no further phase".to_string(),
                 }}</h3>
-                <p class="muted small">{format!("Phase {} since {}.", plan.phase, when(plan.phase_since))}</p>
+                <p class="muted small" data-testid="phase-since">{format!("Phase {} since {}.", plan.phase, when(plan.phase_since))}</p>
                 {plan.decision_overdue.then(|| view! {
                     <p class="error" role="alert" data-testid="decision-overdue">"The decision on this phase is overdue: widen or roll back."</p>
                 })}

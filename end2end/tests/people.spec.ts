@@ -44,6 +44,14 @@ test('the gates read as a to-do list: counts, who can act, and an advance that i
   const advance = gates.getByTestId('plan-advance');
   await expect(advance).toHaveText(/Advance to pilot \(\d+ gate\(s\) open\)/);
   await expect(advance).not.toHaveClass(/primary/);
+  // The dashboard lists the same to-do list: the same count, the open items with who and where.
+  await page.goto('/');
+  const card = page.locator(`[data-testid="dash-flag"][data-flag="${FLAG}"]`);
+  await expect(card.getByTestId('dash-gates-done')).toContainText(`${done} of ${total} done before pilot`);
+  const item = card.getByTestId('dash-gate').first();
+  await expect(item).toContainText('go there');
+  await expect(item.getByRole('link', { name: 'go there' })).toHaveAttribute('href', new RegExp(`^/(flags/${FLAG}#|dba/)`));
+  await page.goto(`/flags/${FLAG}`);
   // The engineers' words are there, behind a disclosure.
   await expect(gates.getByTestId('unmet')).toBeHidden();
   // A refusal appears in the gates card, next to the button, in words, with the details folded.
@@ -182,6 +190,9 @@ test('times are shown in the viewer\'s time zone, with UTC on hover', async ({ b
   const first = page.getByTestId('audit-row').first().locator('td').first();
   await expect(first).toHaveText(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} CES?T$/);
   await expect(first).toHaveAttribute('title', /\+00:00$/);
+  // Times inside sentences carry UTC beside them: the plan panel's phase clock.
+  await page.goto(`/flags/${FLAG}`);
+  await expect(panel(page).getByTestId('phase-since')).toHaveText(/since \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} CES?T \(\d{2}:\d{2} UTC\)\.$/);
   await context.close();
 });
 

@@ -484,7 +484,7 @@ async fn token(pool: &store::PgPool, command: TokenCommand) -> anyhow::Result<()
 /// A refused phase change, one unmet gate per line (other errors unchanged).
 fn gated(e: store::Error) -> anyhow::Error {
     match e {
-        store::Error::Gated { phase, unmet } => anyhow::anyhow!(
+        store::Error::Gated { phase, unmet, .. } => anyhow::anyhow!(
             "refused: the gates of {phase} do not hold:\n  - {}\n(an operator may pass them with --override \"reason\", audited)",
             unmet.join("\n  - ")
         ),

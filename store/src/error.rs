@@ -24,6 +24,8 @@ pub enum Error {
         phase: String,
         /// Each gate that does not hold, in words.
         unmet: Vec<String>,
+        /// Every gate holds but the approval (a second person's approval of this exact change).
+        approval_only: bool,
     },
     /// A widening was refused: a guard's alert paused the rollout and no person resumed it.
     #[error("the rollout is paused: {reason}; a person must resume it first")]

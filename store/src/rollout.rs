@@ -335,6 +335,8 @@ pub async fn change(
             Verdict::Refused(unmet) => {
                 return Err(Error::Gated {
                     phase: p.target.phase.to_string(),
+                    approval_only: !unmet.is_empty()
+                        && unmet.iter().all(|u| matches!(u, Unmet::Approval { .. })),
                     unmet: unmet.iter().map(ToString::to_string).collect(),
                 })
             }
@@ -840,6 +842,18 @@ pub struct NextGates {
     /// What advancing now would be refused for, in words: the write path's own decision on the
     /// change advancing would make (computed once per state and cached, as on the flag page).
     pub unmet: Vec<String>,
+    /// The same, typed (what the flag page's to-do list reads).
+    pub unmet_items: Vec<Unmet>,
+    /// The gates into the next rung, if the plan has any.
+    pub gates: Option<PhaseGates>,
+    /// The plan's checklists and milestones.
+    pub document: PlanDocument,
+    /// The plan's guards.
+    pub guards: Vec<GuardSpec>,
+    /// The plan's settings.
+    pub settings: Settings,
+    /// Set when a guard's alert paused the rollout.
+    pub paused: Option<Paused>,
 }
 
 /// [`NextGates`] of each of `flags` (as the dashboard listed them) at `now`, in their order. The
@@ -855,25 +869,28 @@ pub async fn next_gates(
     let mut shared = SharedTenants::default();
     for f in flags {
         let next = f.rollout.phase.next(&DEFAULT_LADDER);
-        let mut unmet = Vec::new();
+        let plan = plans::load(&mut conn, &f.key).await?;
+        let mut unmet_items = Vec::new();
         if next.is_some() {
-            let plan = plans::load(&mut conn, &f.key).await?;
             let mut facts = gate_facts(&mut conn, &f.key, &plan, now, ready)
                 .await?
                 .facts;
             let p = propose_advance_cached(&mut conn, &f.key, &f.rollout, f.version, &mut shared)
                 .await?;
             facts.approval = approval_of(&mut conn, &f.key, &plan.settings, &p.hash).await?;
-            unmet = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            unmet_items = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts);
         }
         out.push(NextGates {
             key: f.key.clone(),
             phase: f.rollout.phase,
             next,
-            unmet,
+            unmet: unmet_items.iter().map(ToString::to_string).collect(),
+            unmet_items,
+            gates: plan.gates.iter().find(|g| Some(g.phase) == next).cloned(),
+            document: plan.document,
+            guards: plan.guards,
+            settings: plan.settings,
+            paused: plan.paused,
         });
     }
     Ok(out)
