@@ -63,11 +63,30 @@ time_page() {
     echo "${sorted[2]} / ${sorted[4]} ms, $bytes bytes"
 }
 
+# once URL → "ms, bytes" of one fetch (no warm-up)
+once() {
+    local t bytes
+    read -r t bytes < <(curl -s -o /dev/null -b "$JAR" -w '%{time_total} %{size_download}\n' "$1")
+    echo "$(awk -v t="$t" 'BEGIN {printf "%d", t * 1000}') ms, $bytes bytes"
+}
+
+step "the dashboard's first render (every flag's advance computed once, over shared tenants)"
+note "$(printf '%-36s' "/ (first)") $(once "http://$ADDR/")"
+
 step "pages ($TENANTS tenants × ${#KEYS[@]} flags), median / slowest of 5"
 for path in / /flags "/flags/$FLAG_KEY" /tenants "/tenants/$DEMO_TENANT" /audit /monitoring /dba/migrations /dba/health; do
     note "$(printf '%-36s' "$path") $(time_page "http://$ADDR$path")"
 done
-step "the flag editor's data (/rpc/flag_editor: every live tenant with its attributes)"
+step "the dashboard's first render after a change (that change's flags computed again)"
+"${PSQL[@]}" -c "UPDATE feature_flags SET enabled = NOT enabled WHERE key = '${KEYS[1]}' AND tenant_id = '$DEMO_TENANT'" >/dev/null
+sleep 0.5
+note "$(printf '%-36s' "/ after one flag's row (raw SQL)") $(once "http://$ADDR/")"
+"${PSQL[@]}" -c "UPDATE tenants SET tags = tags || '{bench}' WHERE id = '$DEMO_TENANT'" >/dev/null
+sleep 0.5
+note "$(printf '%-36s' "/ after a tenant's attributes") $(once "http://$ADDR/")"
+note "$(printf '%-36s' "/ again") $(once "http://$ADDR/")"
+
+step "the flag editor's data (/rpc/flag_editor: every live tenant and the flag's rows, as a one-flag v2 snapshot)"
 E=(-X POST -H "Origin: http://$ADDR" -H 'Accept: application/json' --data-urlencode "key=$FLAG_KEY")
 note "raw:  $(time_page "http://$ADDR/rpc/flag_editor" "${E[@]}")"
 note "gzip: $(time_page "http://$ADDR/rpc/flag_editor" "${E[@]}" -H 'Accept-Encoding: gzip')"

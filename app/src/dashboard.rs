@@ -23,6 +23,8 @@ pub struct DashFlag {
     /// The gates into the next phase as the flag page's to-do list groups them, as the write
     /// path would judge advancing now.
     pub groups: Vec<DashGroup>,
+    /// Advancing now would pass (the write path's verdict, not the list's count).
+    pub holds: bool,
 }
 
 /// One group of a flag's to-do list on the dashboard (wait, checklists, sign-offs, …).
@@ -207,6 +209,7 @@ mod ssr {
                 phase: f.rollout.phase.to_string(),
                 next: g.next.map(|p| p.to_string()),
                 groups: groups(&f.key, &g),
+                holds: g.unmet_items.is_empty(),
                 key: f.key,
                 description: f.description,
             })
@@ -257,10 +260,10 @@ mod ssr {
                                 </p>
                                 {match (&f.next, f.progress()) {
                                     (None, _) => view! { <p class="muted small">"Last phase reached."</p> }.into_any(),
-                                    (Some(n), (_, 0)) => view! {
+                                    (Some(n), (_, 0)) if f.holds => view! {
                                         <p class="ok small" data-testid="dash-gates-done">{format!("The plan sets no gates into {n}.")}</p>
                                     }.into_any(),
-                                    (Some(n), (done, total)) if done == total => view! {
+                                    (Some(n), (done, total)) if f.holds => view! {
                                         <p class="ok small" data-testid="dash-gates-done">{format!("Every gate into {n} holds ({done} of {total} done).")}</p>
                                     }.into_any(),
                                     (Some(n), (done, total)) => {

@@ -72,6 +72,23 @@ pub struct FlagEditorData {
     /// The last change that moved the version: who, what and when (named when someone else's
     /// change arrives while an edit is in progress).
     pub last_change: Option<LastChange>,
+    /// The wire form of `state` and `tenants`, when the server built it already (on a blocking
+    /// thread: one pass over every tenant); serialising builds it otherwise.
+    pub compact: Option<std::sync::Arc<flags::compact::CompactSnapshot>>,
+}
+
+impl FlagEditorData {
+    /// `state` and `tenants` as a one-flag compact snapshot.
+    pub fn compact_of(
+        key: &str,
+        state: &FlagState,
+        tenants: &[Tenant],
+    ) -> Result<flags::compact::CompactSnapshot, flags::Error> {
+        let mut one = flags::Snapshot::new(0);
+        one.tenants = tenants.iter().map(|t| t.id.clone()).collect();
+        one.flags.insert(key.to_string(), state.clone());
+        flags::compact::CompactSnapshot::compact(&one, tenants)
+    }
 }
 
 /// [`FlagEditorData`] on the wire.
@@ -90,11 +107,11 @@ struct EditorWire {
 
 impl Serialize for FlagEditorData {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut one = flags::Snapshot::new(0);
-        one.tenants = self.tenants.iter().map(|t| t.id.clone()).collect();
-        one.flags.insert(self.key.clone(), self.state.clone());
-        let snapshot = flags::compact::CompactSnapshot::compact(&one, &self.tenants)
-            .map_err(serde::ser::Error::custom)?;
+        let snapshot = match &self.compact {
+            Some(c) => (**c).clone(),
+            None => FlagEditorData::compact_of(&self.key, &self.state, &self.tenants)
+                .map_err(serde::ser::Error::custom)?,
+        };
         EditorWire {
             key: self.key.clone(),
             description: self.description.clone(),
@@ -123,6 +140,7 @@ impl<'de> Deserialize<'de> for FlagEditorData {
             can_edit: w.can_edit,
             can_override: w.can_override,
             last_change: w.last_change,
+            compact: None,
         })
     }
 }
@@ -147,6 +165,17 @@ pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
     let user = crate::auth::require(&Role::ALL).await?;
     let ctx = crate::server_context()?;
     let (row, state, tenants) = store::flags::editor_data(&ctx.pool, &key).await?;
+    let k = row.key.clone();
+    let (state, tenants, compact) = tokio::task::spawn_blocking(move || {
+        let c = FlagEditorData::compact_of(&k, &state, &tenants);
+        (state, tenants, c)
+    })
+    .await
+    .map_err(|_| AppError::Internal)?;
+    let compact = Some(std::sync::Arc::new(compact.map_err(|e| {
+        tracing::error!(error = %e, "the editor's snapshot");
+        AppError::Internal
+    })?));
     let last_change = store::audit::last_flag_change(&ctx.pool, &key)
         .await?
         .map(ssr::last_change);
@@ -160,6 +189,7 @@ pub async fn flag_editor(key: String) -> Result<FlagEditorData, AppError> {
         can_edit: user.role.edits_flags(),
         can_override: user.role == Role::Admin,
         last_change,
+        compact,
     })
 }
 
@@ -466,8 +496,16 @@ fn FlagEditor(
                 AppError::Refused { .. } => Some("Not saved: this change turns tenants ON and the plan's gates for it are not all done. The to-do list under “Rollout plan” below says what is open and who can close it."),
                 _ => None,
             };
+            // Asking for approval or passing the gates with a reason can help with gates, never
+            // with a pause.
             let gated = words.is_some();
-            refused.set(gated);
+            refused.set(matches!(
+                e,
+                AppError::Refused {
+                    why: crate::error::Refusal::Gates | crate::error::Refusal::Approval,
+                    ..
+                }
+            ));
             message.set(Some((
                 false,
                 words.map_or_else(|| text.clone(), str::to_string),
@@ -854,6 +892,7 @@ mod tests {
             can_edit: true,
             can_override: false,
             last_change: None,
+            compact: None,
         };
         let json = serde_json::to_string(&data).unwrap();
         assert!(
@@ -866,5 +905,13 @@ mod tests {
         );
         let back: FlagEditorData = serde_json::from_str(&json).unwrap();
         assert_eq!(back, data);
+        // Built beforehand (as the server function does): the same wire.
+        let built = FlagEditorData {
+            compact: Some(std::sync::Arc::new(
+                FlagEditorData::compact_of(&data.key, &data.state, &data.tenants).unwrap(),
+            )),
+            ..data.clone()
+        };
+        assert_eq!(serde_json::to_string(&built).unwrap(), json);
     }
 }

@@ -27,7 +27,8 @@ fn tz_from_cookies(headers: &http::HeaderMap) -> Option<chrono_tz::Tz> {
         })
 }
 
-/// `YYYY-MM-DD HH:MM:SS ZONE (HH:MM UTC)`: the viewer's time zone with UTC beside it, for times
+/// `YYYY-MM-DD HH:MM:SS ZONE (HH:MM UTC)` — with the UTC date too when it is another day: the
+/// viewer's time zone with UTC beside it, for times
 /// inside sentences and cells that have no hover; `… UTC` alone until the browser has said
 /// which zone it is in.
 pub fn display_time(t: DateTime<Utc>) -> String {
@@ -44,7 +45,13 @@ fn both(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     if tz == chrono_tz::Tz::UTC {
         return utc_time(t);
     }
-    format!("{} ({} UTC)", in_zone(t, tz), t.format("%H:%M"))
+    let local = t.with_timezone(&tz);
+    let utc = if local.date_naive() == t.date_naive() {
+        t.format("%H:%M")
+    } else {
+        t.format("%Y-%m-%d %H:%M")
+    };
+    format!("{} ({utc} UTC)", in_zone(t, tz))
 }
 
 fn in_zone(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
@@ -107,6 +114,12 @@ mod tests {
         assert_eq!(in_zone(t, tz), "2026-11-30 02:16:00 CET");
         assert_eq!(both(t, tz), "2026-11-30 02:16:00 CET (01:16 UTC)");
         assert_eq!(both(t, chrono_tz::Tz::UTC), "2026-11-30 01:16:00 UTC");
+        // Across midnight the UTC side carries its own date.
+        let ny: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            both(t, ny),
+            "2026-11-29 20:16:00 EST (2026-11-30 01:16 UTC)"
+        );
         assert_eq!(utc_time(t), "2026-11-30 01:16:00 UTC");
         h.insert(http::header::COOKIE, "tz=Not/AZone".parse().unwrap());
         assert_eq!(tz_from_cookies(&h), None);

@@ -70,8 +70,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// Tells the server the browser's time zone (an IANA name in the `tz` cookie), so the pages it
-/// renders show times in it (`format::display_time`; UTC on hover). Set when missing or changed;
-/// the pages fetched from then on use it.
+/// renders show times in it (`format::display_time`, UTC beside it; `zone_time`, UTC on hover).
+/// Set when missing or changed; the pages fetched from then on use it.
 #[cfg(feature = "hydrate")]
 fn remember_time_zone() {
     use wasm_bindgen::JsValue;

@@ -748,6 +748,37 @@ pub(crate) mod ssr {
                 ));
             }
         }
+        // What the write path found open that no group above covers (a custom plan's rung, or a
+        // change whose reach needs a higher rung's gates): listed, so the list never says
+        // "done" while advancing is refused.
+        let covered = |u: &Unmet| match u {
+            Unmet::Paused { .. } => plan.paused.is_some(),
+            Unmet::Window { .. } => gates.is_some_and(|g| g.min_window_hours > 0),
+            Unmet::Unticked { checklist, .. } | Unmet::MissingChecklist { checklist } => {
+                gates.is_some_and(|g| g.checklists.contains(checklist))
+            }
+            Unmet::Unsigned { milestone } => {
+                gates.is_some_and(|g| g.milestones.contains(milestone))
+            }
+            Unmet::Guard { guard, .. } => gates.is_some_and(|g| g.guards.contains(guard)),
+            Unmet::Migrations => gates.is_some_and(|g| g.migrations),
+            Unmet::Approval { .. } => plan.settings.approvals_required,
+        };
+        let other: Vec<Todo> = plan
+            .unmet
+            .iter()
+            .filter(|u| !covered(u))
+            .map(|u| Todo {
+                label: u.to_string(),
+                done: false,
+                who: "see the plan: a higher rung's gate this change reaches".into(),
+                href: "#plan-gates".into(),
+                detail: None,
+            })
+            .collect();
+        if !other.is_empty() {
+            groups.push(("Other", other));
+        }
         if plan.settings.approvals_required {
             groups.push((
                 "Approval",

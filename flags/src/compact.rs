@@ -803,8 +803,7 @@ impl CompactSnapshot {
     /// How many known tenants flag `flag_key` is ON for, how many have an enabled row, and how
     /// many are excluded — what a `count(*)` over `feature_flags` joined with the live tenants
     /// gives, without reading a row: one pass over the tenants (one bucket hash for each tenant a
-    /// percentage target's constraints admit), none when the global row is on. `None` when the
-    /// flag is unknown.
+    /// percentage target's constraints admit). `None` when the flag is unknown.
     pub fn counts(&self, flag_key: &str) -> Option<FlagCounts> {
         let flag = self.flags.get(flag_key)?;
         let mut rows_on = 0;

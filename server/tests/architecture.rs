@@ -107,7 +107,7 @@ fn layers_point_one_way() {
 }
 
 /// `server` takes from the UI crate only what serves pages: the shell and the app, the page
-/// prefixes behind sign-in, the server functions' context and publisher, the CSP, the session
+/// prefixes behind sign-in, the server functions' context, publisher and counts, the CSP, the session
 /// check, and the audit page's filter (its CSV export). Infrastructure comes from `infra`.
 #[test]
 fn server_takes_only_page_serving_items_from_app() {
@@ -117,6 +117,7 @@ fn server_takes_only_page_serving_items_from_app() {
         "app::PROTECTED_PREFIXES",
         "app::ServerContext",
         "app::Publisher",
+        "app::CountSource",
         "app::AppError",
         "app::csp",
         "app::url",

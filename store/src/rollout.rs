@@ -554,22 +554,20 @@ type ProposalCache = Vec<((String, i64, i64), Proposal)>;
 static PROPOSALS: tokio::sync::Mutex<ProposalCache> = tokio::sync::Mutex::const_new(Vec::new());
 
 /// The newest change version that can change what a change of `key` does — the flag's own rows
-/// and rollout, or any tenant (the outbox's horizon when the outbox no longer holds either) — and
-/// the newest that changed a tenant. Both only grow, so a result cached under an older value is
-/// never taken for a newer state; a change to another flag leaves the first as it is, so the
-/// other flags' results stay cached.
+/// and rollout, or any tenant — and the newest that changed a tenant, from `change_marks` (kept
+/// by a trigger on the outbox; pruning does not move them). Both only grow, so a result cached
+/// under an older value is never taken for a newer state, and a change to another flag leaves
+/// the first as it is: the other flags' results stay cached.
 async fn state_version(conn: &mut PgConnection, key: &str) -> Result<(i64, i64), Error> {
     let (flag, tenants): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "WITH h AS (SELECT version FROM change_outbox_horizon), \
-              t AS (SELECT max(version) AS version FROM change_outbox WHERE kind IN ('tenant', 'reset')) \
-         SELECT greatest((SELECT version FROM h), (SELECT version FROM t), \
-                         (SELECT max(version) FROM change_outbox WHERE flag_key = $1)), \
-                greatest((SELECT version FROM h), (SELECT version FROM t))",
+        "SELECT (SELECT version FROM change_marks WHERE subject = 'flag:' || $1), \
+                (SELECT version FROM change_marks WHERE subject = 'tenants')",
     )
     .bind(key)
     .fetch_one(&mut *conn)
     .await?;
-    Ok((flag.unwrap_or_default(), tenants.unwrap_or_default()))
+    let (flag, tenants) = (flag.unwrap_or_default(), tenants.unwrap_or_default());
+    Ok((flag.max(tenants), tenants))
 }
 
 /// The live tenants loaded once for several flags' proposals (the dashboard lists every flag),

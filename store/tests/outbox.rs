@@ -406,3 +406,55 @@ async fn the_cached_advance_follows_tenants_and_the_flags_own_rows(pool: PgPool)
         "a raw-SQL row of this flag gives a new change"
     );
 }
+
+/// `change_marks` — what keys the plan views' cache — follows every change of a flag's rows and
+/// of the tenants, by raw SQL too, and pruning the outbox leaves it where it was.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn change_marks_follow_changes_and_survive_pruning(pool: PgPool) {
+    store::demo::seed_tenants(&pool, 5).await.unwrap();
+    let marks = |pool: PgPool| async move {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT subject, version FROM change_marks ORDER BY subject",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let before = marks(pool.clone()).await;
+    let tenants_before = before
+        .iter()
+        .find(|(s, _)| s == "tenants")
+        .map(|(_, v)| *v)
+        .unwrap();
+    exec(
+        &pool,
+        &format!(
+            "INSERT INTO feature_flags (key, tenant_id, enabled) VALUES ('{FLAG}', '{}', true)",
+            tenant(1)
+        ),
+    )
+    .await;
+    let v = store::outbox::current_version(&pool).await.unwrap() as i64;
+    let after = marks(pool.clone()).await;
+    assert!(after.contains(&(format!("flag:{FLAG}"), v)), "{after:?}");
+    assert!(
+        after.contains(&("tenants".into(), tenants_before)),
+        "a flag's row leaves the tenants' mark: {after:?}"
+    );
+    exec(
+        &pool,
+        &format!(
+            "UPDATE tenants SET plan = 'enterprise' WHERE id = '{}'",
+            tenant(2)
+        ),
+    )
+    .await;
+    let v2 = store::outbox::current_version(&pool).await.unwrap() as i64;
+    let after = marks(pool.clone()).await;
+    assert!(after.contains(&("tenants".into(), v2)), "{after:?}");
+    assert!(after.contains(&(format!("flag:{FLAG}"), v)), "{after:?}");
+    store::outbox::prune(&pool, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(marks(pool.clone()).await, after, "pruning moves no mark");
+}
