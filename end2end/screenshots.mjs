@@ -110,7 +110,8 @@ const adm = await session('admin', process.env.DEMO_PASSWORD_ADMIN);
 await po.goto(`${base}/flags/${FLAG}`);
 await po.waitForSelector('[data-testid=percentage]');
 
-if ((await po.getByTestId('current-phase').textContent()) === 'off') {
+const phase = async () => (await api('GET', `/api/admin/flags/${FLAG}`)).rollout.phase;
+if ((await phase()) === 'off') {
   // Shorten the monitoring windows for the demo (plan settings).
   const plan = await api('GET', PLAN);
   await api('PUT', `${PLAN}/settings`, { gates: plan.gates.map((g) => ({ ...g, min_window_hours: 0 })) });
@@ -133,7 +134,7 @@ if ((await po.getByTestId('current-phase').textContent()) === 'off') {
   console.log('pilot: acme-logistics and globex-health are ON (approved by admin)');
 }
 
-if ((await po.getByTestId('current-phase').textContent()) === 'pilot') {
+if ((await phase()) === 'pilot') {
   await meetGates('10%');
   await guardsOk();
   await po.goto(`${base}/flags/${FLAG}`);

@@ -249,6 +249,9 @@ mod ssr {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
+        if let Some(words) = row_in_words(before, after) {
+            return words;
+        }
         let text = match (before, after) {
             (None, None) => String::new(),
             (None, Some(a)) => format!("created: {}", compact(a)),
@@ -277,6 +280,54 @@ mod ssr {
         } else {
             text
         }
+    }
+
+    /// A `feature_flags` row's change (`{"enabled", "excluded"}` before and after) as people say
+    /// it: "turned ON", "turned OFF", "excluded", "no longer excluded". `None` for anything else.
+    fn row_in_words(
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> Option<String> {
+        use serde_json::Value;
+        let state = |v: Option<&Value>| -> Option<Option<(bool, bool)>> {
+            match v {
+                None => Some(None),
+                Some(Value::Object(o))
+                    if o.len() == 2 && o.contains_key("enabled") && o.contains_key("excluded") =>
+                {
+                    Some(Some((
+                        o.get("enabled")?.as_bool()?,
+                        o.get("excluded")?.as_bool()?,
+                    )))
+                }
+                Some(_) => None,
+            }
+        };
+        let (b, a) = (state(before)?, state(after)?);
+        if b.is_none() && a.is_none() {
+            return None;
+        }
+        let (was_on, was_ex) = b.unwrap_or((false, false));
+        let (is_on, is_ex) = a.unwrap_or((false, false));
+        let mut words = Vec::new();
+        match (was_on, is_on) {
+            (false, true) => words.push("turned ON"),
+            (true, false) => words.push("turned OFF"),
+            _ => {}
+        }
+        match (was_ex, is_ex) {
+            (false, true) => words.push("excluded"),
+            (true, false) => words.push("no longer excluded"),
+            _ => {}
+        }
+        if words.is_empty() {
+            words.push(match (b, a) {
+                (None, _) => "row added, OFF",
+                (_, None) => "row removed",
+                _ => "unchanged",
+            });
+        }
+        Some(words.join(", "))
     }
 
     impl From<store::audit::AuditRow> for AuditView {
@@ -504,11 +555,20 @@ mod ssr {
         fn summary_lists_only_changed_fields() {
             let b = serde_json::json!({"enabled": false, "excluded": false});
             let a = serde_json::json!({"enabled": true, "excluded": false});
-            assert_eq!(summarize(Some(&b), Some(&a)), "enabled: false → true");
+            assert_eq!(summarize(Some(&b), Some(&a)), "turned ON");
+            assert_eq!(summarize(None, Some(&a)), "turned ON");
+            assert_eq!(summarize(Some(&a), None), "turned OFF");
+            let ex = serde_json::json!({"enabled": true, "excluded": true});
+            assert_eq!(summarize(Some(&a), Some(&ex)), "excluded");
             assert_eq!(
-                summarize(None, Some(&a)),
-                r#"created: {"enabled":true,"excluded":false}"#
+                summarize(Some(&ex), Some(&b)),
+                "turned OFF, no longer excluded"
             );
+            assert_eq!(summarize(None, Some(&b)), "row added, OFF");
+            // Anything else: the fields that changed.
+            let p = serde_json::json!({"phase": "pilot", "pilots": ["a"]});
+            let q = serde_json::json!({"phase": "10%", "pilots": ["a"]});
+            assert_eq!(summarize(Some(&p), Some(&q)), "phase: pilot → 10%");
             assert_eq!(summarize(None, None), "");
         }
 

@@ -289,7 +289,7 @@ pub async fn plan_settings(
             &ctx.pool,
             &crate::auth::actor(&user),
             &key,
-            &settings,
+            &settings.into(),
             None,
             guards.as_deref(),
         )

@@ -44,7 +44,7 @@ test('dashboard, tenant page, tenant filter and audit log follow a raw SQL chang
   await expect(row.getByTestId('tenant-flag-state')).toHaveText('ON');
   await expect(row.getByTestId('tenant-flag-reason')).toHaveAttribute('data-reason', /^(tenant_enabled|pilot|cohort)$/);
   await expect(page.getByTestId('tenant-history')).toContainText('sql');
-  await expect(page.getByTestId('tenant-history')).toContainText('enabled');
+  await expect(page.getByTestId('tenant-history')).toContainText('turned ON');
 
   // The tenant list filtered by flag state.
   await page.goto('/tenants?state=on');

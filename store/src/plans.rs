@@ -530,19 +530,62 @@ pub async fn sign_noting(
     Ok(row)
 }
 
-/// Changes the plan's approval, automation and alert settings and, when given, its gates and its
-/// guards. Audited (`plan.settings`, before and after).
+/// A change of [`Settings`]: each field given replaces the stored one, each absent one is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    /// [`Settings::approvals_required`].
+    pub approvals_required: Option<bool>,
+    /// [`Settings::approver_roles`].
+    pub approver_roles: Option<Vec<Role>>,
+    /// [`Settings::auto_advance`].
+    pub auto_advance: Option<bool>,
+    /// [`Settings::on_alert`].
+    pub on_alert: Option<OnAlert>,
+}
+
+impl From<Settings> for SettingsPatch {
+    fn from(s: Settings) -> Self {
+        SettingsPatch {
+            approvals_required: Some(s.approvals_required),
+            approver_roles: Some(s.approver_roles),
+            auto_advance: Some(s.auto_advance),
+            on_alert: Some(s.on_alert),
+        }
+    }
+}
+
+impl SettingsPatch {
+    fn over(&self, before: &Settings) -> Settings {
+        Settings {
+            approvals_required: self.approvals_required.unwrap_or(before.approvals_required),
+            approver_roles: self
+                .approver_roles
+                .clone()
+                .unwrap_or_else(|| before.approver_roles.clone()),
+            auto_advance: self.auto_advance.unwrap_or(before.auto_advance),
+            on_alert: self.on_alert.unwrap_or(before.on_alert),
+        }
+    }
+}
+
+/// Changes the plan's approval, automation and alert settings (those `patch` gives; the others
+/// are kept) and, when given, its gates and its guards. Audited (`plan.settings`, before and
+/// after).
 pub async fn set_settings(
     pool: &PgPool,
     actor: &Actor,
     key: &str,
-    settings: &Settings,
+    patch: &SettingsPatch,
     gates: Option<&[PhaseGates]>,
     guards: Option<&[GuardSpec]>,
 ) -> Result<(), Error> {
     if let Some(guards) = guards {
         validate_guards(guards)?;
     }
+    let mut tx = pool.begin().await?;
+    actor.apply(&mut tx).await?;
+    let before = load_for_update(&mut tx, actor, key).await?;
+    let settings = &patch.over(&before.settings);
     if let Some(bad) = settings
         .approver_roles
         .iter()
@@ -574,9 +617,6 @@ pub async fn set_settings(
             )));
         }
     }
-    let mut tx = pool.begin().await?;
-    actor.apply(&mut tx).await?;
-    let before = load_for_update(&mut tx, actor, key).await?;
     let gates_json = match gates {
         Some(g) => to_json(&g)?,
         None => to_json(&before.gates)?,

@@ -500,3 +500,60 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
         .unwrap();
     assert!(moved.is_empty());
 }
+
+/// A settings body with only the gates (the README's "shorten the windows for a demo") changes
+/// the gates and keeps the approvals, the approvers, the automation and the alert action.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_partial_settings_body_keeps_what_it_does_not_name(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let uri = format!("/api/admin/flags/{FLAG}/plan/settings");
+    let res = app
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"approvals_required": true, "approver_roles": ["qa", "admin"], "on_alert": "previous"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
+    let mut gates = app.get(&plan_uri).await.json()["gates"].clone();
+    for g in gates.as_array_mut().unwrap() {
+        g["min_window_hours"] = json!(0);
+    }
+    let res = app
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"gates": gates})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let plan = app.get(&plan_uri).await.json();
+    assert!(plan["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|g| g["min_window_hours"] == 0));
+    assert_eq!(plan["settings"]["approvals_required"], true);
+    assert_eq!(plan["settings"]["approver_roles"], json!(["qa", "admin"]));
+    assert_eq!(plan["settings"]["on_alert"], "previous");
+    // A bad value is refused and changes nothing.
+    let res = app
+        .call(
+            Method::PUT,
+            &uri,
+            Some(&app.admin),
+            &[],
+            Some(json!({"approver_roles": []})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    assert_eq!(
+        app.get(&plan_uri).await.json()["settings"]["approver_roles"],
+        json!(["qa", "admin"])
+    );
+}

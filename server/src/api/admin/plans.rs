@@ -244,18 +244,17 @@ pub async fn approve_change(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSettingsBody {
-    /// Raising the phase needs a second user's approval of the exact change.
-    pub approvals_required: bool,
-    /// Roles that may approve: admin, product_owner, qa, dba.
-    #[schema(value_type = Vec<String>)]
-    pub approver_roles: Vec<Role>,
-    /// Advance on its own once every gate holds.
-    pub auto_advance: bool,
-    /// On a guard's alert, besides pausing: `pause` (default), `previous` (one phase down) or
-    /// `off` (the kill switch).
-    #[serde(default)]
-    #[schema(value_type = String)]
-    pub on_alert: OnAlert,
+    /// Raising the phase needs a second user's approval of the exact change; absent keeps it.
+    pub approvals_required: Option<bool>,
+    /// Roles that may approve: admin, product_owner, qa, dba; absent keeps them.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub approver_roles: Option<Vec<Role>>,
+    /// Advance on its own once every gate holds; absent keeps it.
+    pub auto_advance: Option<bool>,
+    /// On a guard's alert, besides pausing: `pause` (a new plan's), `previous` (one phase down)
+    /// or `off` (the kill switch); absent keeps it.
+    #[schema(value_type = Option<String>)]
+    pub on_alert: Option<OnAlert>,
     /// The gates per phase; absent keeps them.
     #[schema(value_type = Option<Vec<Object>>)]
     pub gates: Option<Vec<flags::plan::PhaseGates>>,
@@ -265,7 +264,8 @@ pub struct PlanSettingsBody {
     pub guards: Option<Vec<flags::guard::GuardSpec>>,
 }
 
-/// Changes the plan's approvals, automatic advance and gates (audited as `plan.settings`).
+/// Changes the plan's approvals, automatic advance, alert action, gates and guards — each one the
+/// body gives; the others are kept (audited as `plan.settings`).
 #[utoipa::path(put, path = "/api/admin/flags/{key}/plan/settings", tag = "admin", params(("key" = String, Path)), request_body = PlanSettingsBody,
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -278,7 +278,7 @@ pub async fn plan_settings(
 ) -> Result<StatusCode, ApiError> {
     let Path(key) = key?;
     let Json(b) = body?;
-    let settings = store::plans::Settings {
+    let patch = store::plans::SettingsPatch {
         approvals_required: b.approvals_required,
         approver_roles: b.approver_roles,
         auto_advance: b.auto_advance,
@@ -288,7 +288,7 @@ pub async fn plan_settings(
         &state.pool,
         &actor,
         &key,
-        &settings,
+        &patch,
         b.gates.as_deref(),
         b.guards.as_deref(),
     )
