@@ -148,7 +148,7 @@ if ((await phase()) === 'pilot') {
   await adminApproves(adm);
   await po.goto(`${base}/flags/${FLAG}#plan-gates`);
   await po.getByTestId('plan-advance').click();
-  await po.waitForURL(/done=/);
+  await po.getByTestId('plan-done').waitFor();
   const flag = await api('GET', `/api/admin/flags/${FLAG}`);
   if (flag.rollout.phase !== '10%') fail(`the advance did not happen: ${(await unmet()).join('; ')}`);
   console.log(`10%: ${flag.tenants_on} tenant(s) ON, no break glass`);

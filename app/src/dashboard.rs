@@ -191,7 +191,7 @@ mod ssr {
         let hours = ctx.backup_max_age.as_secs() / 3600;
         let backup = match store::backup::fresh(&ctx.backup_dir, ctx.backup_max_age)? {
             Some(b) => Ok(format!(
-                "{} ({})",
+                "{}, taken {}",
                 b.name,
                 crate::format::display_time(b.modified)
             )),
@@ -280,7 +280,7 @@ mod ssr {
                                                 {open.into_iter().take(DASH_OPEN).map(|(group, (label, who, href))| view! {
                                                     <li class="gate open" data-testid="dash-gate" data-group=group>
                                                         <span aria-hidden="true">"○ "</span>{label}
-                                                        <span class="who small">" · "{who}" · "<a href=href>"go there"</a></span>
+                                                        <span class="who small">" · "{who}" · "<a href=href rel="external">"go there"</a></span>
                                                     </li>
                                                 }).collect_view()}
                                             </ul>

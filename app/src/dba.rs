@@ -34,6 +34,10 @@ pub struct MigrationsData {
     pub verification_query: String,
     /// Its result (the plan expects 1).
     pub verification_count: i64,
+    /// The global row is there.
+    pub verification_global: bool,
+    /// Tenant rows the rollout has written (the plan's 1 holds before any pilot).
+    pub verification_tenant_rows: i64,
 }
 
 /// The migration page's body, rendered on the server.
@@ -250,6 +254,7 @@ mod ssr {
         let ctx = crate::server_context()?;
         let rows = store::migrations::status(&ctx.pool).await?;
         let counts = store::migrations::counts(&ctx.pool).await?;
+        let (global, tenant_rows) = store::migrations::seed_verification_rows(&ctx.pool).await?;
         let migrations = rows
             .into_iter()
             .map(|m| MigrationView {
@@ -268,6 +273,8 @@ mod ssr {
             ready: counts.ready(),
             verification_query: store::migrations::SEED_VERIFICATION_QUERY.to_string(),
             verification_count: store::migrations::seed_verification(&ctx.pool).await?,
+            verification_global: global,
+            verification_tenant_rows: tenant_rows,
         })
     }
 
@@ -361,6 +368,12 @@ mod ssr {
                     view! {
                         <p class="notice ok" data-testid="verification-result">"Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
                             " — as the plan expects (the global row)."</p>
+                    }.into_any()
+                } else if d.verification_global && d.verification_tenant_rows > 0
+                    && d.verification_count == d.verification_tenant_rows + 1 {
+                    view! {
+                        <p class="notice ok" data-testid="verification-result">"Result: " <strong data-testid="verification-count">{d.verification_count}</strong>
+                            {format!(" — the global row and {} tenant row(s) the rollout has written since. The plan's 1 is the count right after the migration, before any pilot.", d.verification_tenant_rows)}</p>
                     }.into_any()
                 } else {
                     view! {

@@ -119,7 +119,7 @@ pub fn App() -> impl IntoView {
         <Title formatter=|text| format!("{text} · Tenantry") />
         <Router>
             <TopBar />
-            <main id="main">
+            <main id="main" tabindex="-1">
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("login") view=login::LoginPage ssr=SsrMode::Async />
                     // Signed-out visitors never reach these: the server sends them to /login
@@ -159,7 +159,9 @@ fn TopBar() -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="topbar">
-            <a class="skip-link" href="#main">"Skip to content"</a>
+            // `rel="external"`: the browser's own anchor jump (it moves focus to <main>), not the
+            // router's navigation.
+            <a class="skip-link" href="#main" rel="external">"Skip to content"</a>
             <a class="brand" href="/">
                 <span class="brand-mark" aria-hidden="true">"◐"</span>
                 " Tenantry"

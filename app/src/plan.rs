@@ -24,7 +24,7 @@ pub async fn plan_panel(key: String) -> Result<String, AppError> {
         None => Vec::new(),
     };
     let uri: Option<http::Uri> = leptos_axum::extract().await.ok();
-    let feedback = uri.as_ref().and_then(|u| u.query()).and_then(ssr::feedback);
+    let feedback = ssr::feedback(&key, uri.as_ref().and_then(|u| u.query())).await;
     Ok(crate::html::render(move || {
         view! { <ssr::PlanBody plan user feedback charts /> }
     }))
@@ -75,7 +75,7 @@ pub async fn plan_tick(
     }
     .await;
     let done = format!("{} “{item}”.", if ticked { "Ticked" } else { "Unticked" });
-    ssr::back(&key, &ssr::checklist_anchor(&checklist), &done, r)
+    ssr::back(&key, &ssr::checklist_anchor(&checklist), &done, r).await
 }
 
 /// Signs (or withdraws) a milestone. Only a role that owns the milestone may (DevOps → admin,
@@ -138,7 +138,7 @@ pub async fn plan_sign(
     } else {
         format!("Withdrew the signature of “{milestone}”.")
     };
-    ssr::back(&key, "signoffs", &done, r)
+    ssr::back(&key, "signoffs", &done, r).await
 }
 
 /// Asks a second user to approve the change advancing would make now.
@@ -164,6 +164,7 @@ pub async fn plan_request(key: String) -> Result<(), AppError> {
         "Approval requested: approvers see it in the navigation, on the dashboard and here, under Approvals.",
         r,
     )
+    .await
 }
 
 /// Approves change request `id` (an approver role of the plan; never the requester).
@@ -183,6 +184,7 @@ pub async fn plan_approve(key: String, id: i64) -> Result<(), AppError> {
         "Approved: the person who asked can now make exactly this change.",
         r,
     )
+    .await
 }
 
 /// Advances the flag to its next phase through the gates; an admin may pass unmet gates with a
@@ -214,7 +216,7 @@ pub async fn plan_advance(key: String, override_reason: Option<String>) -> Resul
         ),
         Err(_) => String::new(),
     };
-    ssr::back(&key, "plan-gates", &done, r.map(|_| ()))
+    ssr::back(&key, "plan-gates", &done, r.map(|_| ())).await
 }
 
 /// Replaces the plan's contacts: one per line, `role | contact`.
@@ -244,7 +246,7 @@ pub async fn plan_contacts(key: String, contacts: String) -> Result<(), AppError
         Ok(())
     }
     .await;
-    ssr::back(&key, "contacts", "Contacts saved.", r)
+    ssr::back(&key, "contacts", "Contacts saved.", r).await
 }
 
 /// The plan's approvals and automatic advance (admins).
@@ -298,7 +300,7 @@ pub async fn plan_settings(
         Ok(())
     }
     .await;
-    ssr::back(&key, "settings", "Settings saved.", r)
+    ssr::back(&key, "settings", "Settings saved.", r).await
 }
 
 /// Resumes a rollout a guard paused (product owners and admins): a person's decision, audited.
@@ -318,6 +320,7 @@ pub async fn plan_resume(key: String) -> Result<(), AppError> {
         "Resumed: the rollout may advance again when its gates hold.",
         r,
     )
+    .await
 }
 
 /// Server-only: who ticks, the guard charts and the panel's HTML.
@@ -332,7 +335,7 @@ pub(crate) mod ssr {
     pub const TICKERS: &[Role] = &[Role::Admin, Role::ProductOwner, Role::Qa, Role::Dba];
 
     /// What the last form did, shown next to the control that posted it.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
     pub struct Feedback {
         /// The id of the card it belongs to (`plan-gates`, `signoffs`, `checklist-…`).
         pub at: String,
@@ -343,6 +346,9 @@ pub(crate) mod ssr {
         /// The server's own words, behind "Details" (refusals).
         pub detail: Option<String>,
     }
+
+    /// The session key of the flash a plan form leaves for the page it goes back to.
+    const FLASH: &str = "plan_flash";
 
     fn enc(s: &str) -> String {
         url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -365,9 +371,10 @@ pub(crate) mod ssr {
 
     /// Ends a plan form's server function. A form posted without JavaScript (it accepts HTML)
     /// goes back to the flag page at the card of the control that posted it (`#anchor`, so the
-    /// browser scrolls there), with what happened (`?done=` or `?err=`) shown in that card. A
-    /// caller that asked for JSON gets the result as is.
-    pub fn back<T>(
+    /// browser scrolls there), where what happened is shown. What happened travels in the
+    /// session (a flash, shown once), not in the address: a link cannot make the page claim
+    /// something was done. A caller that asked for JSON gets the result as is.
+    pub async fn back<T>(
         key: &str,
         anchor: &str,
         done: &str,
@@ -380,60 +387,68 @@ pub(crate) mod ssr {
                 .is_some_and(|a| a.contains("text/html"))
         });
         if wants_html {
-            let what = match &r {
-                Ok(_) => format!("done={}", enc(done)),
-                Err(AppError::Refused { why, text }) => {
-                    format!("err={}&why={}", enc(text), why.as_str())
+            let said = match &r {
+                Ok(_) => Feedback {
+                    at: anchor.to_string(),
+                    ok: true,
+                    text: done.to_string(),
+                    detail: None,
+                },
+                Err(e) => {
+                    let why = match e {
+                        AppError::Refused { why, .. } => Some(*why),
+                        _ => None,
+                    };
+                    let text = e.to_string();
+                    Feedback {
+                        at: anchor.to_string(),
+                        ok: false,
+                        text: in_words(why, &text),
+                        detail: Some(text),
+                    }
                 }
-                Err(e) => format!("err={}", enc(&e.to_string())),
             };
-            leptos_axum::redirect(&format!(
-                "/flags/{}?{what}&at={}#{anchor}",
-                enc(key),
-                enc(anchor)
-            ));
+            if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await {
+                if let Err(e) = session.insert(FLASH, (key, said)).await {
+                    tracing::warn!(error = %e, "keeping a plan form's feedback");
+                }
+            }
+            leptos_axum::redirect(&format!("/flags/{}?at={}#{anchor}", enc(key), enc(anchor)));
         }
         r
     }
 
-    /// The feedback a page load carries in its query (`done`/`err` and `at`).
-    pub fn feedback(query: &str) -> Option<Feedback> {
+    /// What the last plan form of `key` did, once: the flash [`back`] left in the session, or
+    /// the error Leptos puts in the address when a form's fields could not be read (`__err`).
+    pub async fn feedback(key: &str, query: Option<&str>) -> Option<Feedback> {
+        if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await {
+            if let Ok(Some((k, said))) = session.remove::<(String, Feedback)>(FLASH).await {
+                if k == key {
+                    return Some(said);
+                }
+            }
+        }
         let mut at = None;
-        let mut done = None;
         let mut err = None;
-        let mut why = None;
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        for (k, v) in url::form_urlencoded::parse(query?.as_bytes()) {
             match k.as_ref() {
                 "at" => at = Some(v.into_owned()),
-                "done" => done = Some(v.into_owned()),
-                "err" => err = Some(v.into_owned()),
-                "why" => why = crate::error::Refusal::parse(&v),
                 "__err" => {
-                    let e = leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&v);
-                    if let AppError::Refused { why: w, .. } = &e {
-                        why = Some(*w);
-                    }
-                    err = Some(e.to_string())
+                    err = Some(
+                        leptos::server_fn::error::ServerFnUrlError::<AppError>::decode_err(&v)
+                            .to_string(),
+                    )
                 }
                 _ => {}
             }
         }
-        let at = at.unwrap_or_else(|| "plan-gates".into());
-        match (done, err) {
-            (_, Some(e)) => Some(Feedback {
-                at,
-                ok: false,
-                text: in_words(why, &e),
-                detail: Some(e),
-            }),
-            (Some(d), None) if !d.is_empty() => Some(Feedback {
-                at,
-                ok: true,
-                text: d,
-                detail: None,
-            }),
-            _ => None,
-        }
+        let e = err?;
+        Some(Feedback {
+            at: at.unwrap_or_else(|| "plan-gates".into()),
+            ok: false,
+            text: in_words(None, &e),
+            detail: Some(e),
+        })
     }
 
     /// A refusal as a product owner reads it, by its kind; the server's own words stay behind
@@ -1104,7 +1119,9 @@ pub(crate) mod ssr {
                                 flags::guard::show(&g.unit, g.alert),
                                 if g.per_tenant { " · ON tenants vs the others" } else { "" },
                             )}</div>
-                            <code class="small query">{g.query.clone()}</code>
+                            <details class="small"><summary>"Query (PromQL)"</summary>
+                                <code class="small query">{g.query.clone()}</code>
+                            </details>
                         </div>
                         {match chart {
                             Some(Ok(svg)) => view! { <div class="guard-chart-wrap" inner_html=svg></div> }.into_any(),

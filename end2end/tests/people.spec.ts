@@ -51,6 +51,10 @@ test('the gates read as a to-do list: counts, who can act, and an advance that i
   const item = card.getByTestId('dash-gate').first();
   await expect(item).toContainText('go there');
   await expect(item.getByRole('link', { name: 'go there' })).toHaveAttribute('href', new RegExp(`^/(flags/${FLAG}#|dba/)`));
+  // Following it lands on the card, scrolled into view.
+  const href = (await item.getByRole('link', { name: 'go there' }).getAttribute('href')) ?? '';
+  await item.getByRole('link', { name: 'go there' }).click();
+  if (href.includes('#')) await expect(page.locator(`#${href.split('#')[1]}`)).toBeInViewport();
   await page.goto(`/flags/${FLAG}`);
   // The engineers' words are there, behind a disclosure.
   await expect(gates.getByTestId('unmet')).toBeHidden();
@@ -147,6 +151,9 @@ test('at 390 px: the navigation folds behind Menu, nothing scrolls sideways, a s
   const skip = page.locator('.skip-link');
   await expect(skip).toBeFocused();
   await expect(skip).toBeInViewport();
+  // Enter follows it: focus moves to the content, so the next Tab does not start from the logo.
+  await page.keyboard.press('Enter');
+  await expect(page.locator('main')).toBeFocused();
   await context.close();
 });
 

@@ -149,3 +149,15 @@ pub async fn seed_verification(pool: &PgPool) -> Result<i64, Error> {
         .fetch_one(pool)
         .await?)
 }
+
+/// What [`SEED_VERIFICATION_QUERY`]'s rows are: whether the global row is there, and how many
+/// tenant rows the rollout has written since (the plan's 1 is the count before any pilot).
+pub async fn seed_verification_rows(pool: &PgPool) -> Result<(bool, i64), Error> {
+    let (global, tenants): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE tenant_id IS NULL), count(*) FILTER (WHERE tenant_id IS NOT NULL) \
+         FROM feature_flags WHERE key = 'multi_workspace_enabled'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((global == 1, tenants))
+}

@@ -236,9 +236,9 @@ async fn plan_server_functions_refuse_what_the_role_may_not(pool: PgPool) {
     assert_eq!(stored[0]["name"], "errors");
 }
 
-/// Without JavaScript a plan form comes back to the flag page at its own card, saying what
-/// happened: `?done=` after a success, `?err=` after a refusal (in words; the page shows it next
-/// to the control).
+/// Without JavaScript a plan form comes back to the flag page at its own card, and the card says
+/// what happened — once, from the session, never from the address: a link with `?done=` claims
+/// nothing.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn plan_forms_without_javascript_come_back_to_their_card(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
@@ -259,6 +259,21 @@ async fn plan_forms_without_javascript_come_back_to_their_card(pool: PgPool) {
             .await
         }
     };
+    let page = |to: String| {
+        let cookie = qa.clone();
+        let app = &app;
+        async move {
+            app.raw(
+                axum::http::Request::get(to)
+                    .header("accept", "text/html")
+                    .header("cookie", cookie)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .text
+        }
+    };
     let res = post(
         "plan_tick",
         format!("key={FLAG}&checklist=Prerequisites&item=All+staging+tests+passed&ticked=true"),
@@ -266,14 +281,31 @@ async fn plan_forms_without_javascript_come_back_to_their_card(pool: PgPool) {
     .await;
     assert!(res.status.is_redirection(), "{} {}", res.status, res.text);
     let to = res.headers["location"].to_str().unwrap().to_string();
-    assert!(
-        to.starts_with(&format!("/flags/{FLAG}?done=Ticked"))
-            && to.ends_with("&at=checklist-prerequisites#checklist-prerequisites"),
-        "{to}"
+    assert_eq!(
+        to,
+        format!("/flags/{FLAG}?at=checklist-prerequisites#checklist-prerequisites")
     );
-    // QA may not advance: refused, back at the gates with the reason.
+    let said = "Ticked “All staging tests passed”.";
+    assert!(
+        page(to.clone()).await.contains(said),
+        "the card says what happened"
+    );
+    assert!(
+        !page(to).await.contains(said),
+        "once: a reload does not say it again"
+    );
+    let forged = page(format!(
+        "/flags/{FLAG}?done=Approved+and+advanced&at=plan-gates"
+    ))
+    .await;
+    assert!(
+        !forged.contains("Approved and advanced"),
+        "the address claims nothing"
+    );
+    // QA may not advance: refused, back at the gates with the reason in words.
     let res = post("plan_advance", format!("key={FLAG}")).await;
     assert!(res.status.is_redirection(), "{} {}", res.status, res.text);
     let to = res.headers["location"].to_str().unwrap().to_string();
-    assert!(to.contains("?err=") && to.ends_with("#plan-gates"), "{to}");
+    assert!(to.ends_with("#plan-gates"), "{to}");
+    assert!(page(to).await.contains("data-testid=\"plan-error\""));
 }
