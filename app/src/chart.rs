@@ -67,6 +67,18 @@ pub fn guard_svg(g: &GuardSpec, lines: &Lines, start: i64, end: i64) -> String {
     });
     let lo = lo.min(0.0);
     let hi = if hi > lo { hi * 1.1 } else { lo + 1.0 };
+    // Readings that began inside the window (a guard added, Prometheus started): the axis starts
+    // at the first one, so a few minutes of data are not a speck at the right edge.
+    let first = lines
+        .main
+        .iter()
+        .chain(&lines.others)
+        .map(|(t, _)| *t)
+        .min();
+    let start = match first {
+        Some(f) if f > start && f < end => f,
+        _ => start,
+    };
     let span = (end - start).max(1) as f64;
     let x = |t: i64| ((t - start) as f64 / span * W).clamp(0.0, W);
     let y = |v: f64| H - ((v - lo) / (hi - lo) * H).clamp(0.0, H);
@@ -118,9 +130,14 @@ pub fn guard_svg(g: &GuardSpec, lines: &Lines, start: i64, end: i64) -> String {
             lines.main.len()
         ));
     }
-    let hours = (end - start) / 3600;
+    let secs = end - start;
+    let back = if secs >= 3600 {
+        format!("−{} h", secs / 3600)
+    } else {
+        format!("−{} min", (secs / 60).max(1))
+    };
     svg.push_str(&format!(
-        "<text class=\"axis\" x=\"0\" y=\"{}\">−{hours} h</text><text class=\"axis end\" x=\"{W}\" y=\"{}\">now</text></svg>",
+        "<text class=\"axis\" x=\"0\" y=\"{}\">{back}</text><text class=\"axis end\" x=\"{W}\" y=\"{}\">now</text></svg>",
         H + 13.0,
         H + 13.0
     ));
@@ -153,5 +170,25 @@ mod tests {
         assert!(svg.contains("class=\"series others\""));
         let empty = guard_svg(&g, &split(false, &[], &|_| false), 0, 60);
         assert!(empty.contains("no data in this window"));
+        // A day's window with ten minutes of readings: the axis starts at the first reading.
+        let recent = Lines {
+            main: vec![
+                (86_400 - 600, 0.001),
+                (86_400 - 300, 0.002),
+                (86_400, 0.001),
+            ],
+            others: Vec::new(),
+        };
+        let svg = guard_svg(&g, &recent, 0, 86_400);
+        assert!(svg.contains("−10 min"), "{svg}");
+        assert!(
+            svg.contains("M0.0,"),
+            "the line starts at the left edge: {svg}"
+        );
+        let day = Lines {
+            main: vec![(-86_400, 0.001), (60, 0.001)],
+            others: Vec::new(),
+        };
+        assert!(guard_svg(&g, &day, -86_400, 60).contains("−24 h"));
     }
 }

@@ -629,6 +629,9 @@ fn FlagEditor(
                 </div>
             </details>
         })}
+        {(!can_edit).then(|| view! {
+            <p class="notice" data-testid="read-only">"Read-only for your role: product owners and admins change rollouts; you see where this one stands and its plan below."</p>
+        })}
         <div class="panel">
             <h2>"Phase ladder"</h2>
             <ol class="ladder" data-testid="ladder">

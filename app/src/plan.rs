@@ -550,6 +550,24 @@ pub(crate) mod ssr {
         out
     }
 
+    /// The phases whose entry the items `pick` selects gate ("into pilot, into 10%"), or "—".
+    fn gated_phases(
+        plan: &store::rollout::PlanState,
+        pick: impl Fn(&flags::plan::PhaseGates) -> bool,
+    ) -> String {
+        let phases: Vec<String> = plan
+            .gates
+            .iter()
+            .filter(|g| pick(g))
+            .map(|g| format!("into {}", g.phase))
+            .collect();
+        if phases.is_empty() {
+            "—".into()
+        } else {
+            phases.join(", ")
+        }
+    }
+
     /// A moment as the panel shows it.
     fn when(t: chrono::DateTime<chrono::Utc>) -> String {
         crate::format::display_time(t)
@@ -981,6 +999,10 @@ pub(crate) mod ssr {
             view! {
                 <div class="card checklist" id=checklist_anchor(&c.name) data-testid="checklist" data-name=c.name.clone()>
                     <h3>{c.name.clone()}</h3>
+                    <p class="muted small">{match gated_phases(&plan, |g| g.checklists.contains(&c.name)) {
+                        p if p == "—" => "Gates no phase.".to_string(),
+                        p => format!("Gates: {p}."),
+                    }}</p>
                     {feedback.clone().filter(|f| f.at == checklist_anchor(&c.name)).map(said)}
                     <ul>
                         {c.items.iter().map(|item| {
@@ -1015,7 +1037,7 @@ pub(crate) mod ssr {
                 <h3>"Sign-off"</h3>
                 <Said feedback=feedback.clone() id="signoffs" />
                 <table class="table" data-testid="signoffs">
-                    <thead><tr><th>"Milestone"</th><th>"Owner"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
+                    <thead><tr><th>"Milestone"</th><th>"Owner"</th><th>"Gates"</th><th>"Date"</th><th>"Status"</th><th></th></tr></thead>
                     <tbody>
                         {plan.document.milestones.iter().map(|m| {
                             let s = plan.signoffs.iter().find(|s| s.milestone == m.name);
@@ -1025,6 +1047,7 @@ pub(crate) mod ssr {
                                 <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
                                     <td>{m.name.clone()}</td>
                                     <td>{m.owner.clone()}</td>
+                                    <td class="small">{gated_phases(&plan, |g| g.milestones.contains(&m.name))}</td>
                                     <td>{s.map(|s| when(s.at)).unwrap_or_default()}</td>
                                     <td>{match s {
                                         Some(s) if s.signed => format!("Signed by {} ({})", s.actor, s.role),

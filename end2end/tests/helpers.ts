@@ -16,7 +16,8 @@ export const test = playwrightTest.extend<{ cspViolationsExpected: boolean; cspV
     async ({ page, cspViolationsExpected }, use) => {
       const violations: string[] = [];
       page.on('console', (m) => {
-        if (cspViolation.test(m.text())) violations.push(m.text());
+        // With the page it happened on: which response carried the wrong policy.
+        if (cspViolation.test(m.text())) violations.push(`${m.text()} (on ${m.location().url || page.url()})`);
       });
       await use(violations);
       if (!cspViolationsExpected) expect(violations, 'Content-Security-Policy violations').toEqual([]);

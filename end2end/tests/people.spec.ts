@@ -207,6 +207,8 @@ test('the 404 page leads to the dashboard', async ({ page }) => {
   await signIn(page, users.qa, '/');
   const res = await page.goto('/no/such/page');
   expect(res?.status()).toBe(404);
+  // The header still knows who is signed in.
+  await expect(page.getByTestId('whoami')).toContainText(users.qa.name);
   await page.getByTestId('not-found-home').click();
   await expect(page).toHaveURL(new RegExp(`${base}/?$`));
 });

@@ -79,12 +79,17 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(ctx.clone()),
+            {
+                let ctx = ctx.clone();
+                move || provide_context(ctx.clone())
+            },
             move || app::shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
+        // The 404 page renders with the same context, so its header knows who is signed in.
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(move || provide_context(ctx.clone()), app::shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_sign_in,
