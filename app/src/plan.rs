@@ -39,6 +39,31 @@ pub fn PlanPanel() -> impl IntoView {
         move || (params.read().get("key").unwrap_or_default(), changes.get()),
         |(key, _)| plan_panel(key),
     );
+    // A form reloaded the page and the panel says what happened: focus that message once (the
+    // browser's `autofocus` is lost when hydration takes over the panel), so a keyboard user goes
+    // on from the card they acted in.
+    #[cfg(feature = "hydrate")]
+    {
+        let focused = StoredValue::new(false);
+        Effect::new(move |_| {
+            if !matches!(data.get(), Some(Ok(_))) || focused.get_value() {
+                return;
+            }
+            focused.set_value(true);
+            request_animation_frame(|| {
+                use wasm_bindgen::JsCast;
+                let toast = document()
+                    .query_selector(".plan .toast[autofocus]")
+                    .ok()
+                    .flatten();
+                if let Some(el) =
+                    toast.and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+                {
+                    let _ = el.focus();
+                }
+            });
+        });
+    }
     view! {
         <section class="plan" data-testid="plan-panel">
             <h2>"Rollout plan"</h2>
@@ -501,7 +526,10 @@ pub(crate) mod ssr {
 
     fn said(f: Feedback) -> impl IntoView {
         view! {
+            // Focused when the page loads (the form reloaded it): a keyboard user goes on from the
+            // card they acted in, not from the top of the page.
             <div class=if f.ok { "toast ok" } else { "toast err" } role=if f.ok { "status" } else { "alert" }
+                tabindex="-1" autofocus=true
                 data-testid=if f.ok { "plan-done" } else { "plan-error" }>
                 <p>{f.text}</p>
                 {f.detail.map(|d| view! { <details><summary>"Details"</summary><p class="small mono">{d}</p></details> })}

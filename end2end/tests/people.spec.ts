@@ -75,6 +75,8 @@ test('a tick is confirmed in its checklist, and the page comes back to it', asyn
   await first.getByTestId('tick').click();
   await expect(page).toHaveURL(/#checklist-prerequisites$/);
   await expect(list.getByTestId('plan-done')).toContainText(`Ticked “${name}”`);
+  // Focus is on the confirmation, in the card: the next Tab goes on from there.
+  await expect(list.getByTestId('plan-done')).toBeFocused();
   // The seed's template items name the chosen pilots, or say none is chosen yet.
   await expect(panel(page).locator('[data-testid="checklist-item"][data-item="Tenant A: `<tenant_id_a>`"]')).toContainText('Tenant A: not chosen yet');
 });
