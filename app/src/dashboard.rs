@@ -209,7 +209,7 @@ mod ssr {
                 phase: f.rollout.phase.to_string(),
                 next: g.next.map(|p| p.to_string()),
                 groups: groups(&f.key, &g),
-                holds: g.unmet_items.is_empty(),
+                holds: g.unmet.is_empty(),
                 key: f.key,
                 description: f.description,
             })

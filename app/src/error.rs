@@ -54,24 +54,6 @@ pub enum Refusal {
     Paused,
 }
 
-impl Refusal {
-    /// Its name in a URL (`why=`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Approval => "approval",
-            Refusal::Gates => "gates",
-            Refusal::Paused => "paused",
-        }
-    }
-
-    /// [`Refusal::as_str`] read back.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Refusal::Approval, Refusal::Gates, Refusal::Paused]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
-
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 

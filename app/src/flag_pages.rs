@@ -490,27 +490,22 @@ fn FlagEditor(
         }
         Err(e) => {
             let text = e.to_string();
-            let words = match &e {
-                AppError::Refused { why: crate::error::Refusal::Paused, .. } => Some("Not saved: the rollout is paused because a guard raised an alert. Look at the guards under “Rollout plan” below, then resume."),
-                AppError::Refused { why: crate::error::Refusal::Approval, .. } => Some("Not saved: this exact change needs a second person's approval. Ask for approval below; an approver then approves it under Approvals."),
-                AppError::Refused { .. } => Some("Not saved: this change turns tenants ON and the plan's gates for it are not all done. The to-do list under “Rollout plan” below says what is open and who can close it."),
+            use crate::error::Refusal;
+            let why = match &e {
+                AppError::Refused { why, .. } => Some(*why),
                 _ => None,
             };
             // Asking for approval or passing the gates with a reason can help with gates, never
             // with a pause.
-            let gated = words.is_some();
-            refused.set(matches!(
-                e,
-                AppError::Refused {
-                    why: crate::error::Refusal::Gates | crate::error::Refusal::Approval,
-                    ..
-                }
-            ));
-            message.set(Some((
-                false,
-                words.map_or_else(|| text.clone(), str::to_string),
-            )));
-            detail.set(gated.then_some(text));
+            refused.set(matches!(why, Some(Refusal::Gates | Refusal::Approval)));
+            let words = match why {
+                None => text.clone(),
+                Some(Refusal::Paused) => "Not saved: the rollout is paused because a guard raised an alert. Look at the guards under “Rollout plan” below, then resume.".into(),
+                Some(Refusal::Approval) => "Not saved: this exact change needs a second person's approval. Ask for approval below; an approver then approves it under Approvals.".into(),
+                Some(Refusal::Gates) => "Not saved: this change turns tenants ON and the plan's gates for it are not all done. The to-do list under “Rollout plan” below says what is open and who can close it.".into(),
+            };
+            message.set(Some((false, words)));
+            detail.set(why.is_some().then_some(text));
         }
     };
     Effect::new(move |_| {

@@ -28,9 +28,8 @@ fn tz_from_cookies(headers: &http::HeaderMap) -> Option<chrono_tz::Tz> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS ZONE (HH:MM UTC)` — with the UTC date too when it is another day: the
-/// viewer's time zone with UTC beside it, for times
-/// inside sentences and cells that have no hover; `… UTC` alone until the browser has said
-/// which zone it is in.
+/// viewer's time zone with UTC beside it, for times inside sentences and cells that have no
+/// hover; `… UTC` alone until the browser has said which zone it is in.
 pub fn display_time(t: DateTime<Utc>) -> String {
     both(t, viewer_tz())
 }

@@ -578,22 +578,18 @@ pub(crate) mod ssr {
         out
     }
 
-    /// The phases whose entry the items `pick` selects gate ("into pilot, into 10%"), or "—".
+    /// The phases whose entry the gates `pick` selects guard ("into pilot, into 10%"), if any.
     fn gated_phases(
         plan: &store::rollout::PlanState,
         pick: impl Fn(&flags::plan::PhaseGates) -> bool,
-    ) -> String {
+    ) -> Option<String> {
         let phases: Vec<String> = plan
             .gates
             .iter()
             .filter(|g| pick(g))
             .map(|g| format!("into {}", g.phase))
             .collect();
-        if phases.is_empty() {
-            "—".into()
-        } else {
-            phases.join(", ")
-        }
+        (!phases.is_empty()).then(|| phases.join(", "))
     }
 
     /// A moment as the panel shows it.
@@ -657,7 +653,7 @@ pub(crate) mod ssr {
                 guards: &g.guards,
                 settings: &g.settings,
                 paused: g.paused.as_ref(),
-                unmet: &g.unmet_items,
+                unmet: &g.unmet,
             }
         }
     }
@@ -1027,10 +1023,8 @@ pub(crate) mod ssr {
             view! {
                 <div class="card checklist" id=checklist_anchor(&c.name) data-testid="checklist" data-name=c.name.clone()>
                     <h3>{c.name.clone()}</h3>
-                    <p class="muted small">{match gated_phases(&plan, |g| g.checklists.contains(&c.name)) {
-                        p if p == "—" => "Gates no phase.".to_string(),
-                        p => format!("Gates: {p}."),
-                    }}</p>
+                    <p class="muted small">{gated_phases(&plan, |g| g.checklists.contains(&c.name))
+                        .map_or_else(|| "Gates no phase.".to_string(), |p| format!("Gates: {p}."))}</p>
                     {feedback.clone().filter(|f| f.at == checklist_anchor(&c.name)).map(said)}
                     <ul>
                         {c.items.iter().map(|item| {
@@ -1075,7 +1069,7 @@ pub(crate) mod ssr {
                                 <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
                                     <td>{m.name.clone()}</td>
                                     <td>{m.owner.clone()}</td>
-                                    <td class="small">{gated_phases(&plan, |g| g.milestones.contains(&m.name))}</td>
+                                    <td class="small">{gated_phases(&plan, |g| g.milestones.contains(&m.name)).unwrap_or_else(|| "—".into())}</td>
                                     <td>{s.map(|s| when(s.at)).unwrap_or_default()}</td>
                                     <td>{match s {
                                         Some(s) if s.signed => format!("Signed by {} ({})", s.actor, s.role),

@@ -837,11 +837,9 @@ pub struct NextGates {
     pub phase: Phase,
     /// The next rung, if any.
     pub next: Option<Phase>,
-    /// What advancing now would be refused for, in words: the write path's own decision on the
-    /// change advancing would make (computed once per state and cached, as on the flag page).
-    pub unmet: Vec<String>,
-    /// The same, typed (what the flag page's to-do list reads).
-    pub unmet_items: Vec<Unmet>,
+    /// What advancing now would be refused for: the write path's own decision on the change
+    /// advancing would make (computed once per state and cached, as on the flag page).
+    pub unmet: Vec<Unmet>,
     /// The gates into the next rung, if the plan has any.
     pub gates: Option<PhaseGates>,
     /// The plan's checklists and milestones.
@@ -852,6 +850,13 @@ pub struct NextGates {
     pub settings: Settings,
     /// Set when a guard's alert paused the rollout.
     pub paused: Option<Paused>,
+}
+
+impl NextGates {
+    /// [`NextGates::unmet`] in words (what a refusal lists).
+    pub fn unmet_text(&self) -> Vec<String> {
+        self.unmet.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// [`NextGates`] of each of `flags` (as the dashboard listed them) at `now`, in their order. The
@@ -868,7 +873,7 @@ pub async fn next_gates(
     for f in flags {
         let next = f.rollout.phase.next(&DEFAULT_LADDER);
         let plan = plans::load(&mut conn, &f.key).await?;
-        let mut unmet_items = Vec::new();
+        let mut unmet = Vec::new();
         if next.is_some() {
             let mut facts = gate_facts(&mut conn, &f.key, &plan, now, ready)
                 .await?
@@ -876,14 +881,13 @@ pub async fn next_gates(
             let p = propose_advance_cached(&mut conn, &f.key, &f.rollout, f.version, &mut shared)
                 .await?;
             facts.approval = approval_of(&mut conn, &f.key, &plan.settings, &p.hash).await?;
-            unmet_items = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts);
+            unmet = next_unmet(&plan.document, &plan.gates, &p.effect(), &facts);
         }
         out.push(NextGates {
             key: f.key.clone(),
             phase: f.rollout.phase,
             next,
-            unmet: unmet_items.iter().map(ToString::to_string).collect(),
-            unmet_items,
+            unmet,
             gates: plan.gates.iter().find(|g| Some(g.phase) == next).cloned(),
             document: plan.document,
             guards: plan.guards,

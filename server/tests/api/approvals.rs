@@ -219,7 +219,7 @@ async fn the_seeds_pilot_command_works_after_the_prerequisites(pool: PgPool) {
         .post(&format!("/api/admin/flags/{FLAG}/advance"), None)
         .await
         .json();
-    assert_eq!(json!(dash.unmet), refusal["unmet"]);
+    assert_eq!(json!(dash.unmet_text()), refusal["unmet"]);
     satisfy_pilot_gates(&app).await;
     let res = app.post(&curl, None).await;
     assert_error(&res, StatusCode::CONFLICT, "gates_unmet");
