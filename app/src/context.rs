@@ -37,75 +37,60 @@ impl ServerContext {
     /// after a REST write; other instances follow through `NOTIFY`. Every server function that
     /// writes calls it after its write succeeded.
     pub async fn publish(&self) {
-        self.publisher.publish().await;
+        self.publisher.run().await;
     }
 
     /// How many tenants each flag is ON for, from the snapshot evaluations use — counted once
     /// per version in memory instead of a `count(*)` over every `feature_flags` row (seconds at
     /// 100,000 tenants × 20 flags). `None` before the first load: count in SQL then.
     pub async fn counts(&self) -> Option<std::sync::Arc<flags::compact::Counts>> {
-        (self.counts.0)().await
+        self.counts.run().await
     }
 }
 
-/// Where [`ServerContext::counts`] comes from: the server gives its live snapshot's.
-#[derive(Clone)]
-pub struct CountSource(std::sync::Arc<dyn Fn() -> CountsFuture + Send + Sync>);
+/// Something the server does for the web app's server functions on request, given through the
+/// context as a closure (the web app cannot name the server's types).
+pub struct ServerHook<T>(std::sync::Arc<dyn Fn() -> HookFuture<T> + Send + Sync>);
 
-/// What [`CountSource`] runs.
-type CountsFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Option<std::sync::Arc<flags::compact::Counts>>> + Send>,
->;
+/// What a [`ServerHook`] runs.
+type HookFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-impl CountSource {
-    /// Counts from `counts`.
-    pub fn new<F, Fut>(counts: F) -> Self
+impl<T: 'static> ServerHook<T> {
+    /// A hook that runs `hook`.
+    pub fn new<F, Fut>(hook: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Option<std::sync::Arc<flags::compact::Counts>>>
-            + Send
-            + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
     {
-        CountSource(std::sync::Arc::new(move || Box::pin(counts())))
+        ServerHook(std::sync::Arc::new(move || Box::pin(hook())))
+    }
+
+    /// Runs it.
+    pub async fn run(&self) -> T {
+        (self.0)().await
     }
 }
 
-impl std::fmt::Debug for CountSource {
+impl<T> Clone for ServerHook<T> {
+    fn clone(&self) -> Self {
+        ServerHook(self.0.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for ServerHook<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CountSource")
+        f.write_str("ServerHook")
     }
 }
 
 /// What publishes this instance's snapshot after a write: the server gives the web app its own
 /// (`server::live`: reload the snapshot when the change version moved), so a server function's
-/// write is visible at once on the instance that made it, not only once `NOTIFY` arrives.
-#[derive(Clone)]
-pub struct Publisher(std::sync::Arc<dyn Fn() -> PublishFuture + Send + Sync>);
+/// write is visible at once on the instance that made it, not only once `NOTIFY` arrives. Errors
+/// are the publisher's to log: the write itself succeeded.
+pub type Publisher = ServerHook<()>;
 
-/// What [`Publisher`] runs.
-type PublishFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-impl Publisher {
-    /// A publisher that runs `publish` after every write.
-    pub fn new<F, Fut>(publish: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        Publisher(std::sync::Arc::new(move || Box::pin(publish())))
-    }
-
-    /// Publishes (errors are the publisher's to log: the write itself succeeded).
-    pub async fn publish(&self) {
-        (self.0)().await;
-    }
-}
-
-impl std::fmt::Debug for Publisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Publisher")
-    }
-}
+/// Where [`ServerContext::counts`] comes from: the server gives its live snapshot's.
+pub type CountSource = ServerHook<Option<std::sync::Arc<flags::compact::Counts>>>;
 
 /// The server context, or an internal error when the server forgot to provide it.
 pub fn server_context() -> Result<ServerContext, AppError> {

@@ -126,9 +126,7 @@ pub async fn plan_sign(
                 .document
                 .milestones
                 .iter()
-                .find(|m| m.name == milestone)
-                .and_then(|m| flags::change::owner_roles(&m.owner).ok())
-                .is_some_and(|roles| roles.contains(&user.role));
+                .any(|m| m.name == milestone && m.signed_by(user.role));
             if owns {
                 ssr::open_items_for(&plan, &milestone)
             } else {
@@ -1064,7 +1062,7 @@ pub(crate) mod ssr {
                         {plan.document.milestones.iter().map(|m| {
                             let s = plan.signoffs.iter().find(|s| s.milestone == m.name);
                             let signed = s.is_some_and(|s| s.signed);
-                            let may_sign = flags::change::owner_roles(&m.owner).is_ok_and(|r| r.contains(&role));
+                            let may_sign = m.signed_by(role);
                             view! {
                                 <tr data-testid="milestone" data-name=m.name.clone() data-signed=signed.to_string()>
                                     <td>{m.name.clone()}</td>

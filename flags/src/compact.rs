@@ -837,17 +837,17 @@ impl CompactSnapshot {
     /// [`CompactSnapshot::counts`] of every flag. `reuse` holds counts taken at an earlier
     /// version with the same tenants: its flags not in `changed` are taken from it as they are.
     pub fn count_all(&self, reuse: Option<(&Counts, &[String])>) -> Counts {
+        let kept = |key: &String| {
+            let (c, changed) = reuse?;
+            if changed.contains(key) {
+                return None;
+            }
+            c.flags.get(key).copied()
+        };
         let flags = self
             .flags
             .keys()
-            .filter_map(|key| {
-                let kept = reuse.and_then(|(c, changed)| {
-                    (!changed.iter().any(|k| k == key))
-                        .then(|| c.flags.get(key).copied())
-                        .flatten()
-                });
-                Some((key.clone(), kept.or_else(|| self.counts(key))?))
-            })
+            .filter_map(|key| Some((key.clone(), kept(key).or_else(|| self.counts(key))?)))
             .collect();
         Counts {
             version: self.version,

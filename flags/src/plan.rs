@@ -29,6 +29,14 @@ pub struct Milestone {
     pub owner: String,
 }
 
+impl Milestone {
+    /// Whether `role` owns it and so may sign it ([`crate::change::owner_roles`]; an owner no
+    /// role maps to owns nothing).
+    pub fn signed_by(&self, role: crate::change::Role) -> bool {
+        crate::change::owner_roles(&self.owner).is_ok_and(|r| r.contains(&role))
+    }
+}
+
 /// A row of the contact table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {

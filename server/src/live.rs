@@ -103,6 +103,12 @@ impl LiveSnapshot {
             .map(|r| r.flag.as_str())
             .chain(changes.flags.iter().map(|f| f.key.as_str()))
             .collect();
+        // The last counts stay good for every flag not touched since they were taken.
+        let reuse = match (previous.counts.get(), &previous.reuse) {
+            (Some(c), _) => Some((c.clone(), touched_since(&touched, &[]))),
+            (None, Some((c, before))) => Some((c.clone(), touched_since(&touched, before))),
+            (None, None) => None,
+        };
         let disabled = if touched.is_empty() {
             previous.disabled.clone()
         } else {
@@ -119,11 +125,6 @@ impl LiveSnapshot {
                     .map(str::to_string),
             );
             Arc::new(d)
-        };
-        let reuse = match (previous.counts.get(), &previous.reuse) {
-            (Some(c), _) => Some((c.clone(), touched_keys(changes, &[]))),
-            (None, Some((c, before))) => Some((c.clone(), touched_keys(changes, before))),
-            (None, None) => None,
         };
         LiveSnapshot {
             snapshot,
@@ -213,13 +214,12 @@ impl LiveSnapshot {
     }
 }
 
-/// The flags `changes` touch, with `before` (flags changed earlier), without repeats.
-fn touched_keys(changes: &Changes, before: &[String]) -> Arc<[String]> {
+/// The flags a step `touched`, with `before` (flags changed earlier), sorted, without repeats.
+fn touched_since(touched: &HashSet<&str>, before: &[String]) -> Arc<[String]> {
     let mut keys: Vec<String> = before
         .iter()
         .cloned()
-        .chain(changes.rows.iter().map(|r| r.flag.clone()))
-        .chain(changes.flags.iter().map(|f| f.key.clone()))
+        .chain(touched.iter().map(|k| k.to_string()))
         .collect();
     keys.sort_unstable();
     keys.dedup();

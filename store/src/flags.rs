@@ -58,14 +58,28 @@ type RawFlag = (
     DateTime<Utc>,
 );
 
-const SELECT_FLAGS: &str = "SELECT f.key, f.description, f.rollout, f.version, \
-        (SELECT enabled FROM feature_flags g WHERE g.key = f.key AND g.tenant_id IS NULL), \
-        (SELECT count(*) FROM feature_flags t JOIN tenants x ON x.id = t.tenant_id AND x.archived_at IS NULL \
-          WHERE t.key = f.key AND t.enabled), \
-        (SELECT count(*) FROM feature_flags t JOIN tenants x ON x.id = t.tenant_id AND x.archived_at IS NULL \
-          WHERE t.key = f.key AND t.excluded), \
-        f.created_at, f.updated_at \
-     FROM flags f";
+/// The query of a [`RawFlag`], with `$counts` for its two counts.
+macro_rules! select_flags {
+    ($counts:literal) => {
+        concat!(
+            "SELECT f.key, f.description, f.rollout, f.version, \
+             (SELECT enabled FROM feature_flags g WHERE g.key = f.key AND g.tenant_id IS NULL), ",
+            $counts,
+            ", f.created_at, f.updated_at FROM flags f"
+        )
+    };
+}
+
+/// Flags with their counts of live tenants' rows.
+const SELECT_FLAGS: &str = select_flags!(
+    "(SELECT count(*) FROM feature_flags t JOIN tenants x ON x.id = t.tenant_id AND x.archived_at IS NULL \
+       WHERE t.key = f.key AND t.enabled), \
+     (SELECT count(*) FROM feature_flags t JOIN tenants x ON x.id = t.tenant_id AND x.archived_at IS NULL \
+       WHERE t.key = f.key AND t.excluded)"
+);
+
+/// Flags without their counts (zeros: [`list_counted`] fills them in).
+const SELECT_FLAGS_UNCOUNTED: &str = select_flags!("0::bigint, 0::bigint");
 
 fn to_row(r: RawFlag) -> Result<FlagRow, Error> {
     let rollout = serde_json::from_value(r.2)
@@ -102,14 +116,9 @@ pub async fn list_counted(
     let Some(counts) = counts else {
         return list(pool).await;
     };
-    let rows: Vec<RawFlag> = sqlx::query_as(
-        "SELECT f.key, f.description, f.rollout, f.version, \
-            (SELECT enabled FROM feature_flags g WHERE g.key = f.key AND g.tenant_id IS NULL), \
-            0::bigint, 0::bigint, f.created_at, f.updated_at \
-         FROM flags f ORDER BY f.key",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<RawFlag> = sqlx::query_as(&format!("{SELECT_FLAGS_UNCOUNTED} ORDER BY f.key"))
+        .fetch_all(pool)
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let Some(c) = counts.flags.get(&r.0) else {
