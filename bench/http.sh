@@ -27,12 +27,8 @@ timed "build (release)" cargo leptos build --release
 timed "build the ceiling (release)" cargo build --release --locked -p server --example ceiling \
     --no-default-features --features ssr
 CEILING_ADDR=${BENCH_CEILING_ADDR:-127.0.0.1:3401}
-pg_start pg-bench 15450
-create_db "$PG_URL_BASE" tenantry_bench fresh
-export DATABASE_URL="$PG_URL_BASE/tenantry_bench"
 BIN="$ROOT/target/release/tenantry"
-"$BIN" migrate >/dev/null
-timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
+bench_database "$BIN" pg-bench 15450 tenantry_bench "$TENANTS"
 SECRET=$(random_secret rg_server_)
 "$BIN" token create --scope server --name bench --value "$SECRET" >/dev/null
 # A realistic state: pilots, then 10% and 50% materialised (past the plan's gates: this is a

@@ -30,11 +30,7 @@ BIN="$ROOT/target/release/tenantry"
 if [ -z "${BENCH_NO_BUILD:-}" ] || [ ! -x "$BIN" ]; then
     timed "build (release)" cargo leptos build --release
 fi
-pg_start pg-multi 15490
-create_db "$PG_URL_BASE" tenantry_multi fresh
-export DATABASE_URL="$PG_URL_BASE/tenantry_multi"
-"$BIN" migrate >/dev/null
-timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
+bench_database "$BIN" pg-multi 15490 tenantry_multi "$TENANTS"
 SECRET=$(random_secret rg_server_)
 "$BIN" token create --scope server --name bench --value "$SECRET" >/dev/null
 "$BIN" enable --tenant "$DEMO_TENANT" --override "bench setup" >/dev/null

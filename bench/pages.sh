@@ -25,12 +25,7 @@ ensure_postgres
 timed "build (release)" cargo build --locked --release -p server --bin tenantry
 BIN="$ROOT/target/release/tenantry"
 
-pg_start pg-pages "$PG_PORT"
-create_db "$PG_URL_BASE" tenantry_pages fresh
-export DATABASE_URL="$PG_URL_BASE/tenantry_pages"
-PSQL=(psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1)
-"$BIN" migrate >/dev/null
-timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
+bench_database "$BIN" pg-pages "$PG_PORT" tenantry_pages "$TENANTS"
 PASSWORD=$(random_secret bench_)
 TENANTRY_PASSWORD="$PASSWORD" "$BIN" user add bench-admin --role admin --replace >/dev/null
 timed "$FLAGS flags to 50%" bench_flags_at_half "$BIN" "$FLAGS"

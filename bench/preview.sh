@@ -22,12 +22,8 @@ ensure_wasm_bindgen
 ensure_wasm_opt
 
 timed "build (release)" cargo leptos build --release
-pg_start pg-bench 15450
-create_db "$PG_URL_BASE" tenantry_preview fresh
-export DATABASE_URL="$PG_URL_BASE/tenantry_preview"
 BIN="$ROOT/target/release/tenantry"
-"$BIN" migrate >/dev/null
-timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
+bench_database "$BIN" pg-bench 15450 tenantry_preview "$TENANTS"
 export E2E_PO_PASSWORD
 E2E_PO_PASSWORD=$(random_secret po-)
 TENANTRY_PASSWORD="$E2E_PO_PASSWORD" "$BIN" user add po --role product_owner >/dev/null

@@ -42,12 +42,7 @@ else
     BIN="$ROOT/target/debug/tenantry"
 fi
 
-pg_start pg-scale "$PG_PORT"
-create_db "$PG_URL_BASE" tenantry_scale fresh
-export DATABASE_URL="$PG_URL_BASE/tenantry_scale"
-PSQL=(psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1)
-"$BIN" migrate >/dev/null
-timed "seed $TENANTS tenants" "$BIN" seed-demo --tenants "$TENANTS"
+bench_database "$BIN" pg-scale "$PG_PORT" tenantry_scale "$TENANTS"
 SECRET=$(random_secret rg_server_)
 "$BIN" token create --scope server --name bench --value "$SECRET" >/dev/null
 

@@ -165,6 +165,18 @@ YML
     OTHER_PIDS+=($!)
     wait_http "http://127.0.0.1:$port/-/ready" 30 || die "Prometheus did not start (see $dir/prometheus.log)"
 }
+# bench_database BIN CLUSTER PORT NAME TENANTS — for the benchmarks: a fresh database NAME on the
+# private Postgres CLUSTER (127.0.0.1:PORT), migrated, with TENANTS demo tenants. Exports
+# DATABASE_URL and sets PSQL (an array: psql on it, quiet, stopping at the first error).
+bench_database() {
+    local bin=$1 cluster=$2 port=$3 name=$4 tenants=$5
+    pg_start "$cluster" "$port"
+    create_db "$PG_URL_BASE" "$name" fresh
+    export DATABASE_URL="$PG_URL_BASE/$name"
+    PSQL=(psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1)
+    "$bin" migrate >/dev/null
+    timed "seed $tenants tenants" "$bin" seed-demo --tenants "$tenants"
+}
 # bench_flags_at_half BIN N — for the benchmarks over $DATABASE_URL: N flags in all (the seed's
 # and N-1 more, each created by a raw-SQL global row), each taken to 50% with one pilot through
 # the write path (past the plan's gates: a benchmark setup, audited). Leaves the keys in KEYS.

@@ -127,12 +127,9 @@ impl TestApp {
     /// the gates (which `advance_is_gated_approved_and_overridable` covers).
     pub async fn ungate(&self, flag: &str) {
         let res = self
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/api/admin/flags/{flag}/plan/settings"),
-                Some(&self.admin),
-                &[],
-                Some(json!({"approvals_required": false, "approver_roles": [], "auto_advance": false, "gates": []})),
+                json!({"approvals_required": false, "approver_roles": [], "auto_advance": false, "gates": []}),
             )
             .await;
         assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
@@ -146,6 +143,12 @@ impl TestApp {
 
     pub async fn post(&self, uri: &str, body: Option<Value>) -> Res {
         self.call(Method::POST, uri, Some(&self.admin), &[], body)
+            .await
+    }
+
+    /// A PUT of `body` with the admin token.
+    pub async fn put(&self, uri: &str, body: Value) -> Res {
+        self.call(Method::PUT, uri, Some(&self.admin), &[], Some(body))
             .await
     }
 }

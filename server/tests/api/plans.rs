@@ -507,30 +507,14 @@ async fn automatic_advance_waits_for_every_gate_on_the_injected_clock(pool: PgPo
 async fn a_partial_settings_body_keeps_what_it_does_not_name(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let uri = format!("/api/admin/flags/{FLAG}/plan/settings");
-    let res = app
-        .call(
-            Method::PUT,
-            &uri,
-            Some(&app.admin),
-            &[],
-            Some(json!({"approvals_required": true, "approver_roles": ["qa", "admin"], "on_alert": "previous"})),
-        )
-        .await;
+    let res = app.put(&uri, json!({"approvals_required": true, "approver_roles": ["qa", "admin"], "on_alert": "previous"})).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     let plan_uri = format!("/api/admin/flags/{FLAG}/plan");
     let mut gates = app.get(&plan_uri).await.json()["gates"].clone();
     for g in gates.as_array_mut().unwrap() {
         g["min_window_hours"] = json!(0);
     }
-    let res = app
-        .call(
-            Method::PUT,
-            &uri,
-            Some(&app.admin),
-            &[],
-            Some(json!({"gates": gates})),
-        )
-        .await;
+    let res = app.put(&uri, json!({"gates": gates})).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     let plan = app.get(&plan_uri).await.json();
     assert!(plan["gates"]
@@ -542,15 +526,7 @@ async fn a_partial_settings_body_keeps_what_it_does_not_name(pool: PgPool) {
     assert_eq!(plan["settings"]["approver_roles"], json!(["qa", "admin"]));
     assert_eq!(plan["settings"]["on_alert"], "previous");
     // A bad value is refused and changes nothing.
-    let res = app
-        .call(
-            Method::PUT,
-            &uri,
-            Some(&app.admin),
-            &[],
-            Some(json!({"approver_roles": []})),
-        )
-        .await;
+    let res = app.put(&uri, json!({"approver_roles": []})).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
     assert_eq!(
         app.get(&plan_uri).await.json()["settings"]["approver_roles"],
