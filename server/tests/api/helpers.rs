@@ -284,17 +284,64 @@ impl std::io::Write for LogBuffer {
     }
 }
 
+thread_local! {
+    /// The buffer of the capture running on this thread, if any.
+    static CAPTURING: std::cell::RefCell<Option<LogBuffer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to this thread's capture, or nowhere.
+#[derive(Clone, Copy)]
+struct ThisThread;
+
+impl std::io::Write for ThisThread {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURING.with_borrow_mut(|c| match c {
+            Some(logs) => logs.write(buf),
+            None => Ok(buf.len()),
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for ThisThread {
+    type Writer = ThisThread;
+    fn make_writer(&self) -> ThisThread {
+        *self
+    }
+}
+
+/// A capture in progress ([`LogBuffer::capture`]); dropping it ends the capture.
+pub struct Capture;
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        CAPTURING.with_borrow_mut(|c| *c = None);
+    }
+}
+
 impl LogBuffer {
     /// Captures everything logged at any level on this thread until the guard is dropped.
-    pub fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    ///
+    /// One process-wide subscriber, installed by the first capture, writes each event to the
+    /// capture of the thread it happens on. A thread-local subscriber (`set_default`) lost events
+    /// now and then: tracing caches per callsite whether anyone listens, and callsites other
+    /// tests' threads hit while no subscriber was set were sometimes left "never".
+    pub fn capture() -> (LogBuffer, Capture) {
+        static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        INSTALLED.get_or_init(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(ThisThread)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the API tests");
+        });
         let logs = LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
+        CAPTURING.with_borrow_mut(|c| *c = Some(logs.clone()));
+        (logs, Capture)
     }
 }
 
